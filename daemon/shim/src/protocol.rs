@@ -1,0 +1,169 @@
+//! What the daemon and a shim say to each other, and the files they share.
+//!
+//! 1. The daemon creates the container's cgroups, writes an OCI `config.json` into the
+//!    bundle dir and a [`ShimConfig`] (`shim.json`) into the state dir, then runs
+//!    `boxd shim --config <state_dir>/shim.json` (no `pre_exec`).
+//! 2. That process forks the long-lived shim (new session, re-parented away from the
+//!    daemon) and stays only until the container has exec'd or failed; it prints one
+//!    [`StartReport`] as a JSON line on stdout and exits 0 (started) or 1 (failed).
+//!    Nothing of the shim keeps the daemon's stdout/stderr pipes open afterwards.
+//! 3. The shim writes `shim.pid` and `container.pid` into the state dir, listens on
+//!    `control.sock` there ([`ControlRequest`] / [`ControlResponse`], one JSON line
+//!    each way per connection), copies the app's stdout/stderr into the log file as
+//!    [`LogRecord`] JSON lines, and on the app's exit writes [`ExitRecord`] atomically
+//!    to `exit.json` (temp file, fsync, rename) *before* answering waiters, then exits.
+//!
+//! The state dir is on tmpfs (`/run`), so after a reboot it is gone; the daemon's
+//! reconcile treats "no shim, no exit record" as a container that died with the host.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// File names inside a container's state dir.
+pub mod files {
+    /// The [`super::ShimConfig`] the daemon wrote.
+    pub const SHIM_CONFIG: &str = "shim.json";
+    /// Pid of the long-lived shim, decimal, written once it runs.
+    pub const SHIM_PID: &str = "shim.pid";
+    /// Host pid of the container's first process, decimal.
+    pub const CONTAINER_PID: &str = "container.pid";
+    /// The control socket.
+    pub const CONTROL_SOCKET: &str = "control.sock";
+    /// The [`super::ExitRecord`], written atomically once the app has exited.
+    pub const EXIT_RECORD: &str = "exit.json";
+    /// The shim's own diagnostics (its stderr after it detached).
+    pub const SHIM_LOG: &str = "shim.log";
+}
+
+/// Everything the shim needs besides the OCI bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimConfig {
+    /// Container id (used in messages only).
+    pub id: String,
+    /// OCI bundle dir: holds `config.json`; its `root.path` is where the rootfs is
+    /// mounted (inside the container's own mount namespace, so it never leaks on the
+    /// host).
+    pub bundle: PathBuf,
+    /// Runtime state dir (`/run/boxd/containers/<id>`): pid files, socket, exit record.
+    pub state_dir: PathBuf,
+    /// The container log file (appended to, never truncated).
+    pub log_path: PathBuf,
+    /// The overlay that becomes the root filesystem.
+    pub rootfs: Overlay,
+    /// `cgroup.procs` files the app's process is written into before it may go on
+    /// (one per v1 hierarchy, or the single v2 one). The app never runs uncapped.
+    pub cgroup_procs: Vec<PathBuf>,
+    /// Where the kernel counts OOM kills for this container's cgroup.
+    pub oom_counter: Option<OomCounter>,
+}
+
+/// An overlayfs made of read-only layers and a writable upper dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    /// Lower dirs, topmost first (overlayfs `lowerdir=` order).
+    pub lower: Vec<PathBuf>,
+    /// Per-container writable layer.
+    pub upper: PathBuf,
+    /// overlayfs work dir (same filesystem as `upper`).
+    pub work: PathBuf,
+}
+
+/// A `key value` counter file and the key to read (v1 `memory.oom_control` /
+/// `oom_kill`, v2 `memory.events` / `oom_kill`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OomCounter {
+    /// The file to read.
+    pub path: PathBuf,
+    /// The key whose value counts OOM kills.
+    pub key: String,
+}
+
+/// The one line the starting `boxd shim` process prints on stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StartReport {
+    /// The app exec'd.
+    Started {
+        /// Pid of the long-lived shim.
+        shim_pid: i32,
+        /// Host pid of the app.
+        pid: i32,
+    },
+    /// Nothing runs; everything the shim made was undone.
+    Failed {
+        /// Which step failed (`config`, `clone`, `cgroup`, `mount`, `pivot_root`,
+        /// `user`, `exec`, ...).
+        stage: String,
+        /// What went wrong, the whole chain.
+        message: String,
+    },
+}
+
+/// One request on the control socket (a JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// Send a signal to the app's first process.
+    Kill {
+        /// Signal number.
+        signal: i32,
+    },
+    /// Answer once the app has exited and `exit.json` is written.
+    Wait,
+    /// Answer at once with the pids.
+    State,
+}
+
+/// One answer on the control socket (a JSON line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ControlResponse {
+    /// The request was carried out.
+    Ok,
+    /// Answer to `State`.
+    State {
+        /// Pid of the shim.
+        shim_pid: i32,
+        /// Host pid of the app.
+        pid: i32,
+        /// Whether the app still runs.
+        running: bool,
+    },
+    /// Answer to `Wait`.
+    Exited(ExitRecord),
+    /// The request failed.
+    Error {
+        /// Why.
+        message: String,
+    },
+}
+
+/// How the app ended; `exit.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitRecord {
+    /// Host pid the app had.
+    pub pid: i32,
+    /// Exit status, or 128 + the signal number when a signal ended it.
+    pub exit_code: i32,
+    /// The signal that ended it, if any.
+    pub signal: Option<i32>,
+    /// OOM kills in the container's cgroup during this run (counter at exit minus
+    /// counter at start); `None` when no counter was configured or readable.
+    pub oom_kills: Option<u64>,
+    /// When the app exec'd, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// When the shim reaped it, milliseconds since the Unix epoch.
+    pub finished_at_ms: u64,
+}
+
+/// One line of the container log file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// RFC 3339 time with nanoseconds, UTC (`2026-01-02T03:04:05.123456789Z`).
+    pub time: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The bytes read (a whole line with its `\n`, or a partial line), UTF-8 lossy.
+    pub log: String,
+}

@@ -1,0 +1,1 @@
+//! Wiring: store, cgroups, images, runtime and the API on a Unix socket.

@@ -1,0 +1,1 @@
+//! Test harness: a real boxd on a temporary socket, state dir and database.
