@@ -1,8 +1,676 @@
 //! `boxd-client`: a typed async client for the boxd REST API.
+//!
+//! [`Client`] speaks HTTP/1.1 (hyper) over the daemon's Unix socket, one method per route
+//! of `/v1`, with the wire types of [`models`]. Each call opens its own connection: a Unix
+//! socket connect costs next to nothing, and long calls (`wait`, followed logs, the event
+//! stream) then never hold up other calls. Nothing is sent over TCP.
+//!
+//! Streamed answers (`logs`, `events`) are NDJSON, decoded line by line as the bytes
+//! arrive; a stream is never buffered whole.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), boxd_client::Error> {
+//! use boxd_client::{Client, models::CreateContainer};
+//! let client = Client::from_env();
+//! let created = client
+//!     .create_container(&CreateContainer {
+//!         image: "busybox".into(),
+//!         cmd: Some(vec!["echo".into(), "hi".into()]),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! client.start(&created.id).await?;
+//! let exit = client.wait(&created.id).await?;
+//! println!("exit code {}", exit.exit_code);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod error;
 pub mod models;
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST, USER_AGENT};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::AsyncRead;
+use tokio::net::UnixStream;
+
+pub use error::Error;
+use models::{
+    Container, CreateContainer, CreateResponse, ErrorBody, Event, Image, Info, LogEntry, Version,
+    WaitResponse,
+};
 
 /// The daemon's default API socket.
 pub const DEFAULT_SOCKET: &str = "/run/boxd.sock";
+
+/// The environment variable that names the daemon's socket.
+pub const SOCKET_ENV: &str = "BOXD_SOCKET";
+
+/// Longest NDJSON line accepted from a stream; a longer one means a broken peer, and
+/// holding it would defeat streaming.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// Characters escaped in one path segment (a container id or name): everything a path
+/// cannot carry literally, and `/`, so an odd name never reaches another route.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Image references keep their `/` (`library/busybox:1`): the route is `/v1/images/{*ref}`.
+const REF_PATH: &AsciiSet = &SEGMENT.remove(b'/');
+
+/// Query values: everything but the unreserved characters is escaped.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A result of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Options of [`Client::logs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsOptions {
+    /// Keep streaming new output until the container exits.
+    pub follow: bool,
+    /// Only the last N entries; `None` for all.
+    pub tail: Option<u64>,
+    /// Only entries at or after this time: RFC 3339 or unix seconds.
+    pub since: Option<String>,
+    /// Include standard output.
+    pub stdout: bool,
+    /// Include standard error.
+    pub stderr: bool,
+}
+
+impl Default for LogsOptions {
+    /// Both streams, everything so far, no follow.
+    fn default() -> Self {
+        LogsOptions {
+            follow: false,
+            tail: None,
+            since: None,
+            stdout: true,
+            stderr: true,
+        }
+    }
+}
+
+/// Options of [`Client::events`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventsOptions {
+    /// Replay events from here: a sequence number (exclusive) or an RFC 3339 time.
+    pub since: Option<String>,
+    /// Stop at this sequence number or time; without it the stream stays live forever.
+    pub until: Option<String>,
+    /// Only events of this container (id, prefix or name).
+    pub container: Option<String>,
+}
+
+/// A handle on a boxd daemon, cheap to clone.
+///
+/// No I/O happens until the first call; each call connects to the socket anew.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: Arc<PathBuf>,
+}
+
+impl Client {
+    /// A client for the daemon listening on the Unix socket at `path`.
+    pub fn connect(path: impl Into<PathBuf>) -> Client {
+        Client {
+            socket: Arc::new(path.into()),
+        }
+    }
+
+    /// A client for the socket named by `BOXD_SOCKET`, else [`DEFAULT_SOCKET`].
+    pub fn from_env() -> Client {
+        match std::env::var_os(SOCKET_ENV) {
+            Some(path) if !path.is_empty() => Client::connect(path),
+            _ => Client::connect(DEFAULT_SOCKET),
+        }
+    }
+
+    /// The socket this client talks to.
+    pub fn socket_path(&self) -> &Path {
+        &self.socket
+    }
+
+    /// `GET /v1/version`.
+    pub async fn version(&self) -> Result<Version> {
+        self.get_json("/v1/version".into()).await
+    }
+
+    /// `GET /v1/info`.
+    pub async fn info(&self) -> Result<Info> {
+        self.get_json("/v1/info".into()).await
+    }
+
+    /// `GET /v1/images`: every image in the store.
+    pub async fn images(&self) -> Result<Vec<Image>> {
+        self.get_json("/v1/images".into()).await
+    }
+
+    /// `POST /v1/images/import?name=REF` with the rootfs tarball (plain, gzip or zstd) at
+    /// `path`, streamed from the file.
+    pub async fn import_image(&self, name: &str, path: impl AsRef<Path>) -> Result<Image> {
+        let path = path.as_ref();
+        let open_err = |source| Error::OpenFile {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = tokio::fs::File::open(path).await.map_err(open_err)?;
+        let len = file.metadata().await.map_err(open_err)?.len();
+        self.import(name, file, Some(len)).await
+    }
+
+    /// `POST /v1/images/import?name=REF` with the tarball read from `reader`, sent with
+    /// chunked transfer encoding as it is read.
+    pub async fn import_image_stream<R>(&self, name: &str, reader: R) -> Result<Image>
+    where
+        R: AsyncRead + Send + 'static,
+    {
+        self.import(name, reader, None).await
+    }
+
+    async fn import<R>(&self, name: &str, reader: R, len: Option<u64>) -> Result<Image>
+    where
+        R: AsyncRead + Send + 'static,
+    {
+        let frames = tokio_util::io::ReaderStream::new(reader).map_ok(Frame::data);
+        let body = UnsyncBoxBody::new(StreamBody::new(frames));
+        let mut query = Query::default();
+        query.push("name", name);
+        let mut req = request(Method::POST, format!("/v1/images/import{query}"), body)?;
+        let headers = req.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+        if let Some(len) = len {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        let resp = self.send(req).await?;
+        decode(resp).await
+    }
+
+    /// `GET /v1/images/{ref}`: one image by name or id.
+    pub async fn image(&self, reference: &str) -> Result<Image> {
+        self.get_json(format!("/v1/images/{}", ref_path(reference)))
+            .await
+    }
+
+    /// `DELETE /v1/images/{ref}?force=`: removes an image; without `force` the daemon
+    /// refuses (409 `image_in_use`) while a container uses it.
+    pub async fn remove_image(&self, reference: &str, force: bool) -> Result<()> {
+        let mut query = Query::default();
+        query.push("force", force);
+        let path = format!("/v1/images/{}{query}", ref_path(reference));
+        self.no_content(Method::DELETE, path).await
+    }
+
+    /// `POST /v1/containers`: creates a container (it does not start it).
+    pub async fn create_container(&self, spec: &CreateContainer) -> Result<CreateResponse> {
+        let req = json_request(Method::POST, "/v1/containers".into(), spec)?;
+        decode(self.send(req).await?).await
+    }
+
+    /// `GET /v1/containers?all=`: running containers, or every one with `all`.
+    pub async fn containers(&self, all: bool) -> Result<Vec<Container>> {
+        let mut query = Query::default();
+        query.push("all", all);
+        self.get_json(format!("/v1/containers{query}")).await
+    }
+
+    /// `GET /v1/containers/{id}`: inspect by full id, unique id prefix, or name.
+    pub async fn container(&self, id: &str) -> Result<Container> {
+        self.get_json(container_path(id, "")).await
+    }
+
+    /// `POST /v1/containers/{id}/start` (409 `already_running`).
+    pub async fn start(&self, id: &str) -> Result<()> {
+        self.no_content(Method::POST, container_path(id, "/start"))
+            .await
+    }
+
+    /// `POST /v1/containers/{id}/stop?timeout=`: SIGTERM, then SIGKILL after `timeout`
+    /// seconds (the daemon's default when `None`).
+    pub async fn stop(&self, id: &str, timeout: Option<u64>) -> Result<()> {
+        let mut query = Query::default();
+        if let Some(secs) = timeout {
+            query.push("timeout", secs);
+        }
+        let path = format!("{}{query}", container_path(id, "/stop"));
+        self.no_content(Method::POST, path).await
+    }
+
+    /// `POST /v1/containers/{id}/kill?signal=`: sends `signal` (`SIGTERM`, `TERM` or `15`),
+    /// SIGKILL when `None` (409 `not_running`).
+    pub async fn kill(&self, id: &str, signal: Option<&str>) -> Result<()> {
+        let mut query = Query::default();
+        if let Some(signal) = signal {
+            query.push("signal", signal);
+        }
+        let path = format!("{}{query}", container_path(id, "/kill"));
+        self.no_content(Method::POST, path).await
+    }
+
+    /// `POST /v1/containers/{id}/wait`: blocks until the container exits.
+    pub async fn wait(&self, id: &str) -> Result<WaitResponse> {
+        let req = request(Method::POST, container_path(id, "/wait"), empty())?;
+        decode(self.send(req).await?).await
+    }
+
+    /// `GET /v1/containers/{id}/logs?format=ndjson`: the container's output as a stream of
+    /// entries, decoded as they arrive. With `follow` the stream ends when the container
+    /// exits. Errors the daemon reports up front (no such container) come back here, not
+    /// in the stream.
+    pub async fn logs(
+        &self,
+        id: &str,
+        options: LogsOptions,
+    ) -> Result<impl Stream<Item = Result<LogEntry>> + Send + Unpin + 'static> {
+        let mut query = Query::default();
+        query.push("format", "ndjson");
+        query.push("follow", options.follow);
+        query.push("stdout", options.stdout);
+        query.push("stderr", options.stderr);
+        if let Some(tail) = options.tail {
+            query.push("tail", tail);
+        }
+        if let Some(since) = &options.since {
+            query.push("since", since);
+        }
+        let path = format!("{}{query}", container_path(id, "/logs"));
+        let resp = self.send(request(Method::GET, path, empty())?).await?;
+        Ok(ndjson_stream(resp.into_body()))
+    }
+
+    /// `DELETE /v1/containers/{id}?force=`: removes a container; without `force` the
+    /// daemon refuses (409 `container_running`) while it runs.
+    pub async fn remove_container(&self, id: &str, force: bool) -> Result<()> {
+        let mut query = Query::default();
+        query.push("force", force);
+        let path = format!("{}{query}", container_path(id, ""));
+        self.no_content(Method::DELETE, path).await
+    }
+
+    /// `GET /v1/events`: the event stream, decoded as it arrives. It stays live forever
+    /// unless `until` is set.
+    pub async fn events(
+        &self,
+        options: EventsOptions,
+    ) -> Result<impl Stream<Item = Result<Event>> + Send + Unpin + 'static> {
+        let mut query = Query::default();
+        if let Some(since) = &options.since {
+            query.push("since", since);
+        }
+        if let Some(until) = &options.until {
+            query.push("until", until);
+        }
+        if let Some(container) = &options.container {
+            query.push("container", container);
+        }
+        let resp = self
+            .send(request(Method::GET, format!("/v1/events{query}"), empty())?)
+            .await?;
+        Ok(ndjson_stream(resp.into_body()))
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: String) -> Result<T> {
+        let resp = self.send(request(Method::GET, path, empty())?).await?;
+        decode(resp).await
+    }
+
+    async fn no_content(&self, method: Method, path: String) -> Result<()> {
+        self.send(request(method, path, empty())?).await?;
+        Ok(())
+    }
+
+    /// Connects, sends `req`, and turns an error status into [`Error::Api`].
+    async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>> {
+        let stream = UnixStream::connect(self.socket.as_path())
+            .await
+            .map_err(|source| Error::Connect {
+                path: self.socket.to_path_buf(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(Error::Http)?;
+        // The connection task drives the socket until the answer's body is read or
+        // dropped; its failures surface through `send_request` and the body.
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let resp = sender.send_request(req).await.map_err(Error::Http)?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(api_error(resp).await)
+        }
+    }
+}
+
+fn empty() -> ReqBody {
+    UnsyncBoxBody::new(Empty::new().map_err(|never| match never {}))
+}
+
+fn request(method: Method, path: String, body: ReqBody) -> Result<Request<ReqBody>> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, "boxd")
+        .header(
+            USER_AGENT,
+            concat!("boxd-client/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(body)
+        .map_err(Error::BuildRequest)
+}
+
+fn json_request<T: Serialize>(method: Method, path: String, value: &T) -> Result<Request<ReqBody>> {
+    let bytes = serde_json::to_vec(value).map_err(Error::Encode)?;
+    let body = UnsyncBoxBody::new(Full::new(Bytes::from(bytes)).map_err(|never| match never {}));
+    let mut req = request(method, path, body)?;
+    req.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(req)
+}
+
+async fn decode<T: DeserializeOwned>(resp: Response<Incoming>) -> Result<T> {
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(Error::Http)?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(Error::Decode)
+}
+
+/// Reads an error answer into [`Error::Api`]; a body that is not an `ErrorBody` (a proxy,
+/// a panic page) still gives the status and its text.
+async fn api_error(resp: Response<Incoming>) -> Error {
+    let status = resp.status();
+    let bytes = match resp.into_body().collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(err) => return Error::Http(err),
+    };
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Error::Api {
+            status: status.as_u16(),
+            code: body.code,
+            message: body.message,
+        },
+        Err(_) => Error::Api {
+            status: status.as_u16(),
+            code: "unknown".into(),
+            message: fallback_message(status, &bytes),
+        },
+    }
+}
+
+fn fallback_message(status: StatusCode, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("unexpected status")
+            .to_lowercase()
+    } else {
+        text.chars().take(200).collect()
+    }
+}
+
+fn container_path(id: &str, suffix: &str) -> String {
+    format!(
+        "/v1/containers/{}{suffix}",
+        utf8_percent_encode(id, SEGMENT)
+    )
+}
+
+fn ref_path(reference: &str) -> String {
+    utf8_percent_encode(reference, REF_PATH).to_string()
+}
+
+/// A query string built pair by pair; renders as `""` or `"?k=v&..."`.
+#[derive(Default)]
+struct Query(String);
+
+impl Query {
+    fn push(&mut self, key: &str, value: impl Display) {
+        self.0.push(if self.0.is_empty() { '?' } else { '&' });
+        self.0.push_str(key);
+        self.0.push('=');
+        let value = value.to_string();
+        self.0
+            .extend(utf8_percent_encode(&value, QUERY_VALUE).map(|s| s.to_string()));
+    }
+}
+
+impl Display for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Splits a byte stream into lines as chunks arrive, whatever the chunk boundaries.
+///
+/// Pushed bytes are kept only until their line is complete; `scanned` remembers how far
+/// the buffer was already searched for `\n`, so a long line arriving in many small chunks
+/// is not searched again from its start each time.
+#[derive(Debug)]
+pub struct LineSplitter {
+    buf: BytesMut,
+    scanned: usize,
+    limit: usize,
+}
+
+impl Default for LineSplitter {
+    fn default() -> Self {
+        LineSplitter::new(MAX_LINE)
+    }
+}
+
+impl LineSplitter {
+    /// A splitter that refuses lines longer than `limit` bytes.
+    pub fn new(limit: usize) -> LineSplitter {
+        LineSplitter {
+            buf: BytesMut::new(),
+            scanned: 0,
+            limit,
+        }
+    }
+
+    /// Appends a chunk as it came off the wire.
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete line without its `\n` (or `\r\n`), if one is buffered.
+    pub fn next_line(&mut self) -> Result<Option<Bytes>> {
+        match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                let end = self.scanned + at;
+                let mut line = self.buf.split_to(end + 1);
+                line.truncate(end);
+                if line.last() == Some(&b'\r') {
+                    line.truncate(line.len() - 1);
+                }
+                self.scanned = 0;
+                Ok(Some(line.freeze()))
+            }
+            None => {
+                self.scanned = self.buf.len();
+                if self.buf.len() > self.limit {
+                    Err(Error::LineTooLong { limit: self.limit })
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// What is left after the stream ended: a last line without a newline, if any.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        self.scanned = 0;
+        let rest = self.buf.split().freeze();
+        (!rest.is_empty()).then_some(rest)
+    }
+}
+
+/// Decodes an NDJSON body into items as its frames arrive. Blank lines are skipped; a line
+/// that does not decode yields an error and the stream goes on.
+fn ndjson_stream<T>(body: Incoming) -> impl Stream<Item = Result<T>> + Send + Unpin + 'static
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    let state = Some((body, LineSplitter::default()));
+    futures_util::stream::unfold(state, |state| async move {
+        let (mut body, mut lines) = state?;
+        loop {
+            match lines.next_line() {
+                Ok(Some(line)) if line.iter().all(u8::is_ascii_whitespace) => continue,
+                Ok(Some(line)) => {
+                    let item = serde_json::from_slice(&line).map_err(Error::Decode);
+                    return Some((item, Some((body, lines))));
+                }
+                Ok(None) => {}
+                Err(err) => return Some((Err(err), None)),
+            }
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    // Trailers carry nothing for us; only data frames feed the splitter.
+                    if let Ok(data) = frame.into_data() {
+                        lines.push(&data);
+                    }
+                }
+                Some(Err(err)) => return Some((Err(Error::Http(err)), None)),
+                None => {
+                    let rest = lines.finish()?;
+                    if rest.iter().all(u8::is_ascii_whitespace) {
+                        return None;
+                    }
+                    let item = serde_json::from_slice(&rest).map_err(Error::Decode);
+                    return Some((item, None));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(splitter: &mut LineSplitter) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(line) = splitter.next_line().unwrap() {
+            out.push(String::from_utf8(line.to_vec()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn splitter_joins_lines_split_across_chunks() {
+        let mut s = LineSplitter::default();
+        s.push(b"{\"a\":");
+        assert!(drain(&mut s).is_empty(), "no line before the newline");
+        s.push(b"1}\n{\"b\"");
+        assert_eq!(drain(&mut s), ["{\"a\":1}"]);
+        s.push(b":2}\n\n{\"c\":3}\r\n{\"d\"");
+        assert_eq!(drain(&mut s), ["{\"b\":2}", "", "{\"c\":3}"]);
+        s.push(b":4}");
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.finish().as_deref(), Some(&b"{\"d\":4}"[..]));
+        assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn splitter_byte_by_byte_equals_whole() {
+        let input = b"one\ntwo\nthree\n";
+        let mut s = LineSplitter::default();
+        let mut got = Vec::new();
+        for b in input {
+            s.push(std::slice::from_ref(b));
+            got.extend(drain(&mut s));
+        }
+        assert_eq!(got, ["one", "two", "three"]);
+        assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn splitter_refuses_overlong_line() {
+        let mut s = LineSplitter::new(8);
+        s.push(b"0123456");
+        assert!(s.next_line().unwrap().is_none());
+        s.push(b"789");
+        assert!(matches!(
+            s.next_line(),
+            Err(Error::LineTooLong { limit: 8 })
+        ));
+    }
+
+    #[test]
+    fn paths_escape_what_a_path_cannot_carry() {
+        assert_eq!(container_path("abc", "/start"), "/v1/containers/abc/start");
+        assert_eq!(container_path("a/b c", ""), "/v1/containers/a%2Fb%20c");
+        assert_eq!(ref_path("library/busybox:1.36"), "library/busybox:1.36");
+        assert_eq!(ref_path("x?y#z"), "x%3Fy%23z");
+    }
+
+    #[test]
+    fn query_escapes_values() {
+        let mut q = Query::default();
+        assert_eq!(q.to_string(), "");
+        q.push("name", "busybox:latest");
+        q.push("since", "2024-01-02T03:04:05+01:00");
+        q.push("all", true);
+        assert_eq!(
+            q.to_string(),
+            "?name=busybox%3Alatest&since=2024-01-02T03%3A04%3A05%2B01%3A00&all=true"
+        );
+    }
+
+    #[test]
+    fn error_body_fallback_uses_status_text() {
+        assert_eq!(
+            fallback_message(StatusCode::BAD_GATEWAY, b""),
+            "bad gateway"
+        );
+        assert_eq!(
+            fallback_message(StatusCode::BAD_GATEWAY, b" oops \n"),
+            "oops"
+        );
+    }
+}

@@ -1,7 +1,242 @@
-//! `boxctl`: the command-line client of boxd.
+//! `boxctl`: the command-line client of boxd, with docker's verbs.
+//!
+//! Parses the command line, builds a [`Client`] for `--socket` (or `BOXD_SOCKET`), and
+//! hands off to one module per subcommand under `cmd/`. A failure is printed once, as one
+//! line `boxctl: <error chain>`, and exits 1; `run` exits 125 instead, like `docker run`,
+//! so its own failures never pass for the container's exit code.
 #![forbid(unsafe_code)]
 
+mod cmd;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use boxd_client::{Client, DEFAULT_SOCKET, SOCKET_ENV};
+use clap::{Parser, Subcommand};
+
+use cmd::Ctx;
+
+/// Exit status for a failure of boxctl or the daemon during `run`.
+const RUN_FAILED: i32 = 125;
+
+/// Drive the boxd container daemon.
+#[derive(Debug, Parser)]
+#[command(name = "boxctl", version)]
+struct Cli {
+    /// The daemon's API socket.
+    #[arg(long, global = true, env = SOCKET_ENV, default_value = DEFAULT_SOCKET, value_name = "PATH")]
+    socket: PathBuf,
+    /// Print machine-readable JSON (ps, images, version, info, events, wait, create, run -d).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the client's and the daemon's versions.
+    Version(cmd::version::Args),
+    /// Show host facts and counts.
+    Info(cmd::info::Args),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// List images.
+    Images(cmd::images::Args),
+    /// Remove images.
+    Rmi(cmd::rmi::Args),
+    /// Create a container and print its id.
+    #[command(disable_help_flag = true)]
+    Create(cmd::create::Args),
+    /// Create and start a container, and stay with it until it exits.
+    #[command(disable_help_flag = true)]
+    Run(cmd::run::Args),
+    /// List containers.
+    Ps(cmd::ps::Args),
+    /// Show containers or images as JSON.
+    Inspect(cmd::inspect::Args),
+    /// Show a container's output.
+    Logs(cmd::logs::Args),
+    /// Start containers.
+    Start(cmd::start::Args),
+    /// Stop containers (SIGTERM, then SIGKILL).
+    Stop(cmd::stop::Args),
+    /// Send a signal to containers.
+    Kill(cmd::kill::Args),
+    /// Remove containers.
+    Rm(cmd::rm::Args),
+    /// Wait for containers to exit and print their exit codes.
+    Wait(cmd::wait::Args),
+    /// Stream the daemon's events.
+    Events(cmd::events::Args),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Import a root filesystem tarball as an image.
+    Import(cmd::import::Args),
+    /// List images.
+    #[command(visible_alias = "list")]
+    Ls(cmd::images::Args),
+    /// Remove images.
+    #[command(visible_alias = "remove")]
+    Rm(cmd::rmi::Args),
+}
+
+async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Version(args) => cmd::version::run(ctx, args).await,
+        Command::Info(args) => cmd::info::run(ctx, args).await,
+        Command::Image(ImageCommand::Import(args)) => cmd::import::run(ctx, args).await,
+        Command::Image(ImageCommand::Ls(args)) | Command::Images(args) => {
+            cmd::images::run(ctx, args).await
+        }
+        Command::Image(ImageCommand::Rm(args)) | Command::Rmi(args) => {
+            cmd::rmi::run(ctx, args).await
+        }
+        Command::Create(args) => cmd::create::run(ctx, args).await,
+        Command::Run(args) => cmd::run::run(ctx, args).await,
+        Command::Ps(args) => cmd::ps::run(ctx, args).await,
+        Command::Inspect(args) => cmd::inspect::run(ctx, args).await,
+        Command::Logs(args) => cmd::logs::run(ctx, args).await,
+        Command::Start(args) => cmd::start::run(ctx, args).await,
+        Command::Stop(args) => cmd::stop::run(ctx, args).await,
+        Command::Kill(args) => cmd::kill::run(ctx, args).await,
+        Command::Rm(args) => cmd::rm::run(ctx, args).await,
+        Command::Wait(args) => cmd::wait::run(ctx, args).await,
+        Command::Events(args) => cmd::events::run(ctx, args).await,
+    }
+}
+
 fn main() {
-    eprintln!("boxctl: not built yet");
-    std::process::exit(1);
+    let cli = Cli::parse();
+    let failure_code = match cli.command {
+        Command::Run(_) => RUN_FAILED,
+        _ => 1,
+    };
+    let ctx = Ctx {
+        client: Client::connect(cli.socket),
+        json: cli.json,
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(dispatch(&ctx, cli.command)));
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("boxctl: {err:#}");
+            failure_code
+        }
+    };
+    // `exit` skips destructors; whatever `print!` left buffered goes out first.
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn run_takes_flags_before_image_and_command_after() {
+        let cli = parse(&[
+            "boxctl",
+            "run",
+            "--rm",
+            "-h",
+            "box",
+            "-e",
+            "A=1",
+            "-m",
+            "64m",
+            "--cpus",
+            "0.5",
+            "busybox",
+            "sh",
+            "-c",
+            "echo --rm -d",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert!(args.rm);
+        assert!(!args.detach);
+        assert_eq!(args.opts.hostname.as_deref(), Some("box"));
+        assert_eq!(args.opts.memory, Some(64 << 20));
+        assert_eq!(args.opts.cpus, Some(0.5));
+        assert_eq!(args.opts.image, "busybox");
+        assert_eq!(args.opts.cmd, ["sh", "-c", "echo --rm -d"]);
+    }
+
+    #[test]
+    fn flags_after_the_image_belong_to_the_command() {
+        let cli = parse(&["boxctl", "run", "busybox", "ls", "-d", "--rm"]);
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert!(!args.detach && !args.rm);
+        assert_eq!(args.opts.cmd, ["ls", "-d", "--rm"]);
+    }
+
+    #[test]
+    fn global_flags_and_aliases_parse() {
+        let cli = parse(&["boxctl", "--socket", "/tmp/s.sock", "--json", "image", "ls"]);
+        assert_eq!(cli.socket, PathBuf::from("/tmp/s.sock"));
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Image(ImageCommand::Ls(_))));
+        let cli = parse(&["boxctl", "ps", "-aq", "--json"]);
+        assert!(cli.json);
+        assert!(matches!(
+            cli.command,
+            Command::Ps(cmd::ps::Args {
+                all: true,
+                quiet: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["boxctl", "stop", "-t", "3", "a", "b"]).command,
+            Command::Stop(cmd::stop::Args { time: Some(3), .. })
+        ));
+        assert!(matches!(
+            parse(&["boxctl", "rmi", "-f", "x"]).command,
+            Command::Rmi(cmd::rmi::Args { force: true, .. })
+        ));
+    }
+
+    #[test]
+    fn bad_sizes_are_usage_errors() {
+        assert!(Cli::try_parse_from(["boxctl", "run", "-m", "lots", "busybox"]).is_err());
+        assert!(
+            Cli::try_parse_from(["boxctl", "run", "--memory-swappiness", "101", "busybox"])
+                .is_err()
+        );
+        let cli = parse(&[
+            "boxctl",
+            "run",
+            "--memory-swap",
+            "-1",
+            "--pids-limit",
+            "-1",
+            "busybox",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.opts.memory_swap, Some(-1));
+        assert_eq!(args.opts.pids_limit, Some(-1));
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -1,1 +1,201 @@
-//! Flags and config file.
+//! Flags and the TOML config file. A flag wins over the file, the file over defaults.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Default API socket.
+pub const DEFAULT_SOCKET: &str = boxd_client::DEFAULT_SOCKET;
+/// Default root: database, images, container dirs.
+pub const DEFAULT_ROOT: &str = "/var/lib/boxd";
+/// Default runtime state dir (tmpfs: gone after a reboot, by design).
+pub const DEFAULT_STATE_DIR: &str = "/run/boxd";
+/// Default cgroup parent.
+pub const DEFAULT_CGROUP_PARENT: &str = "boxd";
+
+/// `boxd` command line.
+#[derive(Debug, Default, Parser)]
+#[command(name = "boxd", version, about = "boxd: a container daemon for one Linux host")]
+pub struct Args {
+    /// API socket path [default: /run/boxd.sock].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Root dir: database, images, container dirs [default: /var/lib/boxd].
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Runtime state dir [default: /run/boxd].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// cgroup under which every container's group is made [default: boxd].
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
+    /// TOML config file (keys as the flags, with underscores).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The binary run as `<shim> shim --config ...` [default: this binary].
+    #[arg(long)]
+    pub shim: Option<PathBuf>,
+    /// Log filter (`info`, `debug`, `boxd=trace`, ...) [default: info, or RUST_LOG].
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+/// The config file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    socket: Option<PathBuf>,
+    root: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    cgroup_parent: Option<String>,
+    shim: Option<PathBuf>,
+    log_level: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// API socket path.
+    pub socket: PathBuf,
+    /// Root dir.
+    pub root: PathBuf,
+    /// Runtime state dir.
+    pub state_dir: PathBuf,
+    /// cgroup parent name (relative to each hierarchy's root).
+    pub cgroup_parent: String,
+    /// Shim binary.
+    pub shim: PathBuf,
+    /// Log filter.
+    pub log_level: Option<String>,
+}
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to read config file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for boxd.
+    #[error("invalid config file {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is unusable.
+    #[error("invalid {key}: {reason}")]
+    Invalid {
+        /// Which key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The shim path could not be found.
+    #[error("failed to find the boxd binary to run as shim")]
+    CurrentExe(#[source] std::io::Error),
+}
+
+impl Config {
+    /// Merges flags, the config file and defaults.
+    pub fn load(args: Args) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let shim = match args.shim.or(file.shim) {
+            Some(p) => p,
+            None => std::env::current_exe().map_err(ConfigError::CurrentExe)?,
+        };
+        let config = Config {
+            socket: args.socket.or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            root: args.root.or(file.root).unwrap_or_else(|| DEFAULT_ROOT.into()),
+            state_dir: args.state_dir.or(file.state_dir).unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            cgroup_parent: args
+                .cgroup_parent
+                .or(file.cgroup_parent)
+                .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.into()),
+            shim,
+            log_level: args.log_level.or(file.log_level),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let parent = self.cgroup_parent.trim_matches('/');
+        if parent.is_empty()
+            || parent.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(ConfigError::Invalid {
+                key: "cgroup_parent",
+                reason: format!("{:?} must be a relative cgroup path like \"boxd\"", self.cgroup_parent),
+            });
+        }
+        for (key, path) in [("root", &self.root), ("state_dir", &self.state_dir), ("socket", &self.socket)] {
+            if !path.is_absolute() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("{} must be an absolute path", path.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("boxd.db")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(&file, "root = \"/srv/boxd\"\ncgroup_parent = \"fromfile\"\n").unwrap();
+        let args = Args {
+            config: Some(file),
+            cgroup_parent: Some("fromflag".into()),
+            shim: Some("/bin/true".into()),
+            ..Default::default()
+        };
+        let c = Config::load(args).unwrap();
+        assert_eq!(c.root, PathBuf::from("/srv/boxd"));
+        assert_eq!(c.cgroup_parent, "fromflag");
+        assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(c.db_path(), PathBuf::from("/srv/boxd/boxd.db"));
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(&file, "rooot = \"/x\"\n").unwrap();
+        let err = Config::load(Args { config: Some(file), ..Default::default() }).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+
+        let args = Args { cgroup_parent: Some("../escape".into()), shim: Some("/bin/true".into()), ..Default::default() };
+        assert!(matches!(Config::load(args), Err(ConfigError::Invalid { key: "cgroup_parent", .. })));
+        let args = Args { root: Some("relative".into()), shim: Some("/bin/true".into()), ..Default::default() };
+        assert!(matches!(Config::load(args), Err(ConfigError::Invalid { key: "root", .. })));
+    }
+}

@@ -12,3 +12,15 @@ pub mod image;
 pub mod runtime;
 pub mod server;
 pub mod store;
+
+/// Formats an error and its whole `source()` chain on one line (`a: b: c`), for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
+}

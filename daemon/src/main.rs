@@ -1,12 +1,38 @@
 //! The `boxd` binary: the daemon, and (as `boxd shim ...`) the per-container shim.
 #![forbid(unsafe_code)]
 
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // The shim must be dispatched before any runtime or thread exists: it forks.
+    // The shim must be dispatched before any runtime or thread exists: it forks, and a
+    // forked child of a multi-threaded process may only make async-signal-safe calls.
     if args.get(1).is_some_and(|a| a == "shim") {
         std::process::exit(boxd_shim::run(&args[2..]));
     }
-    eprintln!("boxd: not built yet");
-    std::process::exit(1);
+    let args = boxd::config::Args::parse();
+    let config = match boxd::config::Config::load(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("boxd: {}", boxd::error_chain(&e));
+            std::process::exit(2);
+        }
+    };
+    let filter = match &config.log_level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let result = match rt {
+        Ok(rt) => rt.block_on(boxd::server::run(config)).map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::Error::from(e).context("failed to start the async runtime")),
+    };
+    if let Err(e) = result {
+        tracing::error!("{e:#}");
+        eprintln!("boxd: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -1,1 +1,16 @@
 //! Integration tests against a real daemon.
+//!
+//! Every test starts its own `boxd` through [`boxd_tests::TestDaemon`] (own socket, dirs
+//! and cgroup parent), so the tests run in parallel and clean up after themselves even
+//! when they fail. Tests named `root_...` need root; see `require_root!`.
+#![forbid(unsafe_code)]
+
+mod boxctl;
+mod errors;
+mod harness;
+mod isolation;
+mod lifecycle;
+mod limits;
+mod restart;
+mod spec;
+mod systemd;

@@ -1,1 +1,236 @@
-//! api (being built).
+//! The REST API (v1): axum routers and handlers. Handlers only translate HTTP to
+//! runtime calls and back; they never touch the kernel or SQL.
+//!
+//! [`ROUTES`] is the list of every route. [`router`] registers routes only through a
+//! helper that checks each against it, and a test calls every entry, so the list, the
+//! router and `api-spec/openapi.yaml` (checked by `tests/it/spec.rs`) cannot drift.
+
+mod containers;
+mod error;
+mod images;
+mod system;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{Method, Uri};
+use axum::routing::MethodRouter;
+use axum::Router;
+use serde::de::DeserializeOwned;
+
+pub use error::ApiError;
+
+use crate::runtime::Runtime;
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BODY: usize = 1 << 20;
+
+/// Every route: (method, path pattern).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/version"),
+    ("GET", "/v1/info"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/images"),
+    ("POST", "/v1/images/import"),
+    ("GET", "/v1/images/{*ref}"),
+    ("DELETE", "/v1/images/{*ref}"),
+    ("POST", "/v1/containers"),
+    ("GET", "/v1/containers"),
+    ("GET", "/v1/containers/{id}"),
+    ("DELETE", "/v1/containers/{id}"),
+    ("POST", "/v1/containers/{id}/start"),
+    ("POST", "/v1/containers/{id}/stop"),
+    ("POST", "/v1/containers/{id}/kill"),
+    ("POST", "/v1/containers/{id}/wait"),
+    ("GET", "/v1/containers/{id}/logs"),
+];
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The runtime.
+    pub runtime: Runtime,
+}
+
+/// Builds the API router.
+pub fn router(state: AppState) -> Router {
+    use axum::routing::{delete, get, post};
+    let mut r = Routes(Router::new());
+    r.add("GET", "/v1/version", get(system::version));
+    r.add("GET", "/v1/info", get(system::info));
+    r.add("GET", "/v1/events", get(system::events));
+    r.add("GET", "/v1/images", get(images::list));
+    r.add("POST", "/v1/images/import", post(images::import));
+    r.add("GET", "/v1/images/{*ref}", get(images::inspect).delete(images::remove));
+    r.add("DELETE", "/v1/images/{*ref}", delete(images::remove));
+    r.add("POST", "/v1/containers", post(containers::create).get(containers::list));
+    r.add("GET", "/v1/containers", get(containers::list));
+    r.add("GET", "/v1/containers/{id}", get(containers::inspect).delete(containers::remove));
+    r.add("DELETE", "/v1/containers/{id}", delete(containers::remove));
+    r.add("POST", "/v1/containers/{id}/start", post(containers::start));
+    r.add("POST", "/v1/containers/{id}/stop", post(containers::stop));
+    r.add("POST", "/v1/containers/{id}/kill", post(containers::kill));
+    r.add("POST", "/v1/containers/{id}/wait", post(containers::wait));
+    r.add("GET", "/v1/containers/{id}/logs", get(containers::logs));
+    r.0.fallback(no_route).with_state(state)
+}
+
+/// Registers routes, checking each against [`ROUTES`]. A path registered twice (for
+/// a second method) is merged by registering the full method router once.
+struct Routes(Router<AppState>);
+
+impl Routes {
+    fn add(&mut self, method: &str, path: &str, handler: MethodRouter<AppState>) {
+        assert!(
+            ROUTES.contains(&(method, path)),
+            "route {method} {path} is not listed in api::ROUTES"
+        );
+        // The first entry of a path carries every method of it; later ones only check.
+        let first = ROUTES.iter().find(|(_, p)| *p == path).map(|(m, _)| *m);
+        if first == Some(method) {
+            let router = std::mem::take(&mut self.0);
+            self.0 = router.route(path, handler);
+        }
+    }
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+/// A JSON body, whatever its `Content-Type` (curl's `-d` sends a form type), with
+/// errors in the API's error format.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let body = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+        let bytes: Bytes = match http_body_util::BodyExt::collect(body).await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(ApiError::PayloadTooLarge(MAX_JSON_BODY))
+            }
+            Err(e) => return Err(ApiError::BadRequest(format!("failed to read the body: {e}"))),
+        };
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::InvalidJson(e.to_string()))
+    }
+}
+
+/// Parses the boolean forms clients send in queries (`true`, `1`, `yes`, ...).
+pub(crate) fn parse_bool(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match value.map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) => match v.as_str() {
+            "" | "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ApiError::BadRequest(format!("{name} must be true or false, not {v:?}"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::fake::FakeCgroups;
+    use crate::cgroups::CgroupVersion;
+    use crate::events::EventBus;
+    use crate::image::ImageStore;
+    use crate::runtime::HostInfo;
+    use crate::store::{Store, MIGRATOR};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use sqlx::SqlitePool;
+    use tower::ServiceExt;
+
+    async fn app(pool: SqlitePool, dir: &std::path::Path) -> Router {
+        let store = Store::from_pool(pool).await.unwrap();
+        let info = HostInfo {
+            kernel: "test".into(),
+            root_dir: dir.join("root"),
+            state_dir: dir.join("state"),
+        };
+        let runtime = Runtime::new(
+            store.clone(),
+            EventBus::new(store),
+            ImageStore::new(dir.join("root/images")).unwrap(),
+            Box::new(FakeCgroups::new(CgroupVersion::V1)),
+            "/nonexistent/boxd".into(),
+            info,
+        )
+        .await
+        .unwrap();
+        router(AppState { runtime })
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder().method(method).uri(uri).body(Body::from(body.to_owned())).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn every_listed_route_is_served(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(pool, dir.path()).await;
+        for (method, path) in ROUTES {
+            let uri = path.replace("{id}", "nosuch").replace("{*ref}", "nosuch:latest");
+            // Streams that never end are asked with a bound so the test finishes.
+            let uri = if uri == "/v1/events" { "/v1/events?since=0&until=0".to_owned() } else { uri };
+            let (status, body) = call(&app, method, &uri, "{}").await;
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_ne!(body["code"], "no_route", "{method} {path} is listed but not routed");
+        }
+        let (status, body) = call(&app, "GET", "/v1/nothing", "").await;
+        assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_route")));
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn bad_input_gets_the_right_status_and_code(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(pool, dir.path()).await;
+        let cases: &[(&str, &str, &str, StatusCode, &str)] = &[
+            ("POST", "/v1/containers", "{not json", StatusCode::BAD_REQUEST, "invalid_json"),
+            ("POST", "/v1/containers", r#"{"image":"x","bogus":1}"#, StatusCode::BAD_REQUEST, "invalid_json"),
+            ("POST", "/v1/containers", r#"{"image":"nosuch"}"#, StatusCode::NOT_FOUND, "not_found"),
+            ("POST", "/v1/containers", r#"{"image":"x","name":"-bad"}"#, StatusCode::BAD_REQUEST, "bad_request"),
+            (
+                "POST",
+                "/v1/containers",
+                r#"{"image":"x","resources":{"memory_swappiness":101}}"#,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            ("GET", "/v1/containers/nosuch", "", StatusCode::NOT_FOUND, "not_found"),
+            ("POST", "/v1/containers/nosuch/start", "", StatusCode::NOT_FOUND, "not_found"),
+            ("POST", "/v1/containers/x/kill?signal=SIGFOO", "", StatusCode::BAD_REQUEST, "bad_request"),
+            ("POST", "/v1/containers/x/stop?timeout=soon", "", StatusCode::BAD_REQUEST, "bad_request"),
+            ("GET", "/v1/containers?all=maybe", "", StatusCode::BAD_REQUEST, "bad_request"),
+            ("GET", "/v1/containers/x/logs?tail=lots", "", StatusCode::BAD_REQUEST, "bad_request"),
+            ("POST", "/v1/images/import", "", StatusCode::BAD_REQUEST, "bad_request"),
+            ("POST", "/v1/images/import?name=Bad%20Name", "", StatusCode::BAD_REQUEST, "bad_request"),
+            ("POST", "/v1/images/import?name=ok", "this is not a tarball", StatusCode::BAD_REQUEST, "invalid_image"),
+            ("GET", "/v1/images/nosuch", "", StatusCode::NOT_FOUND, "not_found"),
+            ("GET", "/v1/events?since=yesterday", "", StatusCode::BAD_REQUEST, "bad_request"),
+        ];
+        for (method, uri, body, status, code) in cases {
+            let (got, answer) = call(&app, method, uri, body).await;
+            assert_eq!(got, *status, "{method} {uri}: {answer}");
+            assert_eq!(answer["code"], *code, "{method} {uri}: {answer}");
+            assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+        }
+        let (status, v) = call(&app, "GET", "/v1/version", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v["api_version"], "v1");
+        assert_eq!(v["cgroup_version"], "v1");
+        let (status, v) = call(&app, "GET", "/v1/info", "").await;
+        assert_eq!((status, v["containers"].as_u64()), (StatusCode::OK, Some(0)));
+    }
+}

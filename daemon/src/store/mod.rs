@@ -1,1 +1,110 @@
-//! store (being built).
+//! The SQLite store: what the user asked for (containers, images, events).
+//!
+//! SQLite is the source of truth for intent; the state dir is the truth for what the
+//! kernel did (see `runtime`). The database runs in WAL mode with `synchronous=FULL`,
+//! so a record the API acknowledged survives `kill -9` and power loss. Queries are
+//! checked at run time (`sqlx::query_as` + `FromRow`), so building needs no database;
+//! every query is covered by a test on a fresh migrated database.
+
+mod containers;
+mod events;
+mod images;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use containers::{ContainerRecord, ExitUpdate, Resolved};
+pub use events::EventFilter;
+pub use images::ImageRecord;
+
+/// The schema, embedded from `migrations/` at the workspace root.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("failed to open database {path}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying the migrations failed.
+    #[error("failed to apply database migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("failed to {op}")]
+    Query {
+        /// What was being done (`insert container`, ...).
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A stored JSON column could not be read back.
+    #[error("stored {what} of {id} is corrupt")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// Which row.
+        id: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The unique name is taken.
+    #[error("the name {0:?} is already in use")]
+    NameInUse(String),
+}
+
+pub(crate) fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        Self::from_pool(pool).await
+    }
+
+    /// Wraps an existing pool (tests) and applies migrations.
+    pub async fn from_pool(pool: SqlitePool) -> Result<Self, StoreError> {
+        MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Store { pool })
+    }
+
+    /// Closes the pool, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}

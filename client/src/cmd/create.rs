@@ -1,0 +1,438 @@
+//! `boxctl create [OPTIONS] IMAGE [CMD...]`: creates a container and prints its id.
+//!
+//! Owns the container options shared with `run` (docker's flag names and units) and the
+//! parsers that turn them into a `CreateContainer` body.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use boxd_client::models::{CreateContainer, CreateResponse, Mount, Resources};
+use clap::Args as ClapArgs;
+
+use super::{print_json, Ctx};
+
+/// The CFS period `--cpus` is expressed against (the kernel's default, as docker uses).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// The options of `create`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Print help (`-h` is `--hostname`, as in docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// What to create.
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+/// How a container is made; shared by `create` and `run`.
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct ContainerOpts {
+    /// Name of the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (K=V; a bare K takes its value from boxctl's environment).
+    #[arg(short = 'e', long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// User to run as: uid[:gid] or name[:group].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Hostname of the container.
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Bind mount a host path: SRC:DST[:ro|rw] (a relative SRC is taken from the current directory).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
+    pub volume: Vec<String>,
+    /// Memory limit (b, k, m, g suffixes; 1k = 1024).
+    #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+    /// Memory plus swap limit, or -1 for unlimited swap.
+    #[arg(long, value_name = "SIZE|-1", value_parser = parse_swap, allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+    /// Swappiness of the container's memory (0 to 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=100))]
+    pub memory_swappiness: Option<u64>,
+    /// Maximum number of processes (-1 for unlimited).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Number of CPUs the container may use (0.5 = half of one).
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+    /// Relative CPU weight (1024 is the default).
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// Set a label (K=V).
+    #[arg(short = 'l', long = "label", value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Image name or id.
+    pub image: String,
+    /// Command and arguments (the image's default when absent).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub cmd: Vec<String>,
+}
+
+/// Runs `boxctl create`.
+pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    let spec = build(&args.opts)?;
+    let created = create(ctx, &spec).await?;
+    if ctx.json {
+        print_json(&created)?;
+    } else {
+        println!("{}", created.id);
+    }
+    Ok(0)
+}
+
+/// Sends the create request and prints the daemon's warnings on stderr.
+pub async fn create(ctx: &Ctx, spec: &CreateContainer) -> anyhow::Result<CreateResponse> {
+    let created = ctx
+        .client
+        .create_container(spec)
+        .await
+        .with_context(|| format!("failed to create a container from {}", spec.image))?;
+    for warning in &created.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    Ok(created)
+}
+
+/// The request body for `opts`, reading bare `-e K` from this process's environment and
+/// resolving relative volume sources against the current directory.
+pub fn build(opts: &ContainerOpts) -> anyhow::Result<CreateContainer> {
+    let cwd = std::env::current_dir().context("failed to read the current directory")?;
+    build_with(opts, |k| std::env::var(k).ok(), &cwd)
+}
+
+/// [`build`] with the environment and current directory given, for tests.
+pub fn build_with(
+    opts: &ContainerOpts,
+    lookup: impl Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> anyhow::Result<CreateContainer> {
+    let mut env = Vec::new();
+    for spec in &opts.env {
+        if let Some(var) = parse_env(spec, &lookup)? {
+            env.push(var);
+        }
+    }
+    let mounts = opts
+        .volume
+        .iter()
+        .map(|v| parse_volume(v, cwd))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let labels = opts
+        .label
+        .iter()
+        .map(|l| parse_label(l))
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+    Ok(CreateContainer {
+        image: opts.image.clone(),
+        name: opts.name.clone(),
+        cmd: (!opts.cmd.is_empty()).then(|| opts.cmd.clone()),
+        env,
+        working_dir: opts.workdir.clone(),
+        hostname: opts.hostname.clone(),
+        user: opts.user.clone(),
+        mounts,
+        resources: resources(opts)?,
+        labels,
+    })
+}
+
+fn resources(opts: &ContainerOpts) -> anyhow::Result<Resources> {
+    if let Some(swap) = opts.memory_swap.filter(|&s| s != -1) {
+        // Docker's rule: swap is memory *plus* swap, so it means nothing without a
+        // memory limit and cannot be below it.
+        let Some(memory) = opts.memory else {
+            bail!("--memory-swap needs --memory");
+        };
+        if (swap as u64) < memory {
+            bail!("--memory-swap must not be smaller than --memory");
+        }
+    }
+    let (cpu_quota_us, cpu_period_us) = match opts.cpus {
+        Some(cpus) => (Some(cpu_quota(cpus, CPU_PERIOD_US)), Some(CPU_PERIOD_US)),
+        None => (None, None),
+    };
+    Ok(Resources {
+        memory_bytes: opts.memory,
+        memory_swap_bytes: opts.memory_swap,
+        memory_swappiness: opts.memory_swappiness,
+        pids_max: opts.pids_limit,
+        cpu_quota_us,
+        cpu_period_us,
+        cpu_shares: opts.cpu_shares,
+    })
+}
+
+/// The CFS quota for `cpus` CPUs per `period_us`.
+pub fn cpu_quota(cpus: f64, period_us: u64) -> i64 {
+    (cpus * period_us as f64).round() as i64
+}
+
+/// Parses a size such as `64m`, `1.5g`, `512k`, `100`, `64MiB` into bytes. Units are
+/// binary (`k` = 1024) and case-insensitive, like docker's `RAMInBytes`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let unit = unit.trim_start().to_ascii_lowercase();
+    let shift = match unit.as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("invalid size {s:?}: unit must be b, k, m, g or t")),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number like 64m"))?;
+    let bytes = value * (1u64 << shift) as f64;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("invalid size {s:?}: too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parses `--memory-swap`: a size, or `-1` for unlimited.
+pub fn parse_swap(s: &str) -> Result<i64, String> {
+    if s.trim() == "-1" {
+        return Ok(-1);
+    }
+    let bytes = parse_size(s)?;
+    i64::try_from(bytes).map_err(|_| format!("invalid size {s:?}: too large"))
+}
+
+/// Parses `--cpus`: a positive number of CPUs, at least 0.01 (the kernel refuses a CFS
+/// quota under 1 ms, and 0.01 × 100 ms is 1 ms).
+pub fn parse_cpus(s: &str) -> Result<f64, String> {
+    let cpus: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid number of cpus {s:?}"))?;
+    if !cpus.is_finite() || cpus < 0.01 {
+        return Err(format!(
+            "invalid number of cpus {s:?}: must be at least 0.01"
+        ));
+    }
+    Ok(cpus)
+}
+
+/// Parses one `-e`: `K=V` as is; a bare `K` takes its value from `lookup`, and is left
+/// out when unset (as docker does).
+pub fn parse_env(
+    spec: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Option<String>> {
+    match spec.split_once('=') {
+        Some(("", _)) => bail!("invalid environment variable {spec:?}: empty name"),
+        Some(_) => Ok(Some(spec.to_string())),
+        None if spec.is_empty() => bail!("invalid environment variable: empty name"),
+        None => Ok(lookup(spec).map(|v| format!("{spec}={v}"))),
+    }
+}
+
+/// Parses one `-l K=V` (a bare `K` gets an empty value).
+pub fn parse_label(spec: &str) -> anyhow::Result<(String, String)> {
+    let (k, v) = spec.split_once('=').unwrap_or((spec, ""));
+    if k.is_empty() {
+        bail!("invalid label {spec:?}: empty key");
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// Parses one `-v SRC:DST[:ro|rw]`; a relative SRC is made absolute against `cwd`.
+pub fn parse_volume(spec: &str, cwd: &Path) -> anyhow::Result<Mount> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, read_only) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, false),
+        [src, dst, "ro"] => (*src, *dst, true),
+        [src, dst, "rw"] => (*src, *dst, false),
+        [_, _, mode] => bail!("invalid volume {spec:?}: unknown mode {mode:?} (ro or rw)"),
+        _ => bail!("invalid volume {spec:?}: expected SRC:DST[:ro]"),
+    };
+    if src.is_empty() {
+        bail!("invalid volume {spec:?}: empty source");
+    }
+    if !dst.starts_with('/') {
+        bail!("invalid volume {spec:?}: destination must be an absolute path");
+    }
+    Ok(Mount {
+        source: absolute(Path::new(src), cwd).to_string_lossy().into_owned(),
+        target: dst.to_string(),
+        read_only,
+    })
+}
+
+/// `path` against `cwd`, with `.` and `..` resolved lexically (like Go's `filepath.Abs`,
+/// which docker uses); symlinks are left for the daemon to meet.
+fn absolute(path: &Path, cwd: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in cwd.join(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_use_binary_units_any_case() {
+        assert_eq!(parse_size("64m"), Ok(64 << 20));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("64mb"), Ok(64 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("100b"), Ok(100));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("m").is_err());
+        assert!(parse_size("64x").is_err());
+        assert!(parse_size("-5m").is_err());
+        assert!(parse_size("99999999999t").is_err());
+    }
+
+    #[test]
+    fn swap_takes_minus_one() {
+        assert_eq!(parse_swap("-1"), Ok(-1));
+        assert_eq!(parse_swap("128m"), Ok(128 << 20));
+        assert!(parse_swap("-2").is_err());
+    }
+
+    #[test]
+    fn cpus_become_quota_per_period() {
+        assert_eq!(parse_cpus("0.5"), Ok(0.5));
+        assert_eq!(cpu_quota(0.5, CPU_PERIOD_US), 50_000);
+        assert_eq!(cpu_quota(1.5, CPU_PERIOD_US), 150_000);
+        assert_eq!(cpu_quota(0.333, CPU_PERIOD_US), 33_300);
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("-1").is_err());
+        assert!(parse_cpus("0.001").is_err());
+        assert!(parse_cpus("NaN").is_err());
+        assert!(parse_cpus("two").is_err());
+    }
+
+    #[test]
+    fn volumes_parse_and_sources_become_absolute() {
+        let cwd = Path::new("/home/u/proj");
+        let m = parse_volume("/data:/mnt", cwd).unwrap();
+        assert_eq!(
+            (m.source.as_str(), m.target.as_str(), m.read_only),
+            ("/data", "/mnt", false)
+        );
+        let m = parse_volume("./conf:/etc/app:ro", cwd).unwrap();
+        assert_eq!(m.source, "/home/u/proj/conf");
+        assert!(m.read_only);
+        let m = parse_volume("../x/./y:/y:rw", cwd).unwrap();
+        assert_eq!(m.source, "/home/u/x/y");
+        assert!(!m.read_only);
+        assert!(parse_volume("/data", cwd).is_err());
+        assert!(parse_volume("/data:rel", cwd).is_err());
+        assert!(parse_volume("/data:/mnt:rx", cwd).is_err());
+        assert!(parse_volume(":/mnt", cwd).is_err());
+        assert!(parse_volume("/a:/b:ro:x", cwd).is_err());
+    }
+
+    #[test]
+    fn env_bare_name_comes_from_lookup() {
+        let lookup = |k: &str| (k == "HOME").then(|| "/root".to_string());
+        assert_eq!(parse_env("A=1", lookup).unwrap().as_deref(), Some("A=1"));
+        assert_eq!(parse_env("A=", lookup).unwrap().as_deref(), Some("A="));
+        assert_eq!(
+            parse_env("A=b=c", lookup).unwrap().as_deref(),
+            Some("A=b=c")
+        );
+        assert_eq!(
+            parse_env("HOME", lookup).unwrap().as_deref(),
+            Some("HOME=/root")
+        );
+        assert_eq!(parse_env("UNSET", lookup).unwrap(), None);
+        assert!(parse_env("=x", lookup).is_err());
+        assert!(parse_env("", lookup).is_err());
+    }
+
+    #[test]
+    fn labels_parse() {
+        assert_eq!(parse_label("a=b").unwrap(), ("a".into(), "b".into()));
+        assert_eq!(parse_label("a").unwrap(), ("a".into(), "".into()));
+        assert!(parse_label("=b").is_err());
+    }
+
+    #[test]
+    fn build_maps_every_option() {
+        let opts = ContainerOpts {
+            name: Some("web".into()),
+            env: vec!["A=1".into(), "FROM_ENV".into(), "MISSING".into()],
+            workdir: Some("/srv".into()),
+            user: Some("1000:1000".into()),
+            hostname: Some("h".into()),
+            volume: vec!["data:/data:ro".into()],
+            memory: Some(64 << 20),
+            memory_swap: Some(128 << 20),
+            memory_swappiness: Some(0),
+            pids_limit: Some(64),
+            cpus: Some(0.5),
+            cpu_shares: Some(512),
+            label: vec!["tier=web".into()],
+            image: "busybox".into(),
+            cmd: vec!["sh".into(), "-c".into(), "echo hi".into()],
+        };
+        let lookup = |k: &str| (k == "FROM_ENV").then(|| "x".to_string());
+        let spec = build_with(&opts, lookup, Path::new("/w")).unwrap();
+        assert_eq!(spec.image, "busybox");
+        assert_eq!(spec.name.as_deref(), Some("web"));
+        assert_eq!(spec.cmd.as_deref().unwrap(), ["sh", "-c", "echo hi"]);
+        assert_eq!(spec.env, ["A=1", "FROM_ENV=x"]);
+        assert_eq!(spec.working_dir.as_deref(), Some("/srv"));
+        assert_eq!(spec.user.as_deref(), Some("1000:1000"));
+        assert_eq!(spec.hostname.as_deref(), Some("h"));
+        assert_eq!(spec.mounts[0].source, "/w/data");
+        assert_eq!(spec.labels["tier"], "web");
+        let r = &spec.resources;
+        assert_eq!(r.memory_bytes, Some(64 << 20));
+        assert_eq!(r.memory_swap_bytes, Some(128 << 20));
+        assert_eq!(r.memory_swappiness, Some(0));
+        assert_eq!(r.pids_max, Some(64));
+        assert_eq!(r.cpu_quota_us, Some(50_000));
+        assert_eq!(r.cpu_period_us, Some(100_000));
+        assert_eq!(r.cpu_shares, Some(512));
+    }
+
+    #[test]
+    fn build_without_cmd_uses_image_default_and_checks_swap() {
+        let mut opts = ContainerOpts {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        let spec = build_with(&opts, |_| None, Path::new("/")).unwrap();
+        assert_eq!(spec.cmd, None);
+        assert_eq!(spec.resources, Resources::default());
+        opts.memory_swap = Some(1 << 30);
+        assert!(build_with(&opts, |_| None, Path::new("/")).is_err());
+        opts.memory = Some(2 << 30);
+        assert!(build_with(&opts, |_| None, Path::new("/")).is_err());
+        opts.memory_swap = Some(-1);
+        assert!(build_with(&opts, |_| None, Path::new("/")).is_ok());
+    }
+}

@@ -1,0 +1,37 @@
+//! `boxctl kill [-s SIG] ID...`: sends a signal (SIGKILL by default).
+
+use anyhow::Context as _;
+use clap::Args as ClapArgs;
+
+use super::{report, Ctx};
+
+/// The options of `kill`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Signal to send: SIGTERM, TERM or 15 (SIGKILL when absent).
+    #[arg(short, long, value_name = "SIG")]
+    pub signal: Option<String>,
+    /// Container ids, prefixes or names.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+/// Runs `boxctl kill`: prints each signalled id; failures are reported and the rest go on.
+pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    let mut code = 0;
+    for id in &args.ids {
+        match ctx
+            .client
+            .kill(id, args.signal.as_deref())
+            .await
+            .with_context(|| format!("failed to kill {id}"))
+        {
+            Ok(()) => println!("{id}"),
+            Err(err) => {
+                report(&err);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,163 @@
+//! `boxctl run [OPTIONS] IMAGE [CMD...]`: create, start, and (unless `-d`) stay with the
+//! container until it exits, exiting with its exit code.
+//!
+//! Foreground order: create → start → follow the logs (NDJSON, from the log's start, so
+//! the output of a container that exits before the follow request arrives is still
+//! printed in full) → wait → remove when `--rm`. SIGINT and SIGTERM sent to boxctl in
+//! that time are forwarded to the container with the same signal rather than ending
+//! boxctl, so the container decides (as `docker run` does with its signal proxy).
+//! Failures of boxctl or the daemon exit 125 (see `main`), never a container's code.
+
+use anyhow::{bail, Context as _};
+use boxd_client::{Error, LogsOptions};
+use clap::Args as ClapArgs;
+use futures_util::StreamExt;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use super::create::{self, ContainerOpts};
+use super::logs::LogPrinter;
+use super::{print_json, report, short_id, Ctx};
+
+/// The options of `run`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Print help (`-h` is `--hostname`, as in docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Start it in the background and print its id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// What to run.
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+}
+
+/// Runs `boxctl run`.
+pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    if args.detach && args.rm {
+        // Removal on exit is done here, by the waiting boxctl; a detached run has no
+        // one left to do it.
+        bail!("--rm cannot be combined with --detach");
+    }
+    let spec = create::build(&args.opts)?;
+    let created = create::create(ctx, &spec).await?;
+    let id = created.id.clone();
+
+    if args.detach {
+        ctx.client
+            .start(&id)
+            .await
+            .with_context(|| format!("failed to start container {}", short_id(&id)))?;
+        if ctx.json {
+            print_json(&created)?;
+        } else {
+            println!("{id}");
+        }
+        return Ok(0);
+    }
+
+    // Hooked before the start, so a ^C that lands between start and the follow is
+    // forwarded instead of killing boxctl and leaving the container unattended.
+    let mut signals = Signals::new().context("failed to install signal handlers")?;
+    if let Err(err) = ctx.client.start(&id).await {
+        if args.rm {
+            remove(ctx, &id).await;
+        }
+        return Err(err).with_context(|| format!("failed to start container {}", short_id(&id)));
+    }
+    let outcome = attach(ctx, &id, &mut signals).await;
+    if args.rm {
+        remove(ctx, &id).await;
+    }
+    outcome
+}
+
+/// Prints the container's output until it exits, then returns its exit code.
+async fn attach(ctx: &Ctx, id: &str, signals: &mut Signals) -> anyhow::Result<i32> {
+    let options = LogsOptions {
+        follow: true,
+        ..LogsOptions::default()
+    };
+    let mut printer = LogPrinter::new(false);
+    match ctx.client.logs(id, options).await {
+        Ok(mut stream) => loop {
+            tokio::select! {
+                item = stream.next() => match item {
+                    Some(Ok(entry)) => printer.write(&entry).await?,
+                    // One undecodable line is lost; the rest still comes.
+                    Some(Err(err @ Error::Decode(_))) => {
+                        report(&anyhow::Error::new(err).context("skipped a log entry"));
+                    }
+                    Some(Err(err)) => {
+                        report(&anyhow::Error::new(err).context("log stream broke off"));
+                        break;
+                    }
+                    None => break,
+                },
+                sig = signals.recv() => forward(ctx, id, sig).await,
+            }
+        },
+        // Still wait: the exit code matters more than the output.
+        Err(err) => report(&anyhow::Error::new(err).context("cannot follow the logs")),
+    }
+
+    let wait = ctx.client.wait(id);
+    tokio::pin!(wait);
+    let exit = loop {
+        tokio::select! {
+            result = &mut wait => break result.context("failed to wait for the container")?,
+            sig = signals.recv() => forward(ctx, id, sig).await,
+        }
+    };
+    if exit.oom_killed {
+        eprintln!("boxctl: container {} was OOM killed", short_id(id));
+    }
+    Ok(exit.exit_code)
+}
+
+async fn forward(ctx: &Ctx, id: &str, signal: &str) {
+    match ctx.client.kill(id, Some(signal)).await {
+        // It exited already; the wait will tell.
+        Ok(()) => {}
+        Err(err) if err.code() == Some("not_running") => {}
+        Err(err) => report(
+            &anyhow::Error::new(err)
+                .context(format!("failed to forward {signal} to the container")),
+        ),
+    }
+}
+
+async fn remove(ctx: &Ctx, id: &str) {
+    if let Err(err) = ctx.client.remove_container(id, true).await {
+        report(
+            &anyhow::Error::new(err)
+                .context(format!("failed to remove container {}", short_id(id))),
+        );
+    }
+}
+
+/// SIGINT and SIGTERM, caught so they can be forwarded.
+struct Signals {
+    int: Signal,
+    term: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The name of the next signal received, as the kill route takes it.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}

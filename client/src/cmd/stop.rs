@@ -1,0 +1,43 @@
+//! `boxctl stop [-t SECS] ID...`: SIGTERM, then SIGKILL after the grace time.
+
+use anyhow::Context as _;
+use clap::Args as ClapArgs;
+
+use super::{report, Ctx};
+
+/// The options of `stop`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Seconds to wait for the container to exit before killing it (the daemon's default
+    /// when absent).
+    #[arg(
+        short = 't',
+        long = "time",
+        visible_alias = "timeout",
+        value_name = "SECS"
+    )]
+    pub time: Option<u64>,
+    /// Container ids, prefixes or names.
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+/// Runs `boxctl stop`: prints each stopped id; failures are reported and the rest go on.
+pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    let mut code = 0;
+    for id in &args.ids {
+        match ctx
+            .client
+            .stop(id, args.time)
+            .await
+            .with_context(|| format!("failed to stop {id}"))
+        {
+            Ok(()) => println!("{id}"),
+            Err(err) => {
+                report(&err);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,272 @@
+//! `boxctl` as a user runs it, against a fake daemon (or none): output, error lines,
+//! exit codes, and the requests each command makes.
+
+mod support;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{FakeDaemon, Reply};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn boxctl(socket: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxctl"));
+    cmd.env_remove("BOXD_SOCKET").arg("--socket").arg(socket);
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_one_error_line(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line, got {stderr:?}");
+    assert!(lines[0].starts_with("boxctl: "), "{stderr:?}");
+    lines[0].to_string()
+}
+
+fn entry(stream: &str, line: &str) -> String {
+    json!({"time": "2024-05-06T10:00:00Z", "stream": stream, "line": line}).to_string() + "\n"
+}
+
+#[tokio::test]
+async fn no_daemon_gives_one_clear_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("absent.sock");
+    let out = boxctl(&socket).arg("ps").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let line = assert_one_error_line(&out);
+    assert!(line.contains(&socket.display().to_string()), "{line}");
+    assert!(line.contains("is it running"), "{line}");
+
+    // BOXD_SOCKET chooses the socket when --socket is not given.
+    let out = Command::new(env!("CARGO_BIN_EXE_boxctl"))
+        .env("BOXD_SOCKET", &socket)
+        .arg("images")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(assert_one_error_line(&out).contains(&socket.display().to_string()));
+
+    // `run` keeps 125 for its own failures, so they never pass for a container's code.
+    let out = boxctl(&socket)
+        .args(["run", "busybox", "true"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert_one_error_line(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreground_run_prints_output_and_exits_with_the_container_code() {
+    let daemon = FakeDaemon::start(|req| match (req.method.as_str(), req.path()) {
+        ("POST", "/v1/containers") => {
+            Reply::Json(201, json!({"id": ID, "name": "web"}).to_string())
+        }
+        (_, p) if p.ends_with("/logs") => Reply::pieces(&[
+            &entry("stdout", "hello\n"),
+            &entry("stderr", "oops\n"),
+            &entry("stdout", "wor"),
+            &entry("stdout", "ld\n"),
+        ]),
+        (_, p) if p.ends_with("/wait") => Reply::Json(
+            200,
+            json!({"exit_code": 3, "oom_killed": false}).to_string(),
+        ),
+        _ => Reply::Empty(204),
+    });
+    let out = boxctl(&daemon.socket())
+        .args([
+            "run", "--rm", "-e", "A=1", "-m", "64m", "--cpus", "0.5", "busybox",
+        ])
+        .args(["sh", "-c", "echo hello"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(text(&out.stdout), "hello\nworld\n");
+    assert_eq!(text(&out.stderr), "oops\n");
+    assert_eq!(out.status.code(), Some(3));
+
+    let lines = daemon.lines();
+    assert_eq!(lines[0], "POST /v1/containers");
+    assert_eq!(lines[1], format!("POST /v1/containers/{ID}/start"));
+    assert!(lines[2].starts_with(&format!(
+        "GET /v1/containers/{ID}/logs?format=ndjson&follow=true"
+    )));
+    assert_eq!(lines[3], format!("POST /v1/containers/{ID}/wait"));
+    assert_eq!(lines[4], format!("DELETE /v1/containers/{ID}?force=true"));
+    assert_eq!(lines.len(), 5);
+
+    let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[0].body).unwrap();
+    assert_eq!(body["image"], "busybox");
+    assert_eq!(body["cmd"], json!(["sh", "-c", "echo hello"]));
+    assert_eq!(body["env"], json!(["A=1"]));
+    assert_eq!(body["resources"]["memory_bytes"], 64 << 20);
+    assert_eq!(body["resources"]["cpu_quota_us"], 50_000);
+    assert_eq!(body["resources"]["cpu_period_us"], 100_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupt_during_run_is_forwarded_to_the_container() {
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let rx = std::sync::Mutex::new(Some(rx));
+    let daemon = FakeDaemon::start(move |req| match (req.method.as_str(), req.path()) {
+        ("POST", "/v1/containers") => {
+            Reply::Json(201, json!({"id": ID, "name": "web"}).to_string())
+        }
+        (_, p) if p.ends_with("/logs") => Reply::Stream(rx.lock().unwrap().take().unwrap()),
+        (_, p) if p.ends_with("/wait") => Reply::Json(
+            200,
+            json!({"exit_code": 130, "oom_killed": false}).to_string(),
+        ),
+        _ => Reply::Empty(204),
+    });
+    let child = boxctl(&daemon.socket())
+        .args(["run", "busybox", "sleep", "100"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+
+    let seen = |daemon: &FakeDaemon, what: &str| daemon.lines().iter().any(|l| l.contains(what));
+    wait_until(|| seen(&daemon, "/logs?")).await;
+    tx.send(entry("stdout", "started\n").into_bytes()).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until(|| seen(&daemon, "/kill?signal=SIGINT")).await;
+    // The container "exits": the follow ends and wait answers.
+    drop(tx);
+
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("boxctl exits once the container has")
+        .unwrap();
+    assert_eq!(text(&out.stdout), "started\n");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+}
+
+async fn wait_until(mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_failing_at_the_daemon_exits_125_with_its_message() {
+    let daemon = FakeDaemon::start(|_| Reply::error(404, "not_found", "no such image: nope"));
+    let out = boxctl(&daemon.socket())
+        .args(["run", "nope"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let line = assert_one_error_line(&out);
+    assert!(
+        line.contains("no such image: nope (404 not_found)"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detached_run_prints_the_id() {
+    let daemon = FakeDaemon::start(|req| match req.path() {
+        "/v1/containers" => Reply::Json(201, json!({"id": ID, "name": "web"}).to_string()),
+        _ => Reply::Empty(204),
+    });
+    let out = boxctl(&daemon.socket())
+        .args(["run", "-d", "--name", "web", "busybox"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), format!("{ID}\n"));
+    assert_eq!(daemon.lines().len(), 2, "create and start only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_id_commands_report_each_failure_and_go_on() {
+    let daemon = FakeDaemon::start(|req| match req.path() {
+        "/v1/containers/b" => Reply::error(404, "not_found", "no such container: b"),
+        _ => Reply::Empty(204),
+    });
+    let out = boxctl(&daemon.socket())
+        .args(["rm", "-f", "a", "b", "c"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "a\nc\n");
+    let line = assert_one_error_line(&out);
+    assert!(line.contains("no such container: b"), "{line}");
+    assert_eq!(
+        daemon.lines(),
+        [
+            "DELETE /v1/containers/a?force=true",
+            "DELETE /v1/containers/b?force=true",
+            "DELETE /v1/containers/c?force=true",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps_prints_a_table_or_json() {
+    let daemon = FakeDaemon::start(|_| {
+        let now = chrono::Utc::now();
+        Reply::Json(
+            200,
+            json!([{
+                "id": ID, "name": "web", "image": "busybox", "image_id": "sha256:aa",
+                "state": "exited", "pid": null, "exit_code": 137, "oom_killed": true,
+                "created_at": now - chrono::TimeDelta::minutes(10),
+                "started_at": now - chrono::TimeDelta::minutes(9),
+                "finished_at": now - chrono::TimeDelta::minutes(2),
+                "config": {"cmd": ["sleep", "100"], "env": [], "working_dir": "/",
+                           "hostname": "h", "user": "", "mounts": []},
+                "resources": {}
+            }])
+            .to_string(),
+        )
+    });
+    let out = boxctl(&daemon.socket())
+        .args(["ps", "-a"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("CONTAINER ID   IMAGE"), "{stdout}");
+    assert!(
+        lines[1].starts_with("0123456789ab   busybox   \"sleep 100\"   10 minutes ago"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains("Exited (137) 2 minutes ago (OOM killed)   web"),
+        "{stdout}"
+    );
+    assert_eq!(daemon.lines(), ["GET /v1/containers?all=true"]);
+
+    let out = boxctl(&daemon.socket())
+        .args(["--json", "ps"])
+        .output()
+        .await
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed[0]["name"], "web");
+}

@@ -1,0 +1,390 @@
+//! The shim's life after the app exec'd: one single-threaded poll(2) loop that
+//! copies the app's stdout/stderr into the log file, serves the control socket, and
+//! notices the app's exit through a pidfd.
+//!
+//! On exit: the app is reaped, its pipes are drained (its own children may still hold
+//! them; they die with the pid namespace's init, so EOF comes quickly, and the drain is
+//! bounded anyway), `exit.json` is written atomically, and only then are `Wait`
+//! requests answered; finally `control.sock` is removed. Being the app's parent, the
+//! shim can signal it without a pid-reuse race: the pid stays ours until we reap it,
+//! and no `Kill` is sent after that.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::logs::{record_line, LineSplitter};
+use crate::protocol::{files, ControlRequest, ControlResponse, ExitRecord, OomCounter};
+use crate::state;
+
+/// How long the pipes may stay open after the app exited.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest request line a client may send.
+const MAX_REQUEST: usize = 64 * 1024;
+/// Bytes read from a pipe at once (so at most this much per log record).
+const READ_SIZE: usize = 32 * 1024;
+
+/// Everything the monitor needs about a started app.
+pub(crate) struct Container {
+    pub pid: Pid,
+    pub pidfd: OwnedFd,
+    pub log: File,
+    pub listener: UnixListener,
+    pub oom_counter: Option<OomCounter>,
+    pub oom_baseline: Option<u64>,
+    pub started_at_ms: u64,
+    pub shim_pid: i32,
+    pub state_dir: PathBuf,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+struct Stream {
+    name: &'static str,
+    fd: Option<File>,
+    splitter: LineSplitter,
+}
+
+struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    waiting: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Token {
+    Exit,
+    Stream(usize),
+    Listener,
+    Client(usize),
+}
+
+/// The exit record for a wait status, or `None` if the app has not ended.
+pub(crate) fn exit_record(
+    status: WaitStatus,
+    started_at_ms: u64,
+    oom_kills: Option<u64>,
+) -> Option<ExitRecord> {
+    let (pid, exit_code, signal) = match status {
+        WaitStatus::Exited(pid, code) => (pid, code, None),
+        WaitStatus::Signaled(pid, sig, _) => (pid, 128 + sig as i32, Some(sig as i32)),
+        _ => return None,
+    };
+    Some(ExitRecord {
+        pid: pid.as_raw(),
+        exit_code,
+        signal,
+        oom_kills,
+        started_at_ms,
+        finished_at_ms: now_ms(),
+    })
+}
+
+struct Monitor {
+    c: Container,
+    streams: [Stream; 2],
+    clients: Vec<Client>,
+    exit: Option<(ExitRecord, Instant)>,
+}
+
+/// Run until the app has exited and everything is recorded; returns the exit status
+/// of the shim.
+pub(crate) fn run(c: Container, stdout: OwnedFd, stderr: OwnedFd) -> i32 {
+    let streams = [
+        Stream {
+            name: "stdout",
+            fd: Some(File::from(stdout)),
+            splitter: LineSplitter::default(),
+        },
+        Stream {
+            name: "stderr",
+            fd: Some(File::from(stderr)),
+            splitter: LineSplitter::default(),
+        },
+    ];
+    let mut m = Monitor {
+        c,
+        streams,
+        clients: Vec::new(),
+        exit: None,
+    };
+    m.run()
+}
+
+impl Monitor {
+    fn run(&mut self) -> i32 {
+        loop {
+            if let Some((_, deadline)) = &self.exit {
+                let drained = self.streams.iter().all(|s| s.fd.is_none());
+                if drained || Instant::now() >= *deadline {
+                    break;
+                }
+            }
+            let ready = match self.poll_once() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("boxd shim {}: poll failed: {e}", self.c.pid);
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            };
+            // Clients are handled last and from the highest index down, so removing
+            // one does not shift the index of another still to handle.
+            let mut clients = Vec::new();
+            for (token, revents) in ready {
+                match token {
+                    Token::Exit => self.reap(),
+                    Token::Stream(i) => self.read_stream(i),
+                    Token::Listener => self.accept(),
+                    Token::Client(i) => clients.push((i, revents)),
+                }
+            }
+            for (i, _) in clients.into_iter().rev() {
+                self.read_client(i);
+            }
+        }
+        self.finish()
+    }
+
+    fn poll_once(&self) -> nix::Result<Vec<(Token, PollFlags)>> {
+        let mut tokens = Vec::new();
+        let mut fds = Vec::new();
+        if self.exit.is_none() {
+            tokens.push(Token::Exit);
+            fds.push(PollFd::new(self.c.pidfd.as_fd(), PollFlags::POLLIN));
+        }
+        for (i, s) in self.streams.iter().enumerate() {
+            if let Some(f) = &s.fd {
+                tokens.push(Token::Stream(i));
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+            }
+        }
+        tokens.push(Token::Listener);
+        fds.push(PollFd::new(self.c.listener.as_fd(), PollFlags::POLLIN));
+        for (i, cl) in self.clients.iter().enumerate() {
+            tokens.push(Token::Client(i));
+            fds.push(PollFd::new(cl.stream.as_fd(), PollFlags::POLLIN));
+        }
+        let timeout = match &self.exit {
+            None => PollTimeout::NONE,
+            Some((_, deadline)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(tokens
+            .into_iter()
+            .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
+            .filter(|(_, r)| !r.is_empty())
+            .collect())
+    }
+
+    fn reap(&mut self) {
+        let status = match nix::sys::wait::waitpid(self.c.pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("boxd shim {}: waitpid failed: {e}", self.c.pid);
+                // The pidfd said it exited but the status is lost; record what we can.
+                WaitStatus::Exited(self.c.pid, 255)
+            }
+        };
+        let oom_kills = match (
+            state::read_counter(self.c.oom_counter.as_ref()),
+            self.c.oom_baseline,
+        ) {
+            (Some(now), Some(base)) => Some(now.saturating_sub(base)),
+            _ => None,
+        };
+        if let Some(record) = exit_record(status, self.c.started_at_ms, oom_kills) {
+            self.exit = Some((record, Instant::now() + DRAIN_TIMEOUT));
+        }
+    }
+
+    fn read_stream(&mut self, i: usize) {
+        let stream = &mut self.streams[i];
+        let Some(f) = stream.fd.as_mut() else { return };
+        let mut buf = vec![0u8; READ_SIZE];
+        let (n, eof) = match f.read(&mut buf) {
+            Ok(0) => (0, true),
+            Ok(n) => (n, false),
+            Err(e) if e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::WouldBlock => {
+                return
+            }
+            Err(e) => {
+                eprintln!("boxd shim {}: read {} failed: {e}", self.c.pid, stream.name);
+                (0, true)
+            }
+        };
+        let now = SystemTime::now();
+        for text in stream.splitter.split(&buf[..n], eof) {
+            // One write(2) per record on an O_APPEND file: a reader never sees half a
+            // line from us. A failed write is reported but does not stop the copying,
+            // or the app would block on a full pipe.
+            if let Err(e) = self.c.log.write_all(&record_line(stream.name, text, now)) {
+                eprintln!("boxd shim {}: write log failed: {e}", self.c.pid);
+            }
+        }
+        if eof {
+            stream.fd = None;
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.c.listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_ok() {
+                        self.clients.push(Client {
+                            stream,
+                            buf: Vec::new(),
+                            waiting: false,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn read_client(&mut self, i: usize) {
+        let mut buf = [0u8; 4096];
+        let cl = &mut self.clients[i];
+        let eof = match cl.stream.read(&mut buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                cl.buf.extend_from_slice(&buf[..n]);
+                false
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::WouldBlock => {
+                return
+            }
+            Err(_) => true,
+        };
+        if cl.waiting {
+            // Only a hang-up matters now; extra bytes are ignored.
+            if eof {
+                self.clients.swap_remove(i);
+            }
+            return;
+        }
+        let line = match cl.buf.iter().position(|b| *b == b'\n') {
+            Some(nl) => cl.buf[..nl].to_vec(),
+            None if eof && !cl.buf.is_empty() => cl.buf.clone(),
+            None if eof => {
+                self.clients.swap_remove(i);
+                return;
+            }
+            None if cl.buf.len() > MAX_REQUEST => {
+                let mut cl = self.clients.swap_remove(i);
+                respond(
+                    &mut cl.stream,
+                    &ControlResponse::Error {
+                        message: "request too long".into(),
+                    },
+                );
+                return;
+            }
+            None => return,
+        };
+        let response = match serde_json::from_slice::<ControlRequest>(&line) {
+            Err(e) => ControlResponse::Error {
+                message: format!("bad request: {e}"),
+            },
+            Ok(ControlRequest::Wait) => {
+                cl.waiting = true;
+                return;
+            }
+            Ok(ControlRequest::State) => ControlResponse::State {
+                shim_pid: self.c.shim_pid,
+                pid: self.c.pid.as_raw(),
+                running: self.exit.is_none(),
+            },
+            Ok(ControlRequest::Kill { signal }) => self.kill(signal),
+        };
+        let mut cl = self.clients.swap_remove(i);
+        respond(&mut cl.stream, &response);
+    }
+
+    fn kill(&self, signal: i32) -> ControlResponse {
+        if self.exit.is_some() {
+            return ControlResponse::Error {
+                message: "container has exited".into(),
+            };
+        }
+        // Not yet reaped (we reap only in `reap`, which sets `exit`), so the pid is
+        // still the app's, even if it is a zombie by now.
+        match crate::sys::kill(self.c.pid, signal) {
+            Ok(()) => ControlResponse::Ok,
+            Err(e) => ControlResponse::Error {
+                message: format!("failed to send signal {signal}: {e}"),
+            },
+        }
+    }
+
+    fn finish(&mut self) -> i32 {
+        let (record, _) = self.exit.clone().expect("loop ends only after the exit");
+        let json = serde_json::to_vec(&record).expect("an ExitRecord always serialises");
+        let response = match state::write_atomic(&self.c.state_dir, files::EXIT_RECORD, &json) {
+            Ok(()) => ControlResponse::Exited(record),
+            Err(e) => {
+                let message = crate::error_chain(&e);
+                eprintln!("boxd shim {}: {message}", self.c.pid);
+                ControlResponse::Error { message }
+            }
+        };
+        for cl in self.clients.iter_mut().filter(|c| c.waiting) {
+            respond(&mut cl.stream, &response);
+        }
+        self.clients.clear();
+        let _ = std::fs::remove_file(self.c.state_dir.join(files::CONTROL_SOCKET));
+        0
+    }
+}
+
+/// Send one response line; a client that went away is not our problem.
+fn respond(stream: &mut UnixStream, response: &ControlResponse) {
+    let mut line = serde_json::to_vec(response).expect("a ControlResponse always serialises");
+    line.push(b'\n');
+    // Responses are far smaller than a socket buffer, but the socket is non-blocking:
+    // make this one write blocking so a slow reader still gets the whole line.
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = stream.write_all(&line);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::signal::Signal;
+
+    #[test]
+    fn exit_record_maps_signals_to_128_plus() {
+        let pid = Pid::from_raw(42);
+        let r = exit_record(WaitStatus::Signaled(pid, Signal::SIGKILL, false), 5, Some(1))
+            .unwrap();
+        assert_eq!((r.exit_code, r.signal, r.pid), (137, Some(9), 42));
+        assert_eq!((r.started_at_ms, r.oom_kills), (5, Some(1)));
+        assert!(r.finished_at_ms >= 5);
+        let r = exit_record(WaitStatus::Exited(pid, 3), 0, None).unwrap();
+        assert_eq!((r.exit_code, r.signal), (3, None));
+        assert!(exit_record(WaitStatus::StillAlive, 0, None).is_none());
+    }
+}

@@ -1,0 +1,161 @@
+//! `/v1/containers/...` handlers.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use boxd_client::models::{Container, CreateContainer, CreateResponse, WaitResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{parse_bool, ApiError, ApiJson, AppState};
+use crate::runtime::logs::{LogFormat, LogOptions};
+use crate::runtime::names::parse_signal;
+
+pub(super) async fn create(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<CreateContainer>,
+) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
+    Ok((StatusCode::CREATED, Json(s.runtime.create(req).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ListQuery {
+    all: Option<String>,
+}
+
+pub(super) async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Container>>, ApiError> {
+    let all = parse_bool("all", q.all.as_deref(), false)?;
+    Ok(Json(s.runtime.containers(all).await?))
+}
+
+pub(super) async fn inspect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Container>, ApiError> {
+    Ok(Json(s.runtime.container(&id).await?))
+}
+
+pub(super) async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.runtime.start(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct StopQuery {
+    timeout: Option<String>,
+}
+
+pub(super) async fn stop(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StopQuery>,
+) -> Result<StatusCode, ApiError> {
+    let timeout = match q.timeout.as_deref() {
+        None => 10,
+        Some(t) => t.parse::<u64>().ok().filter(|t| *t <= 86_400).ok_or_else(|| {
+            ApiError::BadRequest(format!("timeout must be a number of seconds (0-86400), not {t:?}"))
+        })?,
+    };
+    s.runtime.stop(&id, Duration::from_secs(timeout)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct KillQuery {
+    signal: Option<String>,
+}
+
+pub(super) async fn kill(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<KillQuery>,
+) -> Result<StatusCode, ApiError> {
+    let signal = parse_signal(q.signal.as_deref().unwrap_or("SIGKILL")).map_err(ApiError::BadRequest)?;
+    s.runtime.kill(&id, signal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn wait(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<WaitResponse>, ApiError> {
+    Ok(Json(s.runtime.wait(&id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RemoveQuery {
+    force: Option<String>,
+}
+
+pub(super) async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RemoveQuery>,
+) -> Result<StatusCode, ApiError> {
+    let force = parse_bool("force", q.force.as_deref(), false)?;
+    s.runtime.remove(&id, force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogsQuery {
+    follow: Option<String>,
+    tail: Option<String>,
+    since: Option<String>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    format: Option<String>,
+    timestamps: Option<String>,
+}
+
+/// Parses `since` as RFC 3339 or Unix seconds (with an optional fraction), as Docker.
+fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| DateTime::from_timestamp(s.trunc() as i64, (s.fract() * 1e9) as u32))
+        .ok_or_else(|| ApiError::BadRequest(format!("since must be RFC 3339 or Unix seconds, not {v:?}")))
+}
+
+pub(super) async fn logs(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let tail = match q.tail.as_deref() {
+        None | Some("all") | Some("") => None,
+        Some(n) => Some(n.parse::<usize>().map_err(|_| {
+            ApiError::BadRequest(format!("tail must be a number of lines or \"all\", not {n:?}"))
+        })?),
+    };
+    let format = match q.format.as_deref() {
+        None | Some("raw") => LogFormat::Raw,
+        Some("ndjson") | Some("json") => LogFormat::Ndjson,
+        Some(f) => return Err(ApiError::BadRequest(format!("format must be raw or ndjson, not {f:?}"))),
+    };
+    let opts = LogOptions {
+        follow: parse_bool("follow", q.follow.as_deref(), false)?,
+        tail,
+        since: q.since.as_deref().map(parse_since).transpose()?,
+        stdout: parse_bool("stdout", q.stdout.as_deref(), true)?,
+        stderr: parse_bool("stderr", q.stderr.as_deref(), true)?,
+        format,
+        timestamps: parse_bool("timestamps", q.timestamps.as_deref(), false)?,
+    };
+    let content_type = match format {
+        LogFormat::Raw => "text/plain; charset=utf-8",
+        LogFormat::Ndjson => "application/x-ndjson",
+    };
+    let stream = s.runtime.logs(&id, opts).await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(stream)).into_response())
+}

@@ -1,0 +1,122 @@
+//! `ApiError`: the one place where failures become HTTP statuses and error bodies.
+//!
+//! Handlers return `Result<_, ApiError>` and use `?`. 4xx answers say what to fix; 5xx
+//! answers are generic (the whole error chain goes to the daemon log instead), except a
+//! failed container start, whose reason belongs to the user's own container.
+
+use axum::extract::rejection::QueryRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use boxd_client::models::ErrorBody;
+
+use crate::image::ImageError;
+use crate::runtime::RuntimeError;
+
+/// Every error an API handler can return.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// From the runtime.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The body is not the JSON the route takes.
+    #[error("invalid JSON body: {0}")]
+    InvalidJson(String),
+    /// A query parameter is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than the route accepts.
+    #[error("request body too large (at most {0} bytes)")]
+    PayloadTooLarge(usize),
+    /// No route matches.
+    #[error("no route for {method} {path}; see api-spec/openapi.yaml")]
+    NoRoute {
+        /// The method asked.
+        method: String,
+        /// The path asked.
+        path: String,
+    },
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(format!("invalid query: {}", r.body_text()))
+    }
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        use RuntimeError as R;
+        match self {
+            ApiError::InvalidJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::Runtime(e) => match e {
+                R::NotFound { .. } => StatusCode::NOT_FOUND,
+                R::Ambiguous { .. } | R::Invalid { .. } | R::NoCommand | R::StartRefused { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                R::User(u) if u.is_bad_input() => StatusCode::BAD_REQUEST,
+                R::Image(i) if i.is_bad_input() => StatusCode::BAD_REQUEST,
+                R::NameInUse(_)
+                | R::AlreadyRunning(_)
+                | R::NotRunning(_)
+                | R::ContainerRunning(_)
+                | R::ImageInUse { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// The stable `code` of the body.
+    pub fn code(&self) -> &'static str {
+        use RuntimeError as R;
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::NoRoute { .. } => "no_route",
+            ApiError::Runtime(e) => match e {
+                R::NotFound { .. } => "not_found",
+                R::Ambiguous { .. } => "ambiguous_reference",
+                R::Invalid { .. } => "bad_request",
+                R::NoCommand => "no_command",
+                R::StartRefused { .. } | R::StartFailed { .. } => "start_failed",
+                R::User(u) if u.is_bad_input() => "bad_user",
+                R::Image(ImageError::UnsafeEntry { .. }) => "unsafe_image",
+                R::Image(i) if i.is_bad_input() => "invalid_image",
+                R::NameInUse(_) => "name_in_use",
+                R::AlreadyRunning(_) => "already_running",
+                R::NotRunning(_) => "not_running",
+                R::ContainerRunning(_) => "container_running",
+                R::ImageInUse { .. } => "image_in_use",
+                _ => "internal",
+            },
+        }
+    }
+
+    fn message(&self) -> String {
+        if self.status().is_server_error() {
+            return match self {
+                ApiError::Runtime(e @ RuntimeError::StartFailed { .. }) => e.to_string(),
+                _ => "internal error; the daemon log has the details".to_owned(),
+            };
+        }
+        // For bad input the whole chain is the useful message (e.g. which tar entry).
+        crate::error_chain(self)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %crate::error_chain(&self), "request failed");
+        } else {
+            tracing::debug!(error = %crate::error_chain(&self), %status, "request refused");
+        }
+        let body = ErrorBody { code: self.code().to_owned(), message: self.message() };
+        (status, Json(body)).into_response()
+    }
+}

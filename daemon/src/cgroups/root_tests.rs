@@ -1,0 +1,342 @@
+//! Root-only tests against the real kernel, on whichever hierarchy the machine has.
+//!
+//! Each test uses its own parent (`boxd-test-<random>`) and removes every group, process
+//! and the parent itself in `Drop` guards, so a failing assertion leaks nothing.
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use boxd_client::models::Resources;
+
+use super::{detect, CgroupManager, CgroupVersion, ContainerCgroup};
+
+const MIB: u64 = 1024 * 1024;
+
+/// True when the test may run; prints the skip (or panics under
+/// `BOXD_TEST_REQUIRE_ROOT=1`) otherwise.
+fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("BOXD_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
+        panic!("{test} needs root");
+    }
+    eprintln!("skipping {test}: needs root");
+    false
+}
+
+/// A manager on a unique parent; on drop removes every child group and the parent.
+struct Parent {
+    mgr: Box<dyn CgroupManager>,
+}
+
+impl Parent {
+    fn new() -> Self {
+        let name = format!("boxd-test-{:016x}", rand::random::<u64>());
+        Self {
+            mgr: detect(&name).expect("detect the cgroup hierarchy"),
+        }
+    }
+}
+
+impl Drop for Parent {
+    fn drop(&mut self) {
+        if let Ok(ids) = self.mgr.list() {
+            for id in ids {
+                if let Err(e) = self.mgr.remove(&id) {
+                    eprintln!("cleanup: remove {id}: {e:?}");
+                }
+            }
+        }
+        if let Err(e) = self.mgr.remove_parent() {
+            eprintln!("cleanup: remove parent: {e:?}");
+        }
+    }
+}
+
+/// A child process killed and reaped on drop.
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Self {
+        Self(Some(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn"),
+        ))
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.as_ref().map_or(0, |c| c.id() as i32)
+    }
+
+    /// Waits (bounded) for the exit.
+    fn wait(mut self, limit: Duration) -> ExitStatus {
+        let child = self.0.as_mut().expect("child");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.0 = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "child did not exit in {limit:?}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A shell that joins every procs file, then runs `script`.
+fn joined_shell(cg: &ContainerCgroup, script: &str) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "for f in \"$@\"; do echo $$ > \"$f\" || exit 99; done; {script}"
+        ))
+        .arg("sh")
+        .args(&cg.procs);
+    cmd
+}
+
+/// The file `name` in whichever of the group's directories has it.
+fn find(cg: &ContainerCgroup, name: &str) -> Option<PathBuf> {
+    cg.procs
+        .iter()
+        .filter_map(|p| p.parent())
+        .map(|d| d.join(name))
+        .find(|f| f.exists())
+}
+
+fn read(cg: &ContainerCgroup, name: &str) -> String {
+    let file = find(cg, name).unwrap_or_else(|| panic!("{name} not found in {:?}", cg.procs));
+    fs::read_to_string(&file).unwrap().trim().to_owned()
+}
+
+fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn group_dirs(cg: &ContainerCgroup) -> Vec<&Path> {
+    cg.procs.iter().filter_map(|p| p.parent()).collect()
+}
+
+#[test]
+fn root_create_applies_every_limit() {
+    if !require_root("root_create_applies_every_limit") {
+        return;
+    }
+    let p = Parent::new();
+    let r = Resources {
+        memory_bytes: Some(64 * MIB),
+        memory_swap_bytes: Some(128 * MIB as i64),
+        memory_swappiness: Some(10),
+        pids_max: Some(50),
+        cpu_quota_us: Some(50_000),
+        cpu_period_us: Some(100_000),
+        cpu_shares: Some(512),
+    };
+    let cg = p.mgr.create("c1", &r).unwrap();
+    assert!(cg.procs.iter().all(|f| f.exists()), "{:?}", cg.procs);
+    assert_eq!(read(&cg, "pids.max"), "50");
+    match p.mgr.version() {
+        CgroupVersion::V1 => {
+            for c in ["memory", "pids", "cpu"] {
+                assert!(p.mgr.controllers().iter().any(|x| x == c), "{c}");
+            }
+            assert_eq!(read(&cg, "memory.limit_in_bytes"), (64 * MIB).to_string());
+            if find(&cg, "memory.memsw.limit_in_bytes").is_some() {
+                assert_eq!(
+                    read(&cg, "memory.memsw.limit_in_bytes"),
+                    (128 * MIB).to_string()
+                );
+                assert!(cg.warnings.is_empty(), "{:?}", cg.warnings);
+            } else {
+                assert!(cg.warnings[0].contains("swap"), "{:?}", cg.warnings);
+            }
+            assert_eq!(read(&cg, "memory.swappiness"), "10");
+            assert_eq!(read(&cg, "cpu.cfs_quota_us"), "50000");
+            assert_eq!(read(&cg, "cpu.cfs_period_us"), "100000");
+            assert_eq!(read(&cg, "cpu.shares"), "512");
+            if find(&cg, "cpuset.cpus").is_some() {
+                // Without it no task could join.
+                assert!(!read(&cg, "cpuset.cpus").is_empty());
+                assert!(!read(&cg, "cpuset.mems").is_empty());
+            }
+            assert!(cg
+                .oom_counter
+                .as_ref()
+                .unwrap()
+                .path
+                .ends_with("memory.oom_control"));
+        }
+        CgroupVersion::V2 => {
+            assert_eq!(read(&cg, "memory.max"), (64 * MIB).to_string());
+            if find(&cg, "memory.swap.max").is_some() {
+                assert_eq!(read(&cg, "memory.swap.max"), (64 * MIB).to_string());
+            }
+            assert_eq!(read(&cg, "cpu.max"), "50000 100000");
+            assert_eq!(read(&cg, "cpu.weight"), "20");
+            assert!(
+                cg.warnings.iter().any(|w| w.contains("swappiness")),
+                "{:?}",
+                cg.warnings
+            );
+            let parent_dir = group_dirs(&cg)[0].parent().unwrap();
+            let enabled = fs::read_to_string(parent_dir.join("cgroup.subtree_control")).unwrap();
+            for c in ["cpu", "memory", "pids"] {
+                assert!(enabled.split_whitespace().any(|x| x == c), "{enabled}");
+            }
+        }
+    }
+
+    // Reusing the group: raising then lowering memory must respect memsw >= limit.
+    let raised = Resources {
+        memory_bytes: Some(256 * MIB),
+        memory_swap_bytes: Some(512 * MIB as i64),
+        ..Resources::default()
+    };
+    let cg = p.mgr.create("c1", &raised).unwrap();
+    let lowered = Resources {
+        memory_bytes: Some(32 * MIB),
+        memory_swap_bytes: Some(32 * MIB as i64),
+        ..Resources::default()
+    };
+    let limit_file = match p.mgr.version() {
+        CgroupVersion::V1 => "memory.limit_in_bytes",
+        CgroupVersion::V2 => "memory.max",
+    };
+    assert_eq!(read(&cg, limit_file), (256 * MIB).to_string());
+    p.mgr.create("c1", &lowered).unwrap();
+    assert_eq!(read(&cg, limit_file), (32 * MIB).to_string());
+    assert_eq!(p.mgr.list().unwrap(), vec!["c1"]);
+}
+
+#[test]
+fn root_remove_kills_every_process_and_leaves_no_dir() {
+    if !require_root("root_remove_kills_every_process_and_leaves_no_dir") {
+        return;
+    }
+    let p = Parent::new();
+    let cg = p
+        .mgr
+        .create(
+            "c1",
+            &Resources {
+                pids_max: Some(20),
+                ..Resources::default()
+            },
+        )
+        .unwrap();
+    // One process joined from outside, as the brief for the shim does it...
+    let sleeper = Proc::spawn(Command::new("sleep").arg("100"));
+    for procs in &cg.procs {
+        fs::write(procs, sleeper.pid().to_string()).unwrap();
+    }
+    // ...and one that joins itself and forks.
+    let forker = Proc::spawn(&mut joined_shell(&cg, "sleep 100 & exec sleep 100"));
+    let pids = wait_for(Duration::from_secs(20), || {
+        let pids = p.mgr.pids("c1").unwrap();
+        (pids.len() == 3).then_some(pids)
+    })
+    .expect("three processes in the group");
+    assert!(pids.contains(&sleeper.pid()) && pids.contains(&forker.pid()));
+
+    p.mgr.remove("c1").unwrap();
+
+    assert_eq!(sleeper.wait(Duration::from_secs(20)).signal(), Some(9));
+    assert_eq!(forker.wait(Duration::from_secs(20)).signal(), Some(9));
+    assert!(!p.mgr.exists("c1"));
+    for dir in group_dirs(&cg) {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    assert_eq!(p.mgr.list().unwrap(), Vec::<String>::new());
+    p.mgr.remove("c1").unwrap();
+}
+
+#[test]
+fn root_oom_kill_count_counts_a_kill() {
+    if !require_root("root_oom_kill_count_counts_a_kill") {
+        return;
+    }
+    let p = Parent::new();
+    let r = Resources {
+        memory_bytes: Some(16 * MIB),
+        memory_swap_bytes: Some(16 * MIB as i64),
+        ..Resources::default()
+    };
+    let cg = p.mgr.create("oom", &r).unwrap();
+    assert_eq!(p.mgr.oom_kill_count("oom").unwrap(), 0);
+    let counter = cg.oom_counter.clone().unwrap();
+    assert_eq!(
+        super::files::read_counter(&counter.path, &counter.key).unwrap(),
+        0
+    );
+
+    let hog = if Path::new("/usr/bin/python3").exists() {
+        "exec /usr/bin/python3 -c 'bytearray(200 << 20)'"
+    } else {
+        "exec /bin/busybox sh -c 'x=$(head -c 100000000 /dev/zero | tr \"\\0\" a)'"
+    };
+    // Python starts in seconds under the v2 VM's emulated CPU; leave a wide margin.
+    let status = Proc::spawn(&mut joined_shell(&cg, hog)).wait(Duration::from_secs(300));
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    assert_eq!(p.mgr.oom_kill_count("oom").unwrap(), 1);
+    assert_eq!(
+        super::files::read_counter(&counter.path, &counter.key).unwrap(),
+        1
+    );
+}
+
+#[test]
+fn root_list_sees_groups_and_remove_is_idempotent() {
+    if !require_root("root_list_sees_groups_and_remove_is_idempotent") {
+        return;
+    }
+    let p = Parent::new();
+    assert_eq!(p.mgr.list().unwrap(), Vec::<String>::new());
+    p.mgr.remove("never-created").unwrap();
+    let a = p.mgr.create("a", &Resources::default()).unwrap();
+    p.mgr.create("b", &Resources::default()).unwrap();
+    assert_eq!(p.mgr.list().unwrap(), vec!["a", "b"]);
+    assert!(p.mgr.exists("a"));
+    assert_eq!(p.mgr.pids("a").unwrap(), Vec::<i32>::new());
+    assert!(
+        p.mgr.remove_parent().is_err(),
+        "parent removed with children"
+    );
+    p.mgr.remove("a").unwrap();
+    p.mgr.remove("a").unwrap();
+    assert_eq!(p.mgr.list().unwrap(), vec!["b"]);
+    p.mgr.remove("b").unwrap();
+    p.mgr.remove_parent().unwrap();
+    for dir in group_dirs(&a) {
+        assert!(
+            !dir.parent().unwrap().exists(),
+            "parent of {}",
+            dir.display()
+        );
+    }
+    p.mgr.remove_parent().unwrap();
+}

@@ -1,0 +1,245 @@
+//! Builds the OCI runtime bundle (`config.json`) the shim executes.
+//!
+//! The bundle is the standard format at the daemon/shim boundary: a reader knows it, and
+//! another runtime could be swapped in. The root filesystem itself is described to the
+//! shim separately (an overlay it mounts inside the container's own mount namespace), and
+//! `root.path` is only the mount point.
+
+use std::path::Path;
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
+    Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+};
+
+use boxd_client::models::ContainerConfig;
+
+use crate::image::users::ResolvedUser;
+
+/// Mount point of the root filesystem inside the bundle dir.
+pub const ROOTFS_DIR: &str = "rootfs";
+
+/// Errors building the bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// oci-spec refused a value.
+    #[error("failed to build the OCI runtime spec")]
+    Build(#[source] oci_spec::OciSpecError),
+    /// Writing `config.json` failed.
+    #[error("failed to write {path}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+}
+
+/// The capabilities a container keeps by default: Podman's set, smaller than Docker's
+/// (no MKNOD, NET_RAW or AUDIT_WRITE), enough for ordinary services.
+pub const DEFAULT_CAPABILITIES: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fowner,
+    Capability::Fsetid,
+    Capability::Kill,
+    Capability::NetBindService,
+    Capability::Setfcap,
+    Capability::Setgid,
+    Capability::Setpcap,
+    Capability::Setuid,
+    Capability::SysChroot,
+];
+
+/// Paths hidden from the container (Docker's list): kernel memory, keys, timers and
+/// hardware details that leak host information or allow attacks.
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// Paths the container may read but never write (Docker's list).
+const READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, BundleError> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        .build()
+        .map_err(BundleError::Build)
+}
+
+/// Builds the spec for a container's run.
+pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec, BundleError> {
+    let caps: oci_spec::runtime::Capabilities = DEFAULT_CAPABILITIES.iter().copied().collect();
+    // A non-root user gets no effective or permitted capabilities, as with Docker: the
+    // bounding set still limits what a setuid binary could regain (and no_new_privs
+    // stops even that).
+    let none = oci_spec::runtime::Capabilities::new();
+    let (effective, permitted) = if user.uid == 0 {
+        (caps.clone(), caps.clone())
+    } else {
+        (none.clone(), none.clone())
+    };
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(effective)
+        .permitted(permitted)
+        .inheritable(none.clone())
+        .ambient(none)
+        .build()
+        .map_err(BundleError::Build)?;
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(
+            UserBuilder::default()
+                .uid(user.uid)
+                .gid(user.gid)
+                .additional_gids(user.additional_gids.clone())
+                .build()
+                .map_err(BundleError::Build)?,
+        )
+        .args(config.cmd.clone())
+        .env(config.env.clone())
+        .cwd(&config.working_dir)
+        .capabilities(capabilities)
+        .no_new_privileges(true)
+        .build()
+        .map_err(BundleError::Build)?;
+
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        )?,
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+    ];
+    for m in &config.mounts {
+        let mut options = vec!["rbind", "rprivate"];
+        if m.read_only {
+            options.push("ro");
+        }
+        mounts.push(mount(&m.target, "bind", &m.source, &options)?);
+    }
+
+    let namespaces = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Network,
+    ]
+    .into_iter()
+    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build().map_err(BundleError::Build))
+    .collect::<Result<Vec<_>, _>>()?;
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(MASKED_PATHS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        .readonly_paths(READONLY_PATHS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        .build()
+        .map_err(BundleError::Build)?;
+
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(RootBuilder::default().path(ROOTFS_DIR).readonly(false).build().map_err(BundleError::Build)?)
+        .hostname(config.hostname.clone())
+        .process(process)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(BundleError::Build)
+}
+
+/// Writes `config.json` into `bundle` (which must exist) and creates the rootfs mount point.
+pub fn write_bundle(bundle: &Path, spec: &Spec) -> Result<(), BundleError> {
+    let path = bundle.join("config.json");
+    spec.save(&path).map_err(|source| BundleError::Write { path: path.clone(), source })?;
+    std::fs::create_dir_all(bundle.join(ROOTFS_DIR)).map_err(|e| BundleError::Write {
+        path: bundle.join(ROOTFS_DIR),
+        source: oci_spec::OciSpecError::Io(e),
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxd_client::models::Mount as UserMount;
+
+    fn config() -> ContainerConfig {
+        ContainerConfig {
+            cmd: vec!["/bin/sh".into(), "-c".into(), "echo hi".into()],
+            env: vec!["PATH=/bin".into()],
+            working_dir: "/".into(),
+            hostname: "web".into(),
+            user: String::new(),
+            mounts: vec![UserMount { source: "/srv".into(), target: "/data".into(), read_only: true }],
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn spec_has_namespaces_mounts_and_user() {
+        let root = ResolvedUser { uid: 0, gid: 0, additional_gids: vec![] };
+        let spec = build_spec(&config(), &root).unwrap();
+        assert_eq!(spec.hostname().as_deref(), Some("web"));
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.args().as_ref().unwrap()[0], "/bin/sh");
+        assert_eq!(process.no_new_privileges(), Some(true));
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(caps.effective().as_ref().unwrap().contains(&Capability::Chown));
+        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
+
+        let mounts = spec.mounts().as_ref().unwrap();
+        let data = mounts.iter().find(|m| m.destination() == Path::new("/data")).unwrap();
+        assert!(data.options().as_ref().unwrap().contains(&"ro".to_owned()));
+        // Bind mounts come after /dev and /proc, so they can land on top of them.
+        let pos = |d: &str| mounts.iter().position(|m| m.destination() == Path::new(d)).unwrap();
+        assert!(pos("/proc") < pos("/data") && pos("/dev") < pos("/dev/pts"));
+
+        let ns = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
+        for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Network, LinuxNamespaceType::Mount] {
+            assert!(ns.iter().any(|n| n.typ() == t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn non_root_user_has_no_effective_caps() {
+        let user = ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![10] };
+        let spec = build_spec(&config(), &user).unwrap();
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.user().uid(), 1000);
+        assert_eq!(process.user().additional_gids().as_ref().unwrap(), &vec![10]);
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(caps.effective().as_ref().unwrap().is_empty());
+        assert!(!caps.bounding().as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn bundle_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = ResolvedUser { uid: 0, gid: 0, additional_gids: vec![] };
+        let spec = build_spec(&config(), &root).unwrap();
+        write_bundle(dir.path(), &spec).unwrap();
+        assert!(dir.path().join(ROOTFS_DIR).is_dir());
+        assert_eq!(Spec::load(dir.path().join("config.json")).unwrap(), spec);
+    }
+}

@@ -1,0 +1,118 @@
+//! The runtime's error type: what a lifecycle operation can fail with.
+
+use crate::cgroups::CgroupError;
+use crate::image::users::UserError;
+use crate::image::ImageError;
+use crate::store::StoreError;
+
+use super::bundle::BundleError;
+use super::shim::ShimError;
+
+/// Errors of runtime operations. The API layer maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No container or image matches.
+    #[error("no such {kind}: {reference}")]
+    NotFound {
+        /// `container` or `image`.
+        kind: &'static str,
+        /// What the user asked for.
+        reference: String,
+    },
+    /// An id prefix matches several.
+    #[error("{reference:?} matches more than one {kind}; give more of the id")]
+    Ambiguous {
+        /// `container` or `image`.
+        kind: &'static str,
+        /// What the user asked for.
+        reference: String,
+    },
+    /// A request field is invalid.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// What to fix.
+        reason: String,
+    },
+    /// The container name is taken.
+    #[error("the container name {0:?} is already in use; choose another or remove that container")]
+    NameInUse(String),
+    /// Start of a running container.
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    /// Signal to a container that is not running.
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// Delete of a running container without force.
+    #[error("container {0} is running; stop it first or remove it with force=true")]
+    ContainerRunning(String),
+    /// Delete of an image in use.
+    #[error("image {image} is used by {count} container(s); remove them first")]
+    ImageInUse {
+        /// The image id.
+        image: String,
+        /// How many containers use it.
+        count: u64,
+    },
+    /// Neither the request nor the image says what to run.
+    #[error("no command specified: give cmd, or use an image with a default command")]
+    NoCommand,
+    /// The app could not be started because of the request (bad command, missing
+    /// working dir...).
+    #[error("failed to start the container ({stage}): {message}")]
+    StartRefused {
+        /// The shim's stage.
+        stage: String,
+        /// The shim's message.
+        message: String,
+    },
+    /// The shim failed to set the container up.
+    #[error("failed to start the container ({stage}): {message}")]
+    StartFailed {
+        /// The shim's stage.
+        stage: String,
+        /// The shim's message.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// cgroups failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The image store failed (or refused the image).
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The user could not be resolved.
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// The bundle could not be built.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// Talking to a shim failed.
+    #[error(transparent)]
+    Shim(#[from] ShimError),
+    /// A file operation failed.
+    #[error("failed to {op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    pub(crate) fn io(op: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| RuntimeError::Io { op, path, source }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        RuntimeError::Invalid { field, reason: reason.into() }
+    }
+}

@@ -1,0 +1,132 @@
+//! Start-up reconcile: make the store and the kernel agree again after the daemon was
+//! away (a restart, `kill -9`, or a host reboot).
+//!
+//! For each container the store knows:
+//! - an exit record in its state dir: the exit happened while the daemon was down;
+//!   record it (real exit code and OOM status), then free cgroup and state dir;
+//! - a live shim: re-attach (a monitor waits for the exit again); a `created` row with a
+//!   live shim is a start whose last step did not land, so it becomes `running`;
+//! - neither, while the row says `running`: the shim was killed or the host rebooted;
+//!   the container is `dead`, saying why.
+//!
+//! Then whatever no record owns is removed: cgroups, state dirs (killing a stray shim's
+//! container first), container dirs and image dirs.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use boxd_client::models::ContainerState;
+use boxd_shim::protocol::files;
+
+use super::{remove_dir_if_exists, shim, Runtime, RuntimeError};
+
+fn read_pid(dir: &Path, name: &str) -> Option<i32> {
+    std::fs::read_to_string(dir.join(name)).ok()?.trim().parse().ok()
+}
+
+fn list_dir(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+impl Runtime {
+    pub(super) async fn reconcile(&self) -> Result<(), RuntimeError> {
+        let inner = &self.inner;
+        if let Err(e) = inner.images.clean_tmp() {
+            tracing::warn!(error = %crate::error_chain(&e), "failed to clean unfinished image imports");
+        }
+        let records = inner.store.list_containers(true).await?;
+        let known: HashSet<String> = records.iter().map(|r| r.container.id.clone()).collect();
+        let mut live: HashSet<String> = HashSet::new();
+
+        for rec in records {
+            let c = rec.container;
+            let dir = inner.paths.state_dir(&c.id);
+            match c.state {
+                ContainerState::Running | ContainerState::Created => {
+                    if let Some(exit) = shim::read_exit_record(&dir) {
+                        tracing::info!(id = c.id, exit_code = exit.exit_code, "recording an exit that happened while boxd was down");
+                        self.record_exit(&c.id, Some(exit)).await?;
+                    } else if shim::shim_alive(&dir) {
+                        if c.state == ContainerState::Created {
+                            let (Some(pid), Some(shim_pid)) =
+                                (read_pid(&dir, files::CONTAINER_PID), read_pid(&dir, files::SHIM_PID))
+                            else {
+                                tracing::warn!(id = c.id, "live shim without pid files; leaving it to its exit");
+                                continue;
+                            };
+                            inner.store.set_running(&c.id, pid, shim_pid, chrono::Utc::now()).await?;
+                            tracing::info!(id = c.id, pid, "adopted a container whose start was interrupted");
+                        } else {
+                            tracing::info!(id = c.id, "re-attached to a running container");
+                        }
+                        live.insert(c.id.clone());
+                        self.spawn_monitor(c.id.clone());
+                    } else if c.state == ContainerState::Running {
+                        tracing::warn!(id = c.id, "container's shim is gone and left no exit record; marking it dead");
+                        self.record_exit(&c.id, None).await?;
+                    } else {
+                        self.free_run_resources(&c.id);
+                    }
+                }
+                ContainerState::Exited | ContainerState::Dead => self.free_run_resources(&c.id),
+            }
+        }
+
+        match inner.cgroups.list() {
+            Ok(groups) => {
+                for g in groups.into_iter().filter(|g| !live.contains(g)) {
+                    tracing::info!(group = g, "removing a cgroup no running container owns");
+                    if let Err(e) = inner.cgroups.remove(&g) {
+                        tracing::warn!(group = g, error = %crate::error_chain(&e), "failed to remove stray cgroup");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %crate::error_chain(&e), "failed to list cgroups"),
+        }
+
+        for name in list_dir(&inner.paths.state).into_iter().filter(|n| !known.contains(n)) {
+            let dir = inner.paths.state.join(&name);
+            if shim::shim_alive(&dir) {
+                tracing::warn!(dir = %dir.display(), "killing a container no record owns");
+                let _ = shim::kill(&dir, libc::SIGKILL).await;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), shim::wait(&dir)).await;
+            }
+            if let Err(e) = remove_dir_if_exists(&dir) {
+                tracing::warn!(error = %crate::error_chain(&e), "failed to remove stray state dir");
+            }
+        }
+        for name in list_dir(&inner.paths.containers).into_iter().filter(|n| !known.contains(n)) {
+            let dir = inner.paths.containers.join(&name);
+            tracing::info!(dir = %dir.display(), "removing a container dir no record owns");
+            if let Err(e) = remove_dir_if_exists(&dir) {
+                tracing::warn!(error = %crate::error_chain(&e), "failed to remove stray container dir");
+            }
+        }
+        match inner.images.list_ids() {
+            Ok(ids) => {
+                for id in ids {
+                    if inner.store.image(&id).await?.is_none() {
+                        tracing::info!(id, "removing an image dir no record owns");
+                        if let Err(e) = inner.images.remove(&id).await {
+                            tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove stray image");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %crate::error_chain(&e), "failed to list image dirs"),
+        }
+        Ok(())
+    }
+
+    /// Removes a not-running container's cgroup and state dir, if any are left.
+    fn free_run_resources(&self, id: &str) {
+        if let Err(e) = self.inner.cgroups.remove(id) {
+            tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove leftover cgroup");
+        }
+        if let Err(e) = remove_dir_if_exists(&self.inner.paths.state_dir(id)) {
+            tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove leftover state dir");
+        }
+    }
+}

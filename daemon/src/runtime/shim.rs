@@ -1,0 +1,167 @@
+//! Talking to shims: starting one, and its control socket.
+//!
+//! The daemon never forks: it runs `<shim> shim --config FILE` as an ordinary child
+//! (no `pre_exec`), which forks the long-lived shim away and exits once the app has
+//! exec'd, printing a [`StartReport`]. After that the daemon reaches the shim only
+//! through `control.sock` and the files in the state dir (see `boxd_shim::protocol`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use boxd_shim::protocol::{files, ControlRequest, ControlResponse, ExitRecord, StartReport};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// How long a shim may take to set up and exec the app.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Errors talking to a shim.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    /// The shim binary could not be run.
+    #[error("failed to run the shim {bin}")]
+    Spawn {
+        /// The binary.
+        bin: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It did not report within the start timeout.
+    #[error("the shim did not report within {0:?}")]
+    StartTimeout(Duration),
+    /// It exited without a readable report.
+    #[error("the shim exited ({status}) without a start report; its stderr: {stderr}")]
+    NoReport {
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// The control socket could not be reached.
+    #[error("failed to connect to the shim at {path}")]
+    Connect {
+        /// The socket.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading or writing the control socket failed.
+    #[error("failed to talk to the shim")]
+    Io(#[source] std::io::Error),
+    /// The shim closed the connection without answering.
+    #[error("the shim closed the connection without answering")]
+    Closed,
+    /// The answer was not valid JSON of the protocol.
+    #[error("the shim sent an unreadable answer")]
+    Protocol(#[source] serde_json::Error),
+    /// The shim refused the request.
+    #[error("the shim refused: {0}")]
+    Refused(String),
+}
+
+/// Runs the shim binary to start one container.
+#[derive(Debug, Clone)]
+pub struct ShimLauncher {
+    bin: PathBuf,
+}
+
+impl ShimLauncher {
+    /// A launcher running `bin shim --config ...`.
+    pub fn new(bin: PathBuf) -> Self {
+        ShimLauncher { bin }
+    }
+
+    /// Starts the container described by `shim_config` and returns the shim's report.
+    pub async fn launch(&self, shim_config: &Path) -> Result<StartReport, ShimError> {
+        let child = tokio::process::Command::new(&self.bin)
+            .arg("shim")
+            .arg("--config")
+            .arg(shim_config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // If the daemon gives up waiting, do not leave the starter behind.
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| ShimError::Spawn { bin: self.bin.clone(), source })?;
+        let output = tokio::time::timeout(START_TIMEOUT, child.wait_with_output())
+            .await
+            .map_err(|_| ShimError::StartTimeout(START_TIMEOUT))?
+            .map_err(|source| ShimError::Spawn { bin: self.bin.clone(), source })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str::<StartReport>(line.trim()).ok())
+            .ok_or_else(|| ShimError::NoReport {
+                status: output.status,
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+    }
+}
+
+/// Sends one request on a fresh connection and reads one answer.
+pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlResponse, ShimError> {
+    let path = state_dir.join(files::CONTROL_SOCKET);
+    let stream = UnixStream::connect(&path)
+        .await
+        .map_err(|source| ShimError::Connect { path: path.clone(), source })?;
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(req).expect("request serialises");
+    line.push('\n');
+    write.write_all(line.as_bytes()).await.map_err(ShimError::Io)?;
+    let mut answer = String::new();
+    let n = BufReader::new(read).read_line(&mut answer).await.map_err(ShimError::Io)?;
+    if n == 0 {
+        return Err(ShimError::Closed);
+    }
+    let resp: ControlResponse = serde_json::from_str(answer.trim()).map_err(ShimError::Protocol)?;
+    if let ControlResponse::Error { message } = resp {
+        return Err(ShimError::Refused(message));
+    }
+    Ok(resp)
+}
+
+/// Sends a signal to the container's first process.
+pub async fn kill(state_dir: &Path, signal: i32) -> Result<(), ShimError> {
+    request(state_dir, &ControlRequest::Kill { signal }).await.map(|_| ())
+}
+
+/// Blocks until the shim reports the exit.
+pub async fn wait(state_dir: &Path) -> Result<ExitRecord, ShimError> {
+    match request(state_dir, &ControlRequest::Wait).await? {
+        ControlResponse::Exited(record) => Ok(record),
+        other => Err(ShimError::Refused(format!("unexpected answer to wait: {other:?}"))),
+    }
+}
+
+/// The exit record, if the shim wrote one.
+pub fn read_exit_record(state_dir: &Path) -> Option<ExitRecord> {
+    let text = std::fs::read(state_dir.join(files::EXIT_RECORD)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Whether the shim recorded in `shim.pid` is alive (and is a boxd shim, not a recycled
+/// pid).
+pub fn shim_alive(state_dir: &Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(state_dir.join(files::SHIM_PID))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    pid_is_shim_for(pid, state_dir)
+}
+
+/// Whether `pid` runs `... shim --config <state_dir>/shim.json`.
+pub fn pid_is_shim_for(pid: i32, state_dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let config = state_dir.join(files::SHIM_CONFIG);
+    let config = config.as_os_str().as_encoded_bytes();
+    cmdline.split(|b| *b == 0).any(|arg| arg == config)
+}

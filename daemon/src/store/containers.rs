@@ -1,0 +1,363 @@
+//! Container rows: insert, resolve by id / prefix / name, state transitions, delete.
+
+use std::collections::BTreeMap;
+
+use boxd_client::models::{Container, ContainerConfig, ContainerState, Resources};
+use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+
+use super::{query_err, Store, StoreError};
+
+/// A container as stored: the wire view plus what only the daemon needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRecord {
+    /// The wire view.
+    pub container: Container,
+    /// Pid of its shim while running.
+    pub shim_pid: Option<i32>,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: String,
+    name: String,
+    image: String,
+    image_id: String,
+    state: String,
+    config: String,
+    resources: String,
+    pid: Option<i64>,
+    shim_pid: Option<i64>,
+    exit_code: Option<i64>,
+    exit_signal: Option<i64>,
+    oom_killed: bool,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl Row {
+    fn into_record(self) -> Result<ContainerRecord, StoreError> {
+        let config: ContainerConfig = serde_json::from_str(&self.config).map_err(|source| {
+            StoreError::Corrupt { what: "config", id: self.id.clone(), source }
+        })?;
+        let resources: Resources = serde_json::from_str(&self.resources).map_err(|source| {
+            StoreError::Corrupt { what: "resources", id: self.id.clone(), source }
+        })?;
+        // The CHECK constraint keeps `state` to the four names; anything else would be a
+        // hand-edited database, which is reported as dead rather than crashing a listing.
+        let state = self.state.parse().unwrap_or(ContainerState::Dead);
+        Ok(ContainerRecord {
+            container: Container {
+                id: self.id,
+                name: self.name,
+                image: self.image,
+                image_id: self.image_id,
+                state,
+                pid: self.pid.and_then(|p| u32::try_from(p).ok()),
+                exit_code: self.exit_code.and_then(|c| i32::try_from(c).ok()),
+                exit_signal: self.exit_signal.and_then(|c| i32::try_from(c).ok()),
+                oom_killed: self.oom_killed,
+                created_at: self.created_at,
+                started_at: self.started_at,
+                finished_at: self.finished_at,
+                error: self.error,
+                config,
+                resources,
+            },
+            shim_pid: self.shim_pid.and_then(|p| i32::try_from(p).ok()),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, name, image, image_id, state, config, resources, pid, shim_pid, \
+     exit_code, exit_signal, oom_killed, error, created_at, started_at, finished_at";
+
+/// How an exit is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitUpdate {
+    /// Exit code (128+N for signal N).
+    pub exit_code: i32,
+    /// Ending signal.
+    pub signal: Option<i32>,
+    /// OOM killer struck.
+    pub oom_killed: bool,
+    /// When.
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Outcome of resolving a user's reference.
+#[derive(Debug)]
+pub enum Resolved<T> {
+    /// Exactly one match.
+    One(T),
+    /// Nothing matches.
+    None,
+    /// A prefix matches several.
+    Ambiguous,
+}
+
+impl Store {
+    /// Inserts a new container; `NameInUse` if the name is taken.
+    pub async fn insert_container(&self, c: &Container) -> Result<(), StoreError> {
+        let config = serde_json::to_string(&c.config).expect("config serialises");
+        let resources = serde_json::to_string(&c.resources).expect("resources serialise");
+        let res = sqlx::query(
+            "INSERT INTO containers (id, name, image, image_id, state, config, resources, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.image)
+        .bind(&c.image_id)
+        .bind(c.state.as_str())
+        .bind(config)
+        .bind(resources)
+        .bind(c.created_at)
+        .execute(self.pool())
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::NameInUse(c.name.clone()))
+            }
+            Err(e) => Err(query_err("insert container")(e)),
+        }
+    }
+
+    /// The container with exactly this id.
+    pub async fn container(&self, id: &str) -> Result<Option<ContainerRecord>, StoreError> {
+        let row: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(query_err("read container"))?;
+        row.map(Row::into_record).transpose()
+    }
+
+    /// Resolves a full id, a name, or a unique id prefix (in that order, as Docker does).
+    pub async fn resolve_container(
+        &self,
+        reference: &str,
+    ) -> Result<Resolved<ContainerRecord>, StoreError> {
+        if reference.is_empty() {
+            return Ok(Resolved::None);
+        }
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1 \
+             OR (length(?1) < 64 AND substr(id, 1, length(?1)) = ?1)"
+        ))
+        .bind(reference)
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("resolve container"))?;
+        if let Some(pos) = rows.iter().position(|r| r.id == reference) {
+            return rows.into_iter().nth(pos).expect("index").into_record().map(Resolved::One);
+        }
+        if let Some(pos) = rows.iter().position(|r| r.name == reference) {
+            return rows.into_iter().nth(pos).expect("index").into_record().map(Resolved::One);
+        }
+        match rows.len() {
+            0 => Ok(Resolved::None),
+            1 => rows.into_iter().next().expect("one").into_record().map(Resolved::One),
+            _ => Ok(Resolved::Ambiguous),
+        }
+    }
+
+    /// All containers (or only running ones), newest first.
+    pub async fn list_containers(&self, all: bool) -> Result<Vec<ContainerRecord>, StoreError> {
+        let filter = if all { "" } else { "WHERE state = 'running'" };
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM containers {filter} ORDER BY created_at DESC, id"
+        ))
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("list containers"))?;
+        rows.into_iter().map(Row::into_record).collect()
+    }
+
+    /// Records a successful start.
+    pub async fn set_running(
+        &self,
+        id: &str,
+        pid: i32,
+        shim_pid: i32,
+        started_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE containers SET state = 'running', pid = ?, shim_pid = ?, started_at = ?, \
+             finished_at = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, error = NULL \
+             WHERE id = ?",
+        )
+        .bind(pid)
+        .bind(shim_pid)
+        .bind(started_at)
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(query_err("record container start"))?;
+        Ok(())
+    }
+
+    /// Records an exit.
+    pub async fn set_exited(&self, id: &str, exit: &ExitUpdate) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE containers SET state = 'exited', pid = NULL, shim_pid = NULL, exit_code = ?, \
+             exit_signal = ?, oom_killed = ?, finished_at = ? WHERE id = ?",
+        )
+        .bind(exit.exit_code)
+        .bind(exit.signal)
+        .bind(exit.oom_killed)
+        .bind(exit.finished_at)
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(query_err("record container exit"))?;
+        Ok(())
+    }
+
+    /// Marks a container dead, saying why.
+    pub async fn set_dead(&self, id: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE containers SET state = 'dead', pid = NULL, shim_pid = NULL, error = ?, \
+             finished_at = coalesce(finished_at, ?) WHERE id = ?",
+        )
+        .bind(error)
+        .bind(Utc::now())
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(query_err("mark container dead"))?;
+        Ok(())
+    }
+
+    /// Records why the last start failed (the state does not change).
+    pub async fn set_error(&self, id: &str, error: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE containers SET error = ? WHERE id = ?")
+            .bind(error)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query_err("record container error"))?;
+        Ok(())
+    }
+
+    /// Deletes the row; true if there was one.
+    pub async fn delete_container(&self, id: &str) -> Result<bool, StoreError> {
+        let res = sqlx::query("DELETE FROM containers WHERE id = ?")
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query_err("delete container"))?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Number of containers per state.
+    pub async fn count_containers(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM containers GROUP BY state")
+                .fetch_all(self.pool())
+                .await
+                .map_err(query_err("count containers"))?;
+        Ok(rows.into_iter().map(|(s, n)| (s, n.max(0) as u64)).collect())
+    }
+
+    /// Number of containers made from an image.
+    pub async fn containers_using_image(&self, image_id: &str) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM containers WHERE image_id = ?")
+            .bind(image_id)
+            .fetch_one(self.pool())
+            .await
+            .map_err(query_err("count containers of image"))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MIGRATOR;
+    use sqlx::SqlitePool;
+
+    pub(crate) fn sample(id: &str, name: &str) -> Container {
+        Container {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            image: "busybox".into(),
+            image_id: "sha256:aa".into(),
+            state: ContainerState::Created,
+            pid: None,
+            exit_code: None,
+            exit_signal: None,
+            oom_killed: false,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            config: ContainerConfig { cmd: vec!["true".into()], ..Default::default() },
+            resources: Resources { memory_bytes: Some(1 << 26), ..Default::default() },
+        }
+    }
+
+    async fn store_with_image(pool: SqlitePool) -> Store {
+        let store = Store::from_pool(pool).await.unwrap();
+        store.insert_image("sha256:aa", 10, Utc::now(), "{}").await.unwrap();
+        store
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn insert_resolve_and_transitions(pool: SqlitePool) {
+        let store = store_with_image(pool).await;
+        let a = "ab".repeat(32);
+        let b = "ac".repeat(32);
+        store.insert_container(&sample(&a, "web")).await.unwrap();
+        store.insert_container(&sample(&b, "db")).await.unwrap();
+
+        // Duplicate name is a NameInUse, not a generic failure.
+        let err = store.insert_container(&sample(&"cd".repeat(32), "web")).await.unwrap_err();
+        assert!(matches!(err, StoreError::NameInUse(ref n) if n == "web"), "{err:?}");
+
+        let got = |r: Resolved<ContainerRecord>| match r {
+            Resolved::One(c) => Some(c.container.id),
+            _ => None,
+        };
+        assert_eq!(got(store.resolve_container(&a).await.unwrap()), Some(a.clone()));
+        assert_eq!(got(store.resolve_container("web").await.unwrap()), Some(a.clone()));
+        assert_eq!(got(store.resolve_container("ab").await.unwrap()), Some(a.clone()));
+        assert!(matches!(store.resolve_container("a").await.unwrap(), Resolved::Ambiguous));
+        assert!(matches!(store.resolve_container("zz").await.unwrap(), Resolved::None));
+        assert!(matches!(store.resolve_container("").await.unwrap(), Resolved::None));
+
+        store.set_running(&a, 42, 41, Utc::now()).await.unwrap();
+        let rec = store.container(&a).await.unwrap().unwrap();
+        assert_eq!(rec.container.state, ContainerState::Running);
+        assert_eq!(rec.container.pid, Some(42));
+        assert_eq!(rec.shim_pid, Some(41));
+        assert_eq!(store.list_containers(false).await.unwrap().len(), 1);
+        assert_eq!(store.list_containers(true).await.unwrap().len(), 2);
+
+        let exit = ExitUpdate { exit_code: 137, signal: Some(9), oom_killed: true, finished_at: Utc::now() };
+        store.set_exited(&a, &exit).await.unwrap();
+        let rec = store.container(&a).await.unwrap().unwrap().container;
+        assert_eq!(rec.state, ContainerState::Exited);
+        assert_eq!((rec.exit_code, rec.exit_signal, rec.oom_killed), (Some(137), Some(9), true));
+        assert_eq!(rec.pid, None);
+        assert_eq!(rec.resources.memory_bytes, Some(1 << 26));
+
+        store.set_dead(&b, "shim vanished").await.unwrap();
+        let rec = store.container(&b).await.unwrap().unwrap().container;
+        assert_eq!(rec.state, ContainerState::Dead);
+        assert_eq!(rec.error.as_deref(), Some("shim vanished"));
+
+        let counts = store.count_containers().await.unwrap();
+        assert_eq!(counts.get("exited"), Some(&1));
+        assert_eq!(counts.get("dead"), Some(&1));
+        assert_eq!(store.containers_using_image("sha256:aa").await.unwrap(), 2);
+
+        assert!(store.delete_container(&a).await.unwrap());
+        assert!(!store.delete_container(&a).await.unwrap());
+        assert!(store.container(&a).await.unwrap().is_none());
+    }
+}
