@@ -1,13 +1,18 @@
 //! Test harness: a real boxd on a temporary socket, state dir and database.
 //!
-//! [`TestDaemon::start`] makes `/tmp/boxd-test-<random>/{root,state,boxd.sock,boxd.log}`,
-//! gives the daemon a cgroup parent of its own (`boxd-test-<random>`) and waits until
+//! [`TestDaemon::start`] makes `/tmp/bxd-<random>/{r,s,boxd.sock,boxd.log}` (root dir,
+//! state dir, socket, log), gives the daemon a cgroup parent of its own
+//! (`boxd-test-<random>`) and waits until
 //! `GET /v1/version` answers. Dropping it tears down everything the daemon or its
 //! containers could have left: the daemon, every shim and container process, the test's
 //! cgroups in every hierarchy, mounts under the temp dir, and the temp dir itself. That
 //! runs even when the test panics, so a failing test never leaks into the next one.
 //!
 //! Tests that need root start with [`require_root!`]; see `CONVENTIONS.md` (C10).
+//!
+//! Environment: `BOXD_TEST_REQUIRE_ROOT=1` turns every skip into a failure (CI);
+//! `BOXD_TEST_FIXTURES` points at the test images (default `<workspace>/target/fixtures`);
+//! `BOXD_TEST_LOG` is the daemon's `--log-level` (default `info,boxd=debug`).
 #![forbid(unsafe_code)]
 
 use std::collections::hash_map::RandomState;
@@ -329,7 +334,7 @@ pub enum StopHow {
 
 /// A boxd running on temporary dirs with a cgroup parent of its own.
 pub struct TestDaemon {
-    /// `/tmp/boxd-test-<random>`: everything of this daemon lives below it.
+    /// `/tmp/bxd-<random>`: everything of this daemon lives below it.
     pub dir: PathBuf,
     /// `--root`.
     pub root: PathBuf,
@@ -350,8 +355,10 @@ impl TestDaemon {
     /// Make the dirs, start boxd and wait until it answers.
     pub async fn start() -> TestDaemon {
         let (dir, suffix) = loop {
-            let suffix = random_hex();
-            let dir = PathBuf::from(format!("/tmp/boxd-test-{suffix}"));
+            // Short on purpose: `<state>/containers/<64-hex id>/control.sock` must fit in
+            // a socket address (107 bytes, unix(7)), which leaves 18 for the state dir.
+            let suffix = random_hex()[..6].to_string();
+            let dir = PathBuf::from(format!("/tmp/bxd-{suffix}"));
             match fs::create_dir(&dir) {
                 Ok(()) => break (dir, suffix),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -359,8 +366,8 @@ impl TestDaemon {
             }
         };
         let mut d = TestDaemon {
-            root: dir.join("root"),
-            state: dir.join("state"),
+            root: dir.join("r"),
+            state: dir.join("s"),
             socket: dir.join("boxd.sock"),
             log: dir.join("boxd.log"),
             cgroup_parent: format!("boxd-test-{suffix}"),
@@ -393,7 +400,9 @@ impl TestDaemon {
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
             .arg("--log-level")
-            .arg(std::env::var("BOXD_TEST_LOG").unwrap_or_else(|_| "debug".into()))
+            .arg(std::env::var("BOXD_TEST_LOG").unwrap_or_else(|_| "info,boxd=debug".into()))
+            // The log is read by people in a test's output, not on a terminal.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))

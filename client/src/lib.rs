@@ -31,8 +31,11 @@ mod error;
 pub mod models;
 
 use std::fmt::Display;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -45,7 +48,7 @@ use hyper_util::rt::TokioIo;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 
 pub use error::Error;
@@ -94,7 +97,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
+type ReqBody = UnsyncBoxBody<Bytes, io::Error>;
 
 /// A result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -140,7 +143,8 @@ pub struct EventsOptions {
 
 /// A handle on a boxd daemon, cheap to clone.
 ///
-/// No I/O happens until the first call; each call connects to the socket anew.
+/// No I/O happens until the first call; each call connects to the socket anew, and
+/// drives its connection on a tokio task, so calls must run inside a tokio runtime.
 #[derive(Debug, Clone)]
 pub struct Client {
     socket: Arc<PathBuf>,
@@ -363,7 +367,11 @@ impl Client {
                 path: self.socket.to_path_buf(),
                 source,
             })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let io = TokioIo::new(Socket {
+            stream,
+            peer_gone: false,
+        });
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(Error::Http)?;
         // The connection task drives the socket until the answer's body is read or
@@ -377,6 +385,91 @@ impl Client {
         } else {
             Err(api_error(resp).await)
         }
+    }
+}
+
+/// The daemon's socket, tolerant of a peer that answers before it reads the whole
+/// request body.
+///
+/// The daemon may refuse an upload early (413 too large, 400 bad name, 404) and hang up
+/// without reading the rest. Its answer is then already in our receive buffer, but the
+/// next body write fails with EPIPE and hyper would report that instead of the answer,
+/// depending on which it polls first. Once the peer is gone, writes are therefore
+/// swallowed, so hyper goes on to read the answer, which is what the caller needs.
+struct Socket {
+    stream: UnixStream,
+    peer_gone: bool,
+}
+
+impl Socket {
+    fn swallow(&mut self, result: io::Result<usize>, len: usize) -> io::Result<usize> {
+        match result {
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                self.peer_gone = true;
+                Ok(len)
+            }
+            other => other,
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.peer_gone {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let result = std::task::ready!(Pin::new(&mut self.stream).poll_write(cx, buf));
+        Poll::Ready(self.swallow(result, buf.len()))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|b| b.len()).sum();
+        if self.peer_gone {
+            return Poll::Ready(Ok(len));
+        }
+        let result = std::task::ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, bufs));
+        Poll::Ready(self.swallow(result, len))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_gone {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_gone {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

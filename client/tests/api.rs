@@ -395,5 +395,9 @@ async fn an_upload_refused_before_it_is_read_still_reports_the_daemons_error() {
         .await
         .unwrap_err();
     server.await.unwrap();
-    assert_eq!((err.status(), err.code()), (Some(413), Some("too_large")), "{err:?}");
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(413), Some("too_large")),
+        "{err:?}"
+    );
 }

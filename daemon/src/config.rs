@@ -16,7 +16,11 @@ pub const DEFAULT_CGROUP_PARENT: &str = "boxd";
 
 /// `boxd` command line.
 #[derive(Debug, Default, Parser)]
-#[command(name = "boxd", version, about = "boxd: a container daemon for one Linux host")]
+#[command(
+    name = "boxd",
+    version,
+    about = "boxd: a container daemon for one Linux host"
+)]
 pub struct Args {
     /// API socket path [default: /run/boxd.sock].
     #[arg(long)]
@@ -116,9 +120,18 @@ impl Config {
             None => std::env::current_exe().map_err(ConfigError::CurrentExe)?,
         };
         let config = Config {
-            socket: args.socket.or(file.socket).unwrap_or_else(|| DEFAULT_SOCKET.into()),
-            root: args.root.or(file.root).unwrap_or_else(|| DEFAULT_ROOT.into()),
-            state_dir: args.state_dir.or(file.state_dir).unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            socket: args
+                .socket
+                .or(file.socket)
+                .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            root: args
+                .root
+                .or(file.root)
+                .unwrap_or_else(|| DEFAULT_ROOT.into()),
+            state_dir: args
+                .state_dir
+                .or(file.state_dir)
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             cgroup_parent: args
                 .cgroup_parent
                 .or(file.cgroup_parent)
@@ -133,14 +146,23 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let parent = self.cgroup_parent.trim_matches('/');
         if parent.is_empty()
-            || parent.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || parent
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(ConfigError::Invalid {
                 key: "cgroup_parent",
-                reason: format!("{:?} must be a relative cgroup path like \"boxd\"", self.cgroup_parent),
+                reason: format!(
+                    "{:?} must be a relative cgroup path like \"boxd\"",
+                    self.cgroup_parent
+                ),
             });
         }
-        for (key, path) in [("root", &self.root), ("state_dir", &self.state_dir), ("socket", &self.socket)] {
+        for (key, path) in [
+            ("root", &self.root),
+            ("state_dir", &self.state_dir),
+            ("socket", &self.socket),
+        ] {
             if !path.is_absolute() {
                 return Err(ConfigError::Invalid {
                     key,
@@ -158,9 +180,14 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -171,7 +198,11 @@ mod tests {
     fn flags_win_over_file_and_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("boxd.toml");
-        std::fs::write(&file, "root = \"/srv/boxd\"\ncgroup_parent = \"fromfile\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "root = \"/srv/boxd\"\ncgroup_parent = \"fromfile\"\n",
+        )
+        .unwrap();
         let args = Args {
             config: Some(file),
             cgroup_parent: Some("fromflag".into()),
@@ -190,12 +221,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("boxd.toml");
         std::fs::write(&file, "rooot = \"/x\"\n").unwrap();
-        let err = Config::load(Args { config: Some(file), ..Default::default() }).unwrap_err();
+        let err = Config::load(Args {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
 
-        let args = Args { cgroup_parent: Some("../escape".into()), shim: Some("/bin/true".into()), ..Default::default() };
-        assert!(matches!(Config::load(args), Err(ConfigError::Invalid { key: "cgroup_parent", .. })));
-        let args = Args { root: Some("relative".into()), shim: Some("/bin/true".into()), ..Default::default() };
-        assert!(matches!(Config::load(args), Err(ConfigError::Invalid { key: "root", .. })));
+        let args = Args {
+            cgroup_parent: Some("../escape".into()),
+            shim: Some("/bin/true".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::load(args),
+            Err(ConfigError::Invalid {
+                key: "cgroup_parent",
+                ..
+            })
+        ));
+        let args = Args {
+            root: Some("relative".into()),
+            shim: Some("/bin/true".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            Config::load(args),
+            Err(ConfigError::Invalid { key: "root", .. })
+        ));
     }
 }

@@ -23,11 +23,18 @@ fn main() {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     let result = match rt {
-        Ok(rt) => rt.block_on(boxd::server::run(config)).map_err(anyhow::Error::from),
+        Ok(rt) => rt
+            .block_on(boxd::server::run(config))
+            .map_err(anyhow::Error::from),
         Err(e) => Err(anyhow::Error::from(e).context("failed to start the async runtime")),
     };
     if let Err(e) = result {

@@ -74,9 +74,16 @@ pub enum ServerError {
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), ServerError> {
-    std::fs::create_dir_all(path).map_err(|source| ServerError::CreateDir { path: path.to_owned(), source })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|source| ServerError::CreateDir { path: path.to_owned(), source })
+    std::fs::create_dir_all(path).map_err(|source| ServerError::CreateDir {
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        ServerError::CreateDir {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// Takes the exclusive lock on the root; held for the life of the daemon.
@@ -87,12 +94,18 @@ fn lock_root(root: &Path) -> Result<Flock<File>, ServerError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| ServerError::Lock { path: path.clone(), source })?;
+        .map_err(|source| ServerError::Lock {
+            path: path.clone(),
+            source,
+        })?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
         if errno == nix::errno::Errno::EWOULDBLOCK {
             ServerError::AlreadyRunning(root.to_owned())
         } else {
-            ServerError::Lock { path, source: errno.into() }
+            ServerError::Lock {
+                path,
+                source: errno.into(),
+            }
         }
     })
 }
@@ -107,11 +120,21 @@ async fn bind_socket(path: &Path) -> Result<UnixListener, ServerError> {
         let _ = std::fs::remove_file(path);
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|source| ServerError::CreateDir { path: parent.to_owned(), source })?;
+        std::fs::create_dir_all(parent).map_err(|source| ServerError::CreateDir {
+            path: parent.to_owned(),
+            source,
+        })?;
     }
-    let listener = UnixListener::bind(path).map_err(|source| ServerError::Bind { path: path.to_owned(), source })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|source| ServerError::Bind { path: path.to_owned(), source })?;
+    let listener = UnixListener::bind(path).map_err(|source| ServerError::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|source| {
+        ServerError::Bind {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
     if let Ok(Some(group)) = nix::unistd::Group::from_name("boxd") {
         if let Err(e) = nix::unistd::chown(path, None, Some(group.gid)) {
             tracing::warn!(error = %e, "failed to give the socket to group boxd");
@@ -142,7 +165,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         state_dir: config.state_dir.clone(),
     };
     // Reconcile runs inside `new`, before the socket answers.
-    let runtime = Runtime::new(store.clone(), events, images, cgroups, config.shim.clone(), info).await?;
+    let runtime = Runtime::new(
+        store.clone(),
+        events,
+        images,
+        cgroups,
+        config.shim.clone(),
+        info,
+    )
+    .await?;
 
     let listener = bind_socket(&config.socket).await?;
     tracing::info!(socket = %config.socket.display(), root = %config.root.display(), "boxd is ready");
@@ -162,11 +193,16 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         () = shutdown_signal() => None,
     };
     let result = match served {
-        Some(res) => res.map_err(|e| ServerError::Serve(std::io::Error::other(e)))?.map_err(ServerError::Serve),
+        Some(res) => res
+            .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
+            .map_err(ServerError::Serve),
         None => {
             tracing::info!("shutting down; containers keep running");
             let _ = stop_tx.send(());
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+                .await
+                .is_err()
+            {
                 tracing::info!("requests still open after {SHUTDOWN_GRACE:?}; closing them");
                 server.abort();
             }

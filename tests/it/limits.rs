@@ -122,7 +122,7 @@ async fn root_cpu_and_other_limits_are_in_the_cgroup() {
             "cmd": ["/bin/sleep", "1000"],
             "resources": {
                 "cpu_quota_us": 50000, "cpu_period_us": 100000, "cpu_shares": 512,
-                "memory_bytes": 64 * MIB, "memory_swap_bytes": 96 * MIB, "memory_swappiness": 0,
+                "memory_bytes": 64 * MIB, "memory_swap_bytes": 96 * MIB, "memory_swappiness": 10,
                 "pids_max": 32,
             },
         }))
@@ -156,7 +156,7 @@ async fn root_cpu_and_other_limits_are_in_the_cgroup() {
                 (96 * MIB).to_string()
             );
         }
-        assert_eq!(d.read_cgroup("memory", &id, "memory.swappiness"), "0");
+        assert_eq!(d.read_cgroup("memory", &id, "memory.swappiness"), "10");
     }
     assert_eq!(d.read_cgroup("pids", &id, "pids.max"), "32");
     // The container's process really is in those groups.

@@ -38,7 +38,7 @@ pub struct ContainerOpts {
     /// Working directory inside the container.
     #[arg(short = 'w', long)]
     pub workdir: Option<String>,
-    /// User to run as: uid[:gid] or name[:group].
+    /// User to run as: uid, uid:gid, name or name:group.
     #[arg(short = 'u', long)]
     pub user: Option<String>,
     /// Hostname of the container.

@@ -259,12 +259,11 @@ fn setup_process(plan: &Plan) -> Result<(), ChildError> {
     for r in &p.rlimits {
         // Never ask for more than the current hard limit: raising it needs
         // CAP_SYS_RESOURCE, which some hosts withhold even from root.
-        let (_, cur_hard) = nix::sys::resource::getrlimit(r.resource).map_err(|source| {
-            ChildError::SetRlimit {
+        let (_, cur_hard) =
+            nix::sys::resource::getrlimit(r.resource).map_err(|source| ChildError::SetRlimit {
                 resource: r.resource,
                 source,
-            }
-        })?;
+            })?;
         let hard = r.hard.min(cur_hard);
         let soft = r.soft.min(hard);
         nix::sys::resource::setrlimit(r.resource, soft, hard).map_err(|source| {
@@ -288,7 +287,19 @@ fn setup_process(plan: &Plan) -> Result<(), ChildError> {
         // can still be granted to a non-root app.
         nix::sys::prctl::set_keepcaps(true).map_err(ChildError::KeepCaps)?;
     }
-    let groups: Vec<Gid> = p.additional_gids.iter().map(|g| Gid::from_raw(*g)).collect();
+    // A working dir missing from the image is created, as Docker and runc do: here,
+    // after pivot_root (so it lands in the container) and while still root.
+    if std::fs::symlink_metadata(&p.cwd).is_err() {
+        std::fs::create_dir_all(&p.cwd).map_err(|e| ChildError::Chdir {
+            path: p.cwd.clone(),
+            source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        })?;
+    }
+    let groups: Vec<Gid> = p
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     nix::unistd::setgroups(&groups).map_err(ChildError::SetGroups)?;
     nix::unistd::setgid(Gid::from_raw(p.gid)).map_err(|e| ChildError::SetGid(p.gid, e))?;
     nix::unistd::setuid(Uid::from_raw(p.uid)).map_err(|e| ChildError::SetUid(p.uid, e))?;
@@ -314,11 +325,9 @@ fn setup_process(plan: &Plan) -> Result<(), ChildError> {
         set("inheritable", caps::CapSet::Inheritable, &c.inheritable)?;
         set("effective", caps::CapSet::Effective, &c.effective)?;
         set("permitted", caps::CapSet::Permitted, &c.permitted)?;
-        caps::clear(None, caps::CapSet::Ambient).map_err(|source| {
-            ChildError::SetCapabilities {
-                set: "ambient",
-                source,
-            }
+        caps::clear(None, caps::CapSet::Ambient).map_err(|source| ChildError::SetCapabilities {
+            set: "ambient",
+            source,
         })?;
         for cap in &c.ambient {
             caps::raise(None, caps::CapSet::Ambient, *cap).map_err(|source| {

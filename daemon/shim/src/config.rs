@@ -267,13 +267,20 @@ fn cstrings(list: &[String], what: &'static str) -> Result<Vec<CString>, ConfigE
 /// Check `spec` against what this runtime supports and build the [`Plan`].
 pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
     let root = spec.root().as_ref().ok_or(ConfigError::Missing("root"))?;
-    let process = spec.process().as_ref().ok_or(ConfigError::Missing("process"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or(ConfigError::Missing("process"))?;
     let linux = spec.linux().as_ref();
 
     let mut pid_ns = None;
     let mut namespaces = Vec::new();
     let mut seen = HashSet::new();
-    for ns in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+    for ns in linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+    {
         let name = namespace_name(ns.typ());
         if !seen.insert(ns.typ() as i32) {
             return Err(ConfigError::DuplicateNamespace(name));
@@ -398,8 +405,8 @@ mod tests {
     use super::*;
     use crate::protocol::Overlay;
     use oci_spec::runtime::{
-        Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
-        ProcessBuilder, RootBuilder, SpecBuilder,
+        Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, ProcessBuilder,
+        RootBuilder, SpecBuilder,
     };
 
     fn shim() -> ShimConfig {
@@ -440,7 +447,12 @@ mod tests {
                     .build()
                     .unwrap(),
             )
-            .linux(LinuxBuilder::default().namespaces(namespaces).build().unwrap());
+            .linux(
+                LinuxBuilder::default()
+                    .namespaces(namespaces)
+                    .build()
+                    .unwrap(),
+            );
         if let Some(h) = hostname {
             b = b.hostname(h);
         }
@@ -512,6 +524,9 @@ mod tests {
             ]
         );
         assert_eq!(exec_candidates("ls", &[]).len(), 6);
-        assert_eq!(exec_candidates("ls", &[])[0], PathBuf::from("/usr/local/sbin/ls"));
+        assert_eq!(
+            exec_candidates("ls", &[])[0],
+            PathBuf::from("/usr/local/sbin/ls")
+        );
     }
 }

@@ -57,7 +57,8 @@ impl FakeSys {
     }
 
     fn record(&self, call: String) -> nix::Result<()> {
-        let failing = matches!(&*self.fail_on.borrow(), Some((p, _)) if call.starts_with(p.as_str()));
+        let failing =
+            matches!(&*self.fail_on.borrow(), Some((p, _)) if call.starts_with(p.as_str()));
         self.calls.borrow_mut().push(call);
         if failing {
             let (_, errno) = self.fail_on.borrow_mut().take().expect("checked above");
@@ -135,10 +136,7 @@ impl Sys for FakeSys {
     }
 
     fn mknod_char(&self, path: &Path, mode: u32, major: u64, minor: u64) -> nix::Result<()> {
-        self.record(format!(
-            "mknod {} {mode:o} {major}:{minor}",
-            path.display()
-        ))?;
+        self.record(format!("mknod {} {mode:o} {major}:{minor}", path.display()))?;
         self.entries
             .borrow_mut()
             .insert(path.to_path_buf(), Entry::CharDevice);

@@ -67,6 +67,8 @@ pub enum LaunchError {
     PidNamespace(#[source] Errno),
     #[error("failed to create pipes")]
     Pipe(#[source] Errno),
+    #[error("failed to open /dev/null")]
+    OpenDevNull(#[source] Errno),
     #[error("failed to fork the container process")]
     Fork(#[source] Errno),
     #[error("failed to open a pidfd for the container process")]
@@ -97,7 +99,7 @@ impl LaunchError {
             Detach(_) | RedirectStdio { .. } | EnterStateDir { .. } | WritePids(_) => "state",
             OpenLog { .. } => "log",
             OpenPidNamespace { .. } | PidNamespace(_) => "namespace",
-            Pipe(_) | Fork(_) | PidFd(_) | ReadChildReport(_) => "clone",
+            Pipe(_) | OpenDevNull(_) | Fork(_) | PidFd(_) | ReadChildReport(_) => "clone",
             JoinCgroup { .. } => "cgroup",
             BindControl { .. } => "control",
         }
@@ -261,8 +263,12 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
     let (errors_r, errors_w) = pipe()?;
     let (stdout_r, stdout_w) = pipe()?;
     let (stderr_r, stderr_w) = pipe()?;
-    let stdin = nix::fcntl::open("/dev/null", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(LaunchError::Pipe)?;
+    let stdin = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(LaunchError::OpenDevNull)?;
 
     let pid = match sys::fork().map_err(LaunchError::Fork)? {
         ForkResult::Child => {

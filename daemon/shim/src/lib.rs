@@ -1,17 +1,17 @@
 //! `boxd-shim`: the per-container monitor, and the sandbox code that runs between
 //! clone and exec.
 //!
-//! This is the only crate of boxd with `unsafe` code (all of it in [`sys`]). It must
+//! This is the only crate of boxd with `unsafe` code (all of it in `sys`). It must
 //! stay free of tokio, tracing and threads: the shim forks, and a forked child of a
 //! multi-threaded process may only make async-signal-safe calls until it execs.
 //! The wire protocol with the daemon lives in [`protocol`].
 //!
 //! `boxd shim --config <state_dir>/shim.json` runs [`run`]:
-//! 1. [`config`] reads and checks `shim.json` and the bundle's `config.json`;
-//! 2. the process forks the long-lived shim ([`launch`]) and waits on a pipe for its
+//! 1. `config` reads and checks `shim.json` and the bundle's `config.json`;
+//! 2. the process forks the long-lived shim (`launch`) and waits on a pipe for its
 //!    [`StartReport`], prints it as one JSON line and exits (0 started, 1 failed);
-//! 3. the shim forks the container's first process ([`child`], with [`mounts`]),
-//!    reports, and becomes its monitor ([`monitor`]).
+//! 3. the shim forks the container's first process (`child`, with `mounts`),
+//!    reports, and becomes its monitor (`monitor`).
 
 mod child;
 mod config;
@@ -110,15 +110,19 @@ pub fn run(args: &[OsString]) -> i32 {
             drop(report_w);
             let mut line = String::new();
             let _ = BufReader::new(std::fs::File::from(report_r)).read_line(&mut line);
-            let report = serde_json::from_str::<StartReport>(line.trim_end()).unwrap_or_else(|_| {
-                StartReport::Failed {
-                    stage: "init".into(),
-                    message: format!(
-                        "the shim ended without a report (see {})",
-                        plan.shim.state_dir.join(protocol::files::SHIM_LOG).display()
-                    ),
-                }
-            });
+            let report =
+                serde_json::from_str::<StartReport>(line.trim_end()).unwrap_or_else(|_| {
+                    StartReport::Failed {
+                        stage: "init".into(),
+                        message: format!(
+                            "the shim ended without a report (see {})",
+                            plan.shim
+                                .state_dir
+                                .join(protocol::files::SHIM_LOG)
+                                .display()
+                        ),
+                    }
+                });
             print_report(&report);
             match report {
                 StartReport::Started { .. } => 0,
@@ -166,7 +170,13 @@ mod tests {
         );
         let r: StartReport =
             serde_json::from_str(r#"{"status":"started","shim_pid":1,"pid":2}"#).unwrap();
-        assert_eq!(r, StartReport::Started { shim_pid: 1, pid: 2 });
+        assert_eq!(
+            r,
+            StartReport::Started {
+                shim_pid: 1,
+                pid: 2
+            }
+        );
         let q: ControlRequest = serde_json::from_str(r#"{"op":"kill","signal":9}"#).unwrap();
         assert_eq!(q, ControlRequest::Kill { signal: 9 });
         let q: ControlRequest = serde_json::from_str(r#"{"op":"wait"}"#).unwrap();
@@ -180,7 +190,10 @@ mod tests {
             finished_at_ms: 2,
         });
         let text = serde_json::to_string(&e).unwrap();
-        assert!(text.starts_with(r#"{"status":"exited","pid":5,"exit_code":137"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"status":"exited","pid":5,"exit_code":137"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<ControlResponse>(&text).unwrap(), e);
     }
 

@@ -191,7 +191,10 @@ impl Monitor {
         }
         Ok(tokens
             .into_iter()
-            .zip(fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())))
+            .zip(
+                fds.iter()
+                    .map(|f| f.revents().unwrap_or(PollFlags::empty())),
+            )
             .filter(|(_, r)| !r.is_empty())
             .collect())
     }
@@ -378,8 +381,12 @@ mod tests {
     #[test]
     fn exit_record_maps_signals_to_128_plus() {
         let pid = Pid::from_raw(42);
-        let r = exit_record(WaitStatus::Signaled(pid, Signal::SIGKILL, false), 5, Some(1))
-            .unwrap();
+        let r = exit_record(
+            WaitStatus::Signaled(pid, Signal::SIGKILL, false),
+            5,
+            Some(1),
+        )
+        .unwrap();
         assert_eq!((r.exit_code, r.signal, r.pid), (137, Some(9), 42));
         assert_eq!((r.started_at_ms, r.oom_kills), (5, Some(1)));
         assert!(r.finished_at_ms >= 5);

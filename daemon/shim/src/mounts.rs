@@ -184,8 +184,8 @@ pub fn parse_options(options: &[String]) -> Result<MountOptions, MountError> {
                 out.bind = Some(true);
                 continue;
             }
-            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
-            | "unbindable" | "runbindable" => {
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
+            | "runbindable" => {
                 let base = match opt.trim_start_matches('r') {
                     "private" => MsFlags::MS_PRIVATE,
                     "shared" => MsFlags::MS_SHARED,
@@ -655,7 +655,14 @@ mod tests {
 
     #[test]
     fn parse_options_splits_flags_data_and_propagation() {
-        let o = opts(&["nosuid", "noexec", "nodev", "mode=755", "size=65536k", "rprivate"]);
+        let o = opts(&[
+            "nosuid",
+            "noexec",
+            "nodev",
+            "mode=755",
+            "size=65536k",
+            "rprivate",
+        ]);
         assert_eq!(
             o.flags,
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV
@@ -691,11 +698,10 @@ mod tests {
         fs.add("/r/etc", Entry::Symlink("../../../../host".into()));
         fs.add("/r/host", Entry::Dir);
         fs.add("/r/abs", Entry::Symlink("/host/x".into()));
-        let got = resolve_in_root(&fs, Path::new("/r"), Path::new("/etc"), Create::Nothing)
-            .unwrap();
-        assert_eq!(got, Some(PathBuf::from("/r/host")));
         let got =
-            resolve_in_root(&fs, Path::new("/r"), Path::new("/abs/y"), Create::Dir).unwrap();
+            resolve_in_root(&fs, Path::new("/r"), Path::new("/etc"), Create::Nothing).unwrap();
+        assert_eq!(got, Some(PathBuf::from("/r/host")));
+        let got = resolve_in_root(&fs, Path::new("/r"), Path::new("/abs/y"), Create::Dir).unwrap();
         assert_eq!(got, Some(PathBuf::from("/r/host/x/y")));
         assert!(fs.calls().contains(&"mkdir /r/host/x".to_string()));
         assert!(fs.calls().contains(&"mkdir /r/host/x/y".to_string()));
@@ -709,11 +715,23 @@ mod tests {
         fs.add("/r/b", Entry::Symlink("a".into()));
         fs.add("/r/f", Entry::File);
         let e = resolve_in_root(&fs, Path::new("/r"), Path::new("/a"), Create::Dir);
-        assert!(matches!(e, Err(MountError::Resolve { source: Errno::ELOOP, .. })));
+        assert!(matches!(
+            e,
+            Err(MountError::Resolve {
+                source: Errno::ELOOP,
+                ..
+            })
+        ));
         let e = resolve_in_root(&fs, Path::new("/r"), Path::new("/f/x"), Create::Dir);
-        assert!(matches!(e, Err(MountError::Resolve { source: Errno::ENOTDIR, .. })));
-        let got = resolve_in_root(&fs, Path::new("/r"), Path::new("/new/file"), Create::File)
-            .unwrap();
+        assert!(matches!(
+            e,
+            Err(MountError::Resolve {
+                source: Errno::ENOTDIR,
+                ..
+            })
+        ));
+        let got =
+            resolve_in_root(&fs, Path::new("/r"), Path::new("/new/file"), Create::File).unwrap();
         assert_eq!(got, Some(PathBuf::from("/r/new/file")));
         assert!(fs.calls().contains(&"create_file /r/new/file".to_string()));
     }
@@ -791,8 +809,8 @@ mod tests {
         let slave = position(&calls, "mount - . - REC|SLAVE");
         let detach = position(&calls, "umount2 . DETACH");
         let order = [
-            private, overlay, proc_, dev, bind, bind_ro, null, ptmx, mask, ro_path, ro_root,
-            pivot, slave, detach,
+            private, overlay, proc_, dev, bind, bind_ro, null, ptmx, mask, ro_path, ro_root, pivot,
+            slave, detach,
         ];
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{calls:#?}");
         assert!(calls.contains(&"mkdir /b/rootfs".to_string()));

@@ -42,7 +42,10 @@ pub(super) async fn inspect(
     Ok(Json(s.runtime.container(&id).await?))
 }
 
-pub(super) async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub(super) async fn start(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     s.runtime.start(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -59,9 +62,15 @@ pub(super) async fn stop(
 ) -> Result<StatusCode, ApiError> {
     let timeout = match q.timeout.as_deref() {
         None => 10,
-        Some(t) => t.parse::<u64>().ok().filter(|t| *t <= 86_400).ok_or_else(|| {
-            ApiError::BadRequest(format!("timeout must be a number of seconds (0-86400), not {t:?}"))
-        })?,
+        Some(t) => t
+            .parse::<u64>()
+            .ok()
+            .filter(|t| *t <= 86_400)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "timeout must be a number of seconds (0-86400), not {t:?}"
+                ))
+            })?,
     };
     s.runtime.stop(&id, Duration::from_secs(timeout)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -77,7 +86,8 @@ pub(super) async fn kill(
     Path(id): Path<String>,
     Query(q): Query<KillQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let signal = parse_signal(q.signal.as_deref().unwrap_or("SIGKILL")).map_err(ApiError::BadRequest)?;
+    let signal =
+        parse_signal(q.signal.as_deref().unwrap_or("SIGKILL")).map_err(ApiError::BadRequest)?;
     s.runtime.kill(&id, signal).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -124,7 +134,9 @@ fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
         .and_then(|s| DateTime::from_timestamp(s.trunc() as i64, (s.fract() * 1e9) as u32))
-        .ok_or_else(|| ApiError::BadRequest(format!("since must be RFC 3339 or Unix seconds, not {v:?}")))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!("since must be RFC 3339 or Unix seconds, not {v:?}"))
+        })
 }
 
 pub(super) async fn logs(
@@ -135,13 +147,19 @@ pub(super) async fn logs(
     let tail = match q.tail.as_deref() {
         None | Some("all") | Some("") => None,
         Some(n) => Some(n.parse::<usize>().map_err(|_| {
-            ApiError::BadRequest(format!("tail must be a number of lines or \"all\", not {n:?}"))
+            ApiError::BadRequest(format!(
+                "tail must be a number of lines or \"all\", not {n:?}"
+            ))
         })?),
     };
     let format = match q.format.as_deref() {
         None | Some("raw") => LogFormat::Raw,
         Some("ndjson") | Some("json") => LogFormat::Ndjson,
-        Some(f) => return Err(ApiError::BadRequest(format!("format must be raw or ndjson, not {f:?}"))),
+        Some(f) => {
+            return Err(ApiError::BadRequest(format!(
+                "format must be raw or ndjson, not {f:?}"
+            )))
+        }
     };
     let opts = LogOptions {
         follow: parse_bool("follow", q.follow.as_deref(), false)?,
@@ -157,5 +175,9 @@ pub(super) async fn logs(
         LogFormat::Ndjson => "application/x-ndjson",
     };
     let stream = s.runtime.logs(&id, opts).await?;
-    Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(stream)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

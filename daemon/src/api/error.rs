@@ -116,7 +116,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(error = %crate::error_chain(&self), %status, "request refused");
         }
-        let body = ErrorBody { code: self.code().to_owned(), message: self.message() };
+        let body = ErrorBody {
+            code: self.code().to_owned(),
+            message: self.message(),
+        };
         (status, Json(body)).into_response()
     }
 }

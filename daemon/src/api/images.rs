@@ -24,11 +24,13 @@ pub(super) async fn import(
     Query(q): Query<ImportQuery>,
     body: Body,
 ) -> Result<(StatusCode, Json<Image>), ApiError> {
-    let name = q
-        .name
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("name is required: POST /v1/images/import?name=REF".into()))?;
-    let image = s.runtime.import_image(&name, body.into_data_stream()).await?;
+    let name = q.name.filter(|n| !n.is_empty()).ok_or_else(|| {
+        ApiError::BadRequest("name is required: POST /v1/images/import?name=REF".into())
+    })?;
+    let image = s
+        .runtime
+        .import_image(&name, body.into_data_stream())
+        .await?;
     Ok((StatusCode::CREATED, Json(image)))
 }
 

@@ -60,11 +60,23 @@ pub fn router(state: AppState) -> Router {
     r.add("GET", "/v1/events", get(system::events));
     r.add("GET", "/v1/images", get(images::list));
     r.add("POST", "/v1/images/import", post(images::import));
-    r.add("GET", "/v1/images/{*ref}", get(images::inspect).delete(images::remove));
+    r.add(
+        "GET",
+        "/v1/images/{*ref}",
+        get(images::inspect).delete(images::remove),
+    );
     r.add("DELETE", "/v1/images/{*ref}", delete(images::remove));
-    r.add("POST", "/v1/containers", post(containers::create).get(containers::list));
+    r.add(
+        "POST",
+        "/v1/containers",
+        post(containers::create).get(containers::list),
+    );
     r.add("GET", "/v1/containers", get(containers::list));
-    r.add("GET", "/v1/containers/{id}", get(containers::inspect).delete(containers::remove));
+    r.add(
+        "GET",
+        "/v1/containers/{id}",
+        get(containers::inspect).delete(containers::remove),
+    );
     r.add("DELETE", "/v1/containers/{id}", delete(containers::remove));
     r.add("POST", "/v1/containers/{id}/start", post(containers::start));
     r.add("POST", "/v1/containers/{id}/stop", post(containers::stop));
@@ -94,7 +106,10 @@ impl Routes {
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::NoRoute { method: method.to_string(), path: uri.path().to_owned() }
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 /// A JSON body, whatever its `Content-Type` (curl's `-d` sends a form type), with
@@ -115,9 +130,15 @@ where
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(ApiError::PayloadTooLarge(MAX_JSON_BODY))
             }
-            Err(e) => return Err(ApiError::BadRequest(format!("failed to read the body: {e}"))),
+            Err(e) => {
+                return Err(ApiError::BadRequest(format!(
+                    "failed to read the body: {e}"
+                )))
+            }
         };
-        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| ApiError::InvalidJson(e.to_string()))
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::InvalidJson(e.to_string()))
     }
 }
 
@@ -128,7 +149,9 @@ pub(crate) fn parse_bool(name: &str, value: Option<&str>, default: bool) -> Resu
         Some(v) => match v.as_str() {
             "" | "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ApiError::BadRequest(format!("{name} must be true or false, not {v:?}"))),
+            _ => Err(ApiError::BadRequest(format!(
+                "{name} must be true or false, not {v:?}"
+            ))),
         },
     }
 }
@@ -168,12 +191,24 @@ mod tests {
         router(AppState { runtime })
     }
 
-    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
-        let req = Request::builder().method(method).uri(uri).body(Body::from(body.to_owned())).unwrap();
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
         let resp = app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[sqlx::test(migrator = "MIGRATOR")]
@@ -181,15 +216,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(pool, dir.path()).await;
         for (method, path) in ROUTES {
-            let uri = path.replace("{id}", "nosuch").replace("{*ref}", "nosuch:latest");
+            let uri = path
+                .replace("{id}", "nosuch")
+                .replace("{*ref}", "nosuch:latest");
             // Streams that never end are asked with a bound so the test finishes.
-            let uri = if uri == "/v1/events" { "/v1/events?since=0&until=0".to_owned() } else { uri };
+            let uri = if uri == "/v1/events" {
+                "/v1/events?since=0&until=0".to_owned()
+            } else {
+                uri
+            };
             let (status, body) = call(&app, method, &uri, "{}").await;
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-            assert_ne!(body["code"], "no_route", "{method} {path} is listed but not routed");
+            assert_ne!(
+                body["code"], "no_route",
+                "{method} {path} is listed but not routed"
+            );
         }
         let (status, body) = call(&app, "GET", "/v1/nothing", "").await;
-        assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_route")));
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("no_route"))
+        );
     }
 
     #[sqlx::test(migrator = "MIGRATOR")]
@@ -197,10 +244,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(pool, dir.path()).await;
         let cases: &[(&str, &str, &str, StatusCode, &str)] = &[
-            ("POST", "/v1/containers", "{not json", StatusCode::BAD_REQUEST, "invalid_json"),
-            ("POST", "/v1/containers", r#"{"image":"x","bogus":1}"#, StatusCode::BAD_REQUEST, "invalid_json"),
-            ("POST", "/v1/containers", r#"{"image":"nosuch"}"#, StatusCode::NOT_FOUND, "not_found"),
-            ("POST", "/v1/containers", r#"{"image":"x","name":"-bad"}"#, StatusCode::BAD_REQUEST, "bad_request"),
+            (
+                "POST",
+                "/v1/containers",
+                "{not json",
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+            ),
+            (
+                "POST",
+                "/v1/containers",
+                r#"{"image":"x","bogus":1}"#,
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+            ),
+            (
+                "POST",
+                "/v1/containers",
+                r#"{"image":"nosuch"}"#,
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "POST",
+                "/v1/containers",
+                r#"{"image":"x","name":"-bad"}"#,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
             (
                 "POST",
                 "/v1/containers",
@@ -208,29 +279,101 @@ mod tests {
                 StatusCode::BAD_REQUEST,
                 "bad_request",
             ),
-            ("GET", "/v1/containers/nosuch", "", StatusCode::NOT_FOUND, "not_found"),
-            ("POST", "/v1/containers/nosuch/start", "", StatusCode::NOT_FOUND, "not_found"),
-            ("POST", "/v1/containers/x/kill?signal=SIGFOO", "", StatusCode::BAD_REQUEST, "bad_request"),
-            ("POST", "/v1/containers/x/stop?timeout=soon", "", StatusCode::BAD_REQUEST, "bad_request"),
-            ("GET", "/v1/containers?all=maybe", "", StatusCode::BAD_REQUEST, "bad_request"),
-            ("GET", "/v1/containers/x/logs?tail=lots", "", StatusCode::BAD_REQUEST, "bad_request"),
-            ("POST", "/v1/images/import", "", StatusCode::BAD_REQUEST, "bad_request"),
-            ("POST", "/v1/images/import?name=Bad%20Name", "", StatusCode::BAD_REQUEST, "bad_request"),
-            ("POST", "/v1/images/import?name=ok", "this is not a tarball", StatusCode::BAD_REQUEST, "invalid_image"),
-            ("GET", "/v1/images/nosuch", "", StatusCode::NOT_FOUND, "not_found"),
-            ("GET", "/v1/events?since=yesterday", "", StatusCode::BAD_REQUEST, "bad_request"),
+            (
+                "GET",
+                "/v1/containers/nosuch",
+                "",
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "POST",
+                "/v1/containers/nosuch/start",
+                "",
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "POST",
+                "/v1/containers/x/kill?signal=SIGFOO",
+                "",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                "POST",
+                "/v1/containers/x/stop?timeout=soon",
+                "",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                "GET",
+                "/v1/containers?all=maybe",
+                "",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                "GET",
+                "/v1/containers/x/logs?tail=lots",
+                "",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                "POST",
+                "/v1/images/import",
+                "",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                "POST",
+                "/v1/images/import?name=Bad%20Name",
+                "",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
+            (
+                "POST",
+                "/v1/images/import?name=ok",
+                "this is not a tarball",
+                StatusCode::BAD_REQUEST,
+                "invalid_image",
+            ),
+            (
+                "GET",
+                "/v1/images/nosuch",
+                "",
+                StatusCode::NOT_FOUND,
+                "not_found",
+            ),
+            (
+                "GET",
+                "/v1/events?since=yesterday",
+                "",
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            ),
         ];
         for (method, uri, body, status, code) in cases {
             let (got, answer) = call(&app, method, uri, body).await;
             assert_eq!(got, *status, "{method} {uri}: {answer}");
             assert_eq!(answer["code"], *code, "{method} {uri}: {answer}");
-            assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+            assert!(
+                answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{answer}"
+            );
         }
         let (status, v) = call(&app, "GET", "/v1/version", "").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(v["api_version"], "v1");
         assert_eq!(v["cgroup_version"], "v1");
         let (status, v) = call(&app, "GET", "/v1/info", "").await;
-        assert_eq!((status, v["containers"].as_u64()), (StatusCode::OK, Some(0)));
+        assert_eq!(
+            (status, v["containers"].as_u64()),
+            (StatusCode::OK, Some(0))
+        );
     }
 }

@@ -49,7 +49,11 @@ fn parse_bound(name: &str, v: &str) -> Result<Bound, ApiError> {
     }
     DateTime::parse_from_rfc3339(v)
         .map(|t| Bound::Time(t.with_timezone(&Utc)))
-        .map_err(|_| ApiError::BadRequest(format!("{name} must be an event seq or an RFC 3339 time, not {v:?}")))
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "{name} must be an event seq or an RFC 3339 time, not {v:?}"
+            ))
+        })
 }
 
 /// Replays stored events, then streams live ones, without a gap or a duplicate: the
@@ -61,13 +65,23 @@ pub(super) async fn events(
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let mut filter = EventFilter::default();
-    match q.since.as_deref().map(|v| parse_bound("since", v)).transpose()? {
+    match q
+        .since
+        .as_deref()
+        .map(|v| parse_bound("since", v))
+        .transpose()?
+    {
         Some(Bound::Seq(n)) => filter.after_seq = Some(n),
         Some(Bound::Time(t)) => filter.since_time = Some(t),
         None => {}
     }
     let (mut until_seq, mut deadline) = (None, None);
-    match q.until.as_deref().map(|v| parse_bound("until", v)).transpose()? {
+    match q
+        .until
+        .as_deref()
+        .map(|v| parse_bound("until", v))
+        .transpose()?
+    {
         Some(Bound::Seq(n)) => until_seq = Some(n),
         Some(Bound::Time(t)) => deadline = Some(t),
         None => {}
@@ -81,9 +95,7 @@ pub(super) async fn events(
             Err(_) => c.clone(),
         });
     }
-    let wants = move |e: &Event| {
-        filter_matches(&q, e)
-    };
+    let wants = move |e: &Event| filter_matches(&q, e);
 
     let store = s.runtime.store().clone();
     let mut live = s.runtime.events().subscribe();
@@ -95,9 +107,14 @@ pub(super) async fn events(
     };
     let mut last_seq = match replay.last() {
         Some(e) => e.seq,
-        None => store.last_event_seq().await.map_err(RuntimeError::from)?.max(filter.after_seq.unwrap_or(0)),
+        None => store
+            .last_event_seq()
+            .await
+            .map_err(RuntimeError::from)?
+            .max(filter.after_seq.unwrap_or(0)),
     };
-    let finished = until_seq.is_some_and(|n| last_seq >= n) || deadline.is_some_and(|t| t <= Utc::now());
+    let finished =
+        until_seq.is_some_and(|n| last_seq >= n) || deadline.is_some_and(|t| t <= Utc::now());
 
     let (tx, rx) = mpsc::channel::<Event>(256);
     tokio::spawn(async move {
@@ -121,7 +138,10 @@ pub(super) async fn events(
             let batch = match next {
                 Ok(e) => vec![e],
                 Err(RecvError::Lagged(_)) => {
-                    let refill = EventFilter { after_seq: Some(last_seq), ..filter.clone() };
+                    let refill = EventFilter {
+                        after_seq: Some(last_seq),
+                        ..filter.clone()
+                    };
                     match store.events(&refill).await {
                         Ok(missed) => missed,
                         Err(_) => return,
@@ -148,11 +168,16 @@ pub(super) async fn events(
         line.push(b'\n');
         Ok::<_, Infallible>(Bytes::from(line))
     });
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 fn filter_matches(q: &EventsQuery, e: &Event) -> bool {
-    q.kind.as_deref().is_none_or(|k| e.kind == k) && q.action.as_deref().is_none_or(|a| e.action == a)
+    q.kind.as_deref().is_none_or(|k| e.kind == k)
+        && q.action.as_deref().is_none_or(|a| e.action == a)
 }
 
 async fn sleep_or_forever(d: Option<std::time::Duration>) {

@@ -37,9 +37,9 @@ struct Parent {
 impl Parent {
     fn new() -> Self {
         let name = format!("boxd-test-{:016x}", rand::random::<u64>());
-        Self {
-            mgr: detect(&name).expect("detect the cgroup hierarchy"),
-        }
+        let mgr = detect(&name).expect("detect the cgroup hierarchy");
+        eprintln!("cgroup {} under {name}", mgr.version().as_str());
+        Self { mgr }
     }
 }
 

@@ -340,16 +340,27 @@ impl CgroupManager for V1Manager {
     fn create(&self, id: &str, resources: &Resources) -> Result<ContainerCgroup, CgroupError> {
         check_id(id)?;
         limits::validate(resources)?;
+        let fresh = !self.exists(id);
         let dirs = self.dirs(id);
-        for dir in &dirs {
-            fs::create_dir_all(dir).map_err(|source| CgroupError::CreateCgroup {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        self.init_cpuset(id)?;
         let mut warnings = Vec::new();
-        self.apply(id, resources, &mut warnings)?;
+        let made = dirs
+            .iter()
+            .try_for_each(|dir| {
+                fs::create_dir_all(dir).map_err(|source| CgroupError::CreateCgroup {
+                    path: dir.clone(),
+                    source,
+                })
+            })
+            .and_then(|()| self.init_cpuset(id))
+            .and_then(|()| self.apply(id, resources, &mut warnings));
+        if let Err(e) = made {
+            // A group this call made must not outlive the failure (nor leak a
+            // half-limited group); a reused one is the caller's to remove.
+            if fresh {
+                let _ = self.remove(id);
+            }
+            return Err(e);
+        }
         Ok(ContainerCgroup {
             procs: dirs.iter().map(|d| d.join("cgroup.procs")).collect(),
             oom_counter: Some(boxd_shim::protocol::OomCounter {

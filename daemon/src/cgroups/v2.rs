@@ -249,12 +249,22 @@ impl CgroupManager for V2Manager {
         limits::validate(resources)?;
         self.ensure_parent()?;
         let dir = self.dir(id);
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        let fresh = match fs::create_dir(&dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(source) => return Err(CgroupError::CreateCgroup { path: dir, source }),
-        }
-        let warnings = self.apply(&dir, resources)?;
+        };
+        let warnings = match self.apply(&dir, resources) {
+            Ok(warnings) => warnings,
+            Err(e) => {
+                // A group this call made must not outlive the failure; a reused one is
+                // the caller's to remove.
+                if fresh {
+                    let _ = self.remove(id);
+                }
+                return Err(e);
+            }
+        };
         Ok(ContainerCgroup {
             procs: vec![dir.join("cgroup.procs")],
             oom_counter: Some(boxd_shim::protocol::OomCounter {
@@ -440,6 +450,26 @@ mod tests {
         let cg = m.create("c1", &r).unwrap();
         assert_eq!(read(root.path().join("boxd/c1/memory.swap.max")), "0");
         assert!(cg.warnings.is_empty(), "{:?}", cg.warnings);
+    }
+
+    #[test]
+    fn a_failed_create_removes_the_group_it_made() {
+        let root = fake_root("cpu memory pids");
+        touch_group(&root.path().join("boxd"), "cpu memory pids");
+        let m = V2Manager::new(root.path().to_owned(), "boxd").unwrap();
+        let r = Resources {
+            memory_bytes: Some(64 << 20),
+            ..Resources::default()
+        };
+        // The new directory has no memory.max (as without the memory controller).
+        assert!(matches!(
+            m.create("c1", &r),
+            Err(CgroupError::SetLimit {
+                file: "memory.max",
+                ..
+            })
+        ));
+        assert!(!root.path().join("boxd/c1").exists());
     }
 
     #[test]

@@ -30,7 +30,11 @@ impl EventBus {
     /// A bus writing to `store`.
     pub fn new(store: Store) -> Self {
         let (tx, _) = broadcast::channel(LIVE_CAPACITY);
-        EventBus { store, tx, order: Arc::new(Mutex::new(())) }
+        EventBus {
+            store,
+            tx,
+            order: Arc::new(Mutex::new(())),
+        }
     }
 
     /// Records and publishes an event.
@@ -42,7 +46,10 @@ impl EventBus {
         attributes: BTreeMap<String, String>,
     ) -> Result<Event, StoreError> {
         let _order = self.order.lock().await;
-        let event = self.store.append_event(kind, action, id, attributes).await?;
+        let event = self
+            .store
+            .append_event(kind, action, id, attributes)
+            .await?;
         // No receiver is not an error: nobody is listening right now.
         let _ = self.tx.send(event.clone());
         Ok(event)
@@ -51,7 +58,10 @@ impl EventBus {
     /// Publishes, logging instead of failing: for events that must not undo the
     /// operation they describe (the operation already happened).
     pub async fn emit(&self, kind: &str, action: &str, id: &str, attrs: &[(&str, String)]) {
-        let attributes = attrs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let attributes = attrs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         if let Err(err) = self.publish(kind, action, id, attributes).await {
             tracing::error!(error = %crate::error_chain(&err), kind, action, id, "failed to record event");
         }

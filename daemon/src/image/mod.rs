@@ -16,7 +16,7 @@
 //!   crash leaves at most leftovers in `tmp/`;
 //! - importing the same content twice yields the same id and one copy;
 //! - an import that fails leaves nothing behind, and nothing is ever written outside the
-//!   store (see [`unpack`] for the rules on hostile archives).
+//!   store (the `unpack` submodule has the rules for hostile archives).
 
 mod unpack;
 pub mod users;
@@ -292,9 +292,10 @@ impl ImageStore {
             source,
         };
         // Data first, then the rename that publishes it: a crash must not leave a
-        // published image with unwritten files.
-        let rootfs_dir = File::open(&rootfs_tmp).map_err(store_err)?;
-        nix::unistd::syncfs(&rootfs_dir).map_err(|e| store_err(e.into()))?;
+        // published image with unwritten files. (Through `tmp/`, same filesystem: the
+        // image's own root dir may not be readable by us.)
+        let tmp_dir = File::open(&self.tmp).map_err(store_err)?;
+        nix::unistd::syncfs(&tmp_dir).map_err(|e| store_err(e.into()))?;
         match fs::rename(&work_path, &image_dir) {
             Ok(()) => work.disarm(),
             // An identical import won the race; ours is dropped with `work`.

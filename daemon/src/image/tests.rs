@@ -585,6 +585,14 @@ async fn bad_bodies_are_bad_input_and_leave_nothing() {
         assert!(err.is_bad_input(), "{what}: {err:?} should be bad input");
         t.assert_pristine();
     }
+
+    // Cut inside the busybox binary's data: named as such, not just "corrupt".
+    let err = t.import(&plain[..plain.len() / 2]).await.unwrap_err();
+    assert!(
+        matches!(&err, ImageError::TruncatedEntry { path } if path == "bin/busybox"),
+        "{err:?}"
+    );
+    t.assert_pristine();
 }
 
 #[tokio::test]
@@ -711,7 +719,7 @@ fn new_makes_the_store_private() {
 fn error_messages_do_not_repeat_their_source() {
     let err = ImageError::Unpack {
         path: "bin/sh".into(),
-        source: io::Error::new(io::ErrorKind::Other, "disk on fire"),
+        source: io::Error::other("disk on fire"),
     };
     assert_eq!(err.to_string(), "failed to unpack bin/sh");
     assert!(!err.is_bad_input());

@@ -4,8 +4,8 @@
 //! - nothing is ever created, modified or followed outside the target directory: every
 //!   operation is relative to a directory fd reached from the target by opening one
 //!   component at a time with `O_NOFOLLOW | O_DIRECTORY`, so a symlink planted by the
-//!   archive (or a `..`/absolute name) can never redirect a write (CVE-2018-15664,
-//!   CVE-2019-14271, Python's CVE-2007-4559 are the classic failures);
+//!   archive (or a `..`/absolute name) can never redirect a write (the classic
+//!   failures: Python tarfile's CVE-2007-4559, "zip slip", docker cp's CVE-2018-15664);
 //! - the returned digest is the sha256 of the whole *uncompressed* tar stream (the OCI
 //!   `diff_id`), end-of-archive padding included;
 //! - errors caused by the archive itself are `is_bad_input()`; failures of our own disk
@@ -42,6 +42,10 @@ use super::ImageError;
 const PATH_MAX: usize = 4096;
 /// Longest file name (Linux `NAME_MAX`).
 const NAME_MAX: usize = 255;
+/// Deepest path we accept. Real images stay far below; the bound keeps the number of
+/// directory fds held open while removing a tree (one per level) well under the usual
+/// soft `RLIMIT_NOFILE` of 1024.
+const MAX_DEPTH: usize = 256;
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
@@ -198,6 +202,7 @@ enum BadPath {
     Nul,
     TooLong,
     NameTooLong,
+    TooDeep,
 }
 
 impl BadPath {
@@ -210,6 +215,7 @@ impl BadPath {
             (BadPath::Nul, _) => "path contains a NUL byte",
             (BadPath::TooLong, _) => "path too long",
             (BadPath::NameTooLong, _) => "path component too long",
+            (BadPath::TooDeep, _) => "path too deep",
         }
     }
 }
@@ -233,6 +239,7 @@ fn normalise(raw: &[u8]) -> Result<Vec<OsString>, BadPath> {
             b"" | b"." => continue,
             b".." => return Err(BadPath::DotDot),
             _ if comp.len() > NAME_MAX => return Err(BadPath::NameTooLong),
+            _ if comps.len() == MAX_DEPTH => return Err(BadPath::TooDeep),
             _ => comps.push(OsStr::from_bytes(comp).to_owned()),
         }
     }
@@ -796,6 +803,8 @@ mod tests {
         assert_eq!(normalise(b"a\0b"), Err(BadPath::Nul));
         assert_eq!(c(&"x".repeat(256)), Err(BadPath::NameTooLong));
         assert_eq!(c(&"a/".repeat(2049)), Err(BadPath::TooLong));
+        assert_eq!(c(&"a/".repeat(256)).unwrap().len(), 256);
+        assert_eq!(c(&"a/".repeat(257)), Err(BadPath::TooDeep));
         // A name that merely starts with dots is fine.
         assert_eq!(
             c("..a/...").unwrap(),

@@ -68,8 +68,13 @@ const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths the container may read but never write (Docker's list).
-const READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, BundleError> {
     MountBuilder::default()
@@ -121,16 +126,43 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
 
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
-        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
         mount(
             "/dev/pts",
             "devpts",
             "devpts",
-            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
         )?,
-        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"])?,
-        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
-        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
     ];
     for m in &config.mounts {
         let mut options = vec!["rbind", "rprivate"];
@@ -148,18 +180,39 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         LinuxNamespaceType::Network,
     ]
     .into_iter()
-    .map(|typ| LinuxNamespaceBuilder::default().typ(typ).build().map_err(BundleError::Build))
+    .map(|typ| {
+        LinuxNamespaceBuilder::default()
+            .typ(typ)
+            .build()
+            .map_err(BundleError::Build)
+    })
     .collect::<Result<Vec<_>, _>>()?;
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
-        .masked_paths(MASKED_PATHS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-        .readonly_paths(READONLY_PATHS.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>(),
+        )
         .build()
         .map_err(BundleError::Build)?;
 
     SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path(ROOTFS_DIR).readonly(false).build().map_err(BundleError::Build)?)
+        .root(
+            RootBuilder::default()
+                .path(ROOTFS_DIR)
+                .readonly(false)
+                .build()
+                .map_err(BundleError::Build)?,
+        )
         .hostname(config.hostname.clone())
         .process(process)
         .mounts(mounts)
@@ -171,7 +224,10 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
 /// Writes `config.json` into `bundle` (which must exist) and creates the rootfs mount point.
 pub fn write_bundle(bundle: &Path, spec: &Spec) -> Result<(), BundleError> {
     let path = bundle.join("config.json");
-    spec.save(&path).map_err(|source| BundleError::Write { path: path.clone(), source })?;
+    spec.save(&path).map_err(|source| BundleError::Write {
+        path: path.clone(),
+        source,
+    })?;
     std::fs::create_dir_all(bundle.join(ROOTFS_DIR)).map_err(|e| BundleError::Write {
         path: bundle.join(ROOTFS_DIR),
         source: oci_spec::OciSpecError::Io(e),
@@ -191,43 +247,84 @@ mod tests {
             working_dir: "/".into(),
             hostname: "web".into(),
             user: String::new(),
-            mounts: vec![UserMount { source: "/srv".into(), target: "/data".into(), read_only: true }],
+            mounts: vec![UserMount {
+                source: "/srv".into(),
+                target: "/data".into(),
+                read_only: true,
+            }],
             labels: Default::default(),
         }
     }
 
     #[test]
     fn spec_has_namespaces_mounts_and_user() {
-        let root = ResolvedUser { uid: 0, gid: 0, additional_gids: vec![] };
+        let root = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        };
         let spec = build_spec(&config(), &root).unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("web"));
         let process = spec.process().as_ref().unwrap();
         assert_eq!(process.args().as_ref().unwrap()[0], "/bin/sh");
         assert_eq!(process.no_new_privileges(), Some(true));
         let caps = process.capabilities().as_ref().unwrap();
-        assert!(caps.effective().as_ref().unwrap().contains(&Capability::Chown));
-        assert!(!caps.bounding().as_ref().unwrap().contains(&Capability::SysAdmin));
+        assert!(caps
+            .effective()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::Chown));
+        assert!(!caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::SysAdmin));
 
         let mounts = spec.mounts().as_ref().unwrap();
-        let data = mounts.iter().find(|m| m.destination() == Path::new("/data")).unwrap();
+        let data = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/data"))
+            .unwrap();
         assert!(data.options().as_ref().unwrap().contains(&"ro".to_owned()));
         // Bind mounts come after /dev and /proc, so they can land on top of them.
-        let pos = |d: &str| mounts.iter().position(|m| m.destination() == Path::new(d)).unwrap();
+        let pos = |d: &str| {
+            mounts
+                .iter()
+                .position(|m| m.destination() == Path::new(d))
+                .unwrap()
+        };
         assert!(pos("/proc") < pos("/data") && pos("/dev") < pos("/dev/pts"));
 
-        let ns = spec.linux().as_ref().unwrap().namespaces().as_ref().unwrap();
-        for t in [LinuxNamespaceType::Pid, LinuxNamespaceType::Network, LinuxNamespaceType::Mount] {
+        let ns = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
+        for t in [
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Mount,
+        ] {
             assert!(ns.iter().any(|n| n.typ() == t), "{t:?}");
         }
     }
 
     #[test]
     fn non_root_user_has_no_effective_caps() {
-        let user = ResolvedUser { uid: 1000, gid: 1000, additional_gids: vec![10] };
+        let user = ResolvedUser {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![10],
+        };
         let spec = build_spec(&config(), &user).unwrap();
         let process = spec.process().as_ref().unwrap();
         assert_eq!(process.user().uid(), 1000);
-        assert_eq!(process.user().additional_gids().as_ref().unwrap(), &vec![10]);
+        assert_eq!(
+            process.user().additional_gids().as_ref().unwrap(),
+            &vec![10]
+        );
         let caps = process.capabilities().as_ref().unwrap();
         assert!(caps.effective().as_ref().unwrap().is_empty());
         assert!(!caps.bounding().as_ref().unwrap().is_empty());
@@ -236,7 +333,11 @@ mod tests {
     #[test]
     fn bundle_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        let root = ResolvedUser { uid: 0, gid: 0, additional_gids: vec![] };
+        let root = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        };
         let spec = build_spec(&config(), &root).unwrap();
         write_bundle(dir.path(), &spec).unwrap();
         assert!(dir.path().join(ROOTFS_DIR).is_dir());

@@ -107,12 +107,18 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn io(op: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        op: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_owned();
         move |source| RuntimeError::Io { op, path, source }
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        RuntimeError::Invalid { field, reason: reason.into() }
+        RuntimeError::Invalid {
+            field,
+            reason: reason.into(),
+        }
     }
 }

@@ -53,7 +53,15 @@ pub struct LogOptions {
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { follow: false, tail: None, since: None, stdout: true, stderr: true, format: LogFormat::Raw, timestamps: false }
+        LogOptions {
+            follow: false,
+            tail: None,
+            since: None,
+            stdout: true,
+            stderr: true,
+            format: LogFormat::Raw,
+            timestamps: false,
+        }
     }
 }
 
@@ -75,7 +83,9 @@ impl LogOptions {
             }
             LogFormat::Raw if self.timestamps => Bytes::from(format!(
                 "{} {}",
-                entry.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                entry
+                    .time
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                 entry.line
             )),
             LogFormat::Raw => Bytes::from(entry.line.clone()),
@@ -91,8 +101,14 @@ pub fn parse_record(line: &str) -> Option<LogEntry> {
         "stderr" => LogStream::Stderr,
         _ => return None,
     };
-    let time = DateTime::parse_from_rfc3339(&rec.time).ok()?.with_timezone(&Utc);
-    Some(LogEntry { time, stream, line: rec.log })
+    let time = DateTime::parse_from_rfc3339(&rec.time)
+        .ok()?
+        .with_timezone(&Utc);
+    Some(LogEntry {
+        time,
+        stream,
+        line: rec.log,
+    })
 }
 
 /// Streams the log at `path`. `running` says whether more output may still come.
@@ -116,7 +132,12 @@ where
 
 type Sender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
-async fn pump<F, Fut>(path: &PathBuf, opts: &LogOptions, running: F, tx: &Sender) -> std::io::Result<()>
+async fn pump<F, Fut>(
+    path: &PathBuf,
+    opts: &LogOptions,
+    running: F,
+    tx: &Sender,
+) -> std::io::Result<()>
 where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
@@ -210,14 +231,22 @@ mod tests {
     use std::io::Write;
 
     fn record(time: &str, stream: &str, log: &str) -> String {
-        let mut s = serde_json::to_string(&LogRecord { time: time.into(), stream: stream.into(), log: log.into() }).unwrap();
+        let mut s = serde_json::to_string(&LogRecord {
+            time: time.into(),
+            stream: stream.into(),
+            log: log.into(),
+        })
+        .unwrap();
         s.push('\n');
         s
     }
 
     async fn collect(path: PathBuf, opts: LogOptions) -> String {
         let chunks: Vec<_> = stream(path, opts, || async { false }).collect().await;
-        chunks.into_iter().map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap()).collect()
+        chunks
+            .into_iter()
+            .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+            .collect()
     }
 
     #[tokio::test]
@@ -225,26 +254,55 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("container.log");
         let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(record("2026-01-01T00:00:01.000000001Z", "stdout", "one\n").as_bytes()).unwrap();
-        f.write_all(record("2026-01-01T00:00:02Z", "stderr", "two\n").as_bytes()).unwrap();
+        f.write_all(record("2026-01-01T00:00:01.000000001Z", "stdout", "one\n").as_bytes())
+            .unwrap();
+        f.write_all(record("2026-01-01T00:00:02Z", "stderr", "two\n").as_bytes())
+            .unwrap();
         f.write_all(b"garbage that is not a record\n").unwrap();
-        f.write_all(record("2026-01-01T00:00:03Z", "stdout", "three\n").as_bytes()).unwrap();
+        f.write_all(record("2026-01-01T00:00:03Z", "stdout", "three\n").as_bytes())
+            .unwrap();
         // A record still being written is not sent.
-        f.write_all(br#"{"time":"2026-01-01T00:00:04Z","stream":"stdout","lo"#).unwrap();
+        f.write_all(br#"{"time":"2026-01-01T00:00:04Z","stream":"stdout","lo"#)
+            .unwrap();
 
-        assert_eq!(collect(path.clone(), LogOptions::default()).await, "one\ntwo\nthree\n");
-        let only_out = LogOptions { stderr: false, ..Default::default() };
+        assert_eq!(
+            collect(path.clone(), LogOptions::default()).await,
+            "one\ntwo\nthree\n"
+        );
+        let only_out = LogOptions {
+            stderr: false,
+            ..Default::default()
+        };
         assert_eq!(collect(path.clone(), only_out).await, "one\nthree\n");
-        let tail = LogOptions { tail: Some(2), ..Default::default() };
+        let tail = LogOptions {
+            tail: Some(2),
+            ..Default::default()
+        };
         assert_eq!(collect(path.clone(), tail).await, "two\nthree\n");
-        let since = LogOptions { since: Some("2026-01-01T00:00:02Z".parse().unwrap()), ..Default::default() };
+        let since = LogOptions {
+            since: Some("2026-01-01T00:00:02Z".parse().unwrap()),
+            ..Default::default()
+        };
         assert_eq!(collect(path.clone(), since).await, "two\nthree\n");
-        let ts = LogOptions { timestamps: true, tail: Some(1), ..Default::default() };
-        assert_eq!(collect(path.clone(), ts).await, "2026-01-01T00:00:03.000000000Z three\n");
+        let ts = LogOptions {
+            timestamps: true,
+            tail: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            collect(path.clone(), ts).await,
+            "2026-01-01T00:00:03.000000000Z three\n"
+        );
 
-        let nd = LogOptions { format: LogFormat::Ndjson, ..Default::default() };
+        let nd = LogOptions {
+            format: LogFormat::Ndjson,
+            ..Default::default()
+        };
         let out = collect(path.clone(), nd).await;
-        let entries: Vec<LogEntry> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let entries: Vec<LogEntry> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[1].stream, LogStream::Stderr);
         assert_eq!(entries[1].line, "two\n");
@@ -257,17 +315,25 @@ mod tests {
         std::fs::write(&path, record("2026-01-01T00:00:01Z", "stdout", "a\n")).unwrap();
         let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flag = running.clone();
-        let opts = LogOptions { follow: true, ..Default::default() };
+        let opts = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
         let mut s = Box::pin(stream(path.clone(), opts, move || {
             let flag = flag.clone();
             async move { flag.load(std::sync::atomic::Ordering::SeqCst) }
         }));
         assert_eq!(&s.next().await.unwrap().unwrap()[..], b"a\n");
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(record("2026-01-01T00:00:02Z", "stdout", "b\n").as_bytes()).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(record("2026-01-01T00:00:02Z", "stdout", "b\n").as_bytes())
+            .unwrap();
         assert_eq!(&s.next().await.unwrap().unwrap()[..], b"b\n");
         // Written just before the exit is recorded: still delivered, then the end.
-        f.write_all(record("2026-01-01T00:00:03Z", "stderr", "c\n").as_bytes()).unwrap();
+        f.write_all(record("2026-01-01T00:00:03Z", "stderr", "c\n").as_bytes())
+            .unwrap();
         running.store(false, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(&s.next().await.unwrap().unwrap()[..], b"c\n");
         assert!(s.next().await.is_none());

@@ -200,11 +200,15 @@ impl Runtime {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let tag = names::normalize_image_name(name).map_err(|r| RuntimeError::invalid("name", r))?;
+        let tag =
+            names::normalize_image_name(name).map_err(|r| RuntimeError::invalid("name", r))?;
         let imported = self.inner.images.import(body).await?;
         // The layer is in place before its row: a crash here leaves an unowned dir, which
         // reconcile removes. The row then the tag: an untagged image is still listed.
-        self.inner.store.insert_image(&imported.id, imported.size, Utc::now(), "{}").await?;
+        self.inner
+            .store
+            .insert_image(&imported.id, imported.size, Utc::now(), "{}")
+            .await?;
         self.inner.store.tag_image(&tag, &imported.id).await?;
         self.inner
             .events
@@ -214,10 +218,14 @@ impl Runtime {
     }
 
     async fn image_by_id(&self, id: &str) -> Result<Image, RuntimeError> {
-        self.inner.store.image(id).await?.ok_or_else(|| RuntimeError::NotFound {
-            kind: "image",
-            reference: id.to_owned(),
-        })
+        self.inner
+            .store
+            .image(id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "image",
+                reference: id.to_owned(),
+            })
     }
 
     /// Every image.
@@ -227,15 +235,22 @@ impl Runtime {
 
     /// Resolves a tag, id or id prefix.
     pub async fn image(&self, reference: &str) -> Result<Image, RuntimeError> {
-        let lookup = names::normalize_image_name(reference).unwrap_or_else(|_| reference.to_owned());
+        let lookup =
+            names::normalize_image_name(reference).unwrap_or_else(|_| reference.to_owned());
         let mut found = self.inner.store.resolve_image(&lookup).await?;
         if matches!(found, Resolved::None) && lookup != reference {
             found = self.inner.store.resolve_image(reference).await?;
         }
         match found {
             Resolved::One(img) => Ok(img),
-            Resolved::None => Err(RuntimeError::NotFound { kind: "image", reference: reference.to_owned() }),
-            Resolved::Ambiguous => Err(RuntimeError::Ambiguous { kind: "image", reference: reference.to_owned() }),
+            Resolved::None => Err(RuntimeError::NotFound {
+                kind: "image",
+                reference: reference.to_owned(),
+            }),
+            Resolved::Ambiguous => Err(RuntimeError::Ambiguous {
+                kind: "image",
+                reference: reference.to_owned(),
+            }),
         }
     }
 
@@ -244,12 +259,18 @@ impl Runtime {
         let img = self.image(reference).await?;
         let count = self.inner.store.containers_using_image(&img.id).await?;
         if count > 0 {
-            return Err(RuntimeError::ImageInUse { image: img.id, count });
+            return Err(RuntimeError::ImageInUse {
+                image: img.id,
+                count,
+            });
         }
         // Row first, then files: a crash between leaves an unowned dir for reconcile.
         self.inner.store.delete_image(&img.id).await?;
         self.inner.images.remove(&img.id).await?;
-        self.inner.events.emit("image", "delete", &img.id, &[("name", img.tags.join(","))]).await;
+        self.inner
+            .events
+            .emit("image", "delete", &img.id, &[("name", img.tags.join(","))])
+            .await;
         Ok(())
     }
 
@@ -258,16 +279,27 @@ impl Runtime {
     async fn resolve(&self, reference: &str) -> Result<ContainerRecord, RuntimeError> {
         match self.inner.store.resolve_container(reference).await? {
             Resolved::One(c) => Ok(c),
-            Resolved::None => Err(RuntimeError::NotFound { kind: "container", reference: reference.to_owned() }),
-            Resolved::Ambiguous => {
-                Err(RuntimeError::Ambiguous { kind: "container", reference: reference.to_owned() })
-            }
+            Resolved::None => Err(RuntimeError::NotFound {
+                kind: "container",
+                reference: reference.to_owned(),
+            }),
+            Resolved::Ambiguous => Err(RuntimeError::Ambiguous {
+                kind: "container",
+                reference: reference.to_owned(),
+            }),
         }
     }
 
     /// Every container (or the running ones).
     pub async fn containers(&self, all: bool) -> Result<Vec<Container>, RuntimeError> {
-        Ok(self.inner.store.list_containers(all).await?.into_iter().map(|r| r.container).collect())
+        Ok(self
+            .inner
+            .store
+            .list_containers(all)
+            .await?
+            .into_iter()
+            .map(|r| r.container)
+            .collect())
     }
 
     /// One container by id, prefix or name.
@@ -282,7 +314,10 @@ impl Runtime {
 
     fn exit_watch(&self, id: &str) -> watch::Receiver<u64> {
         let mut exits = self.inner.exits.lock().expect("exits poisoned");
-        exits.entry(id.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe()
+        exits
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     fn notify_exit(&self, id: &str) {
@@ -330,10 +365,14 @@ impl Runtime {
         };
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
-        self.inner.store.insert_container(&container).await.map_err(|e| match e {
-            crate::store::StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
-            other => other.into(),
-        })?;
+        self.inner
+            .store
+            .insert_container(&container)
+            .await
+            .map_err(|e| match e {
+                crate::store::StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
+                other => other.into(),
+            })?;
         let dir = self.inner.paths.container_dir(&id);
         let made = std::fs::create_dir_all(dir.join("upper"))
             .and_then(|()| std::fs::create_dir_all(dir.join("work")))
@@ -346,9 +385,18 @@ impl Runtime {
         }
         self.inner
             .events
-            .emit("container", "create", &id, &[("name", name.clone()), ("image", req.image.clone())])
+            .emit(
+                "container",
+                "create",
+                &id,
+                &[("name", name.clone()), ("image", req.image.clone())],
+            )
             .await;
-        Ok(CreateResponse { id, name, warnings: Vec::new() })
+        Ok(CreateResponse {
+            id,
+            name,
+            warnings: Vec::new(),
+        })
     }
 
     /// Applies defaults and checks the request's fields.
@@ -364,23 +412,37 @@ impl Runtime {
             _ => return Err(RuntimeError::NoCommand),
         };
         if cmd[0].is_empty() {
-            return Err(RuntimeError::invalid("cmd", "the command must not be empty"));
+            return Err(RuntimeError::invalid(
+                "cmd",
+                "the command must not be empty",
+            ));
         }
         let mut env: Vec<String> = Vec::new();
         for kv in image.env.iter().chain(req.env.iter()) {
             let Some((key, _)) = kv.split_once('=') else {
-                return Err(RuntimeError::invalid("env", format!("{kv:?} is not KEY=VALUE")));
+                return Err(RuntimeError::invalid(
+                    "env",
+                    format!("{kv:?} is not KEY=VALUE"),
+                ));
             };
             if key.is_empty() || kv.contains('\0') {
-                return Err(RuntimeError::invalid("env", format!("{kv:?} is not KEY=VALUE")));
+                return Err(RuntimeError::invalid(
+                    "env",
+                    format!("{kv:?} is not KEY=VALUE"),
+                ));
             }
             env.retain(|old| old.split_once('=').map(|(k, _)| k) != Some(key));
             env.push(kv.clone());
         }
-        let hostname = req.hostname.clone().unwrap_or_else(|| name.chars().take(63).collect());
+        let hostname = req
+            .hostname
+            .clone()
+            .unwrap_or_else(|| name.chars().take(63).collect());
         if hostname.is_empty()
             || hostname.len() > 64
-            || !hostname.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+            || !hostname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         {
             return Err(RuntimeError::invalid(
                 "hostname",
@@ -400,13 +462,19 @@ impl Runtime {
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".to_owned());
         if !working_dir.starts_with('/') {
-            return Err(RuntimeError::invalid("working_dir", format!("{working_dir:?} must be absolute")));
+            return Err(RuntimeError::invalid(
+                "working_dir",
+                format!("{working_dir:?} must be absolute"),
+            ));
         }
         for m in &req.mounts {
             check_container_path("mounts.target", &m.target)?;
             let source = Path::new(&m.source);
             if !source.is_absolute() {
-                return Err(RuntimeError::invalid("mounts.source", format!("{:?} must be an absolute host path", m.source)));
+                return Err(RuntimeError::invalid(
+                    "mounts.source",
+                    format!("{:?} must be an absolute host path", m.source),
+                ));
             }
             if !source.exists() {
                 return Err(RuntimeError::invalid(
@@ -435,10 +503,15 @@ impl Runtime {
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
         // Re-read under the lock: another start may have won.
-        let rec = self.inner.store.container(&id).await?.ok_or_else(|| RuntimeError::NotFound {
-            kind: "container",
-            reference: reference.to_owned(),
-        })?;
+        let rec = self
+            .inner
+            .store
+            .container(&id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                reference: reference.to_owned(),
+            })?;
         if rec.container.state == ContainerState::Running {
             return Err(RuntimeError::AlreadyRunning(rec.container.name));
         }
@@ -447,8 +520,14 @@ impl Runtime {
         let result = self.start_locked(&c, &state_dir).await;
         match result {
             Ok((shim_pid, pid)) => {
-                self.inner.store.set_running(&id, pid, shim_pid, Utc::now()).await?;
-                self.inner.events.emit("container", "start", &id, &[("name", c.name.clone())]).await;
+                self.inner
+                    .store
+                    .set_running(&id, pid, shim_pid, Utc::now())
+                    .await?;
+                self.inner
+                    .events
+                    .emit("container", "start", &id, &[("name", c.name.clone())])
+                    .await;
                 self.spawn_monitor(id);
                 Ok(())
             }
@@ -458,13 +537,21 @@ impl Runtime {
                     tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove cgroup after failed start");
                 }
                 let _ = std::fs::remove_dir_all(&state_dir);
-                let _ = self.inner.store.set_error(&id, Some(&err.to_string())).await;
+                let _ = self
+                    .inner
+                    .store
+                    .set_error(&id, Some(&err.to_string()))
+                    .await;
                 Err(err)
             }
         }
     }
 
-    async fn start_locked(&self, c: &Container, state_dir: &Path) -> Result<(i32, i32), RuntimeError> {
+    async fn start_locked(
+        &self,
+        c: &Container,
+        state_dir: &Path,
+    ) -> Result<(i32, i32), RuntimeError> {
         let id = &c.id;
         // A previous run's state is history once its exit is in the row.
         if state_dir.exists() {
@@ -486,7 +573,11 @@ impl Runtime {
             bundle: state_dir.to_owned(),
             state_dir: state_dir.to_owned(),
             log_path: self.inner.paths.log_path(id),
-            rootfs: Overlay { lower: vec![rootfs], upper: dir.join("upper"), work: dir.join("work") },
+            rootfs: Overlay {
+                lower: vec![rootfs],
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+            },
             cgroup_procs: cgroup.procs,
             oom_counter: cgroup.oom_counter,
         };
@@ -529,16 +620,26 @@ impl Runtime {
         let name = rec.container.name.clone();
         match record {
             Some(exit) => {
-                let counted = exit.oom_kills.or_else(|| self.inner.cgroups.oom_kill_count(id).ok());
+                let counted = exit
+                    .oom_kills
+                    .or_else(|| self.inner.cgroups.oom_kill_count(id).ok());
                 let oom_killed = counted.unwrap_or(0) > 0;
                 let finished_at = Utc
                     .timestamp_millis_opt(exit.finished_at_ms as i64)
                     .single()
                     .unwrap_or_else(Utc::now);
-                let update = ExitUpdate { exit_code: exit.exit_code, signal: exit.signal, oom_killed, finished_at };
+                let update = ExitUpdate {
+                    exit_code: exit.exit_code,
+                    signal: exit.signal,
+                    oom_killed,
+                    finished_at,
+                };
                 self.inner.store.set_exited(id, &update).await?;
                 if oom_killed {
-                    self.inner.events.emit("container", "oom", id, &[("name", name.clone())]).await;
+                    self.inner
+                        .events
+                        .emit("container", "oom", id, &[("name", name.clone())])
+                        .await;
                 }
                 let mut attrs = vec![("name", name), ("exit_code", exit.exit_code.to_string())];
                 if let Some(sig) = exit.signal {
@@ -552,7 +653,15 @@ impl Runtime {
             None => {
                 let why = "its shim ended without an exit record (killed, or the host rebooted)";
                 self.inner.store.set_dead(id, why).await?;
-                self.inner.events.emit("container", "die", id, &[("name", name), ("error", why.to_owned())]).await;
+                self.inner
+                    .events
+                    .emit(
+                        "container",
+                        "die",
+                        id,
+                        &[("name", name), ("error", why.to_owned())],
+                    )
+                    .await;
             }
         }
         if let Err(e) = self.inner.cgroups.remove(id) {
@@ -579,13 +688,24 @@ impl Runtime {
         let mut exits = self.exit_watch(&c.id);
         exits.borrow_and_update();
         let state_dir = self.inner.paths.state_dir(&c.id);
-        self.inner.events.emit("container", "stop", &c.id, &[("name", c.name.clone())]).await;
-        if self.signal_running(&c.id, &state_dir, libc::SIGTERM).await? {
+        self.inner
+            .events
+            .emit("container", "stop", &c.id, &[("name", c.name.clone())])
+            .await;
+        if self
+            .signal_running(&c.id, &state_dir, libc::SIGTERM)
+            .await?
+        {
             if tokio::time::timeout(timeout, exits.changed()).await.is_ok() {
                 return Ok(());
             }
-            tracing::info!(id = c.id, ?timeout, "container ignored SIGTERM; sending SIGKILL");
-            self.signal_running(&c.id, &state_dir, libc::SIGKILL).await?;
+            tracing::info!(
+                id = c.id,
+                ?timeout,
+                "container ignored SIGTERM; sending SIGKILL"
+            );
+            self.signal_running(&c.id, &state_dir, libc::SIGKILL)
+                .await?;
             let _ = tokio::time::timeout(KILL_GRACE, exits.changed()).await;
         }
         Ok(())
@@ -603,13 +723,23 @@ impl Runtime {
         }
         self.inner
             .events
-            .emit("container", "kill", &c.id, &[("name", c.name), ("signal", signal.to_string())])
+            .emit(
+                "container",
+                "kill",
+                &c.id,
+                &[("name", c.name), ("signal", signal.to_string())],
+            )
             .await;
         Ok(())
     }
 
     /// Signals through the shim; false if the app already ended.
-    async fn signal_running(&self, id: &str, state_dir: &Path, signal: i32) -> Result<bool, RuntimeError> {
+    async fn signal_running(
+        &self,
+        id: &str,
+        state_dir: &Path,
+        signal: i32,
+    ) -> Result<bool, RuntimeError> {
         match shim::kill(state_dir, signal).await {
             Ok(()) => Ok(true),
             // The shim is gone or the app has exited: the monitor records the exit.
@@ -630,14 +760,23 @@ impl Runtime {
         loop {
             // Re-read after subscribing: an exit between the two is not missed.
             let Some(rec) = self.inner.store.container(&c.id).await? else {
-                return Err(RuntimeError::NotFound { kind: "container", reference: reference.to_owned() });
+                return Err(RuntimeError::NotFound {
+                    kind: "container",
+                    reference: reference.to_owned(),
+                });
             };
             let c = rec.container;
             if matches!(c.state, ContainerState::Exited | ContainerState::Dead) {
-                return Ok(WaitResponse { exit_code: c.exit_code.unwrap_or(-1), oom_killed: c.oom_killed });
+                return Ok(WaitResponse {
+                    exit_code: c.exit_code.unwrap_or(-1),
+                    oom_killed: c.oom_killed,
+                });
             }
             if exits.changed().await.is_err() {
-                return Err(RuntimeError::NotFound { kind: "container", reference: reference.to_owned() });
+                return Err(RuntimeError::NotFound {
+                    kind: "container",
+                    reference: reference.to_owned(),
+                });
             }
         }
     }
@@ -651,7 +790,10 @@ impl Runtime {
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
         let Some(rec) = self.inner.store.container(&id).await? else {
-            return Err(RuntimeError::NotFound { kind: "container", reference: reference.to_owned() });
+            return Err(RuntimeError::NotFound {
+                kind: "container",
+                reference: reference.to_owned(),
+            });
         };
         let c = rec.container;
         let state_dir = self.inner.paths.state_dir(&id);
@@ -670,7 +812,10 @@ impl Runtime {
         remove_dir_if_exists(&state_dir)?;
         remove_dir_if_exists(&self.inner.paths.container_dir(&id))?;
         self.inner.store.delete_container(&id).await?;
-        self.inner.events.emit("container", "destroy", &id, &[("name", c.name)]).await;
+        self.inner
+            .events
+            .emit("container", "destroy", &id, &[("name", c.name)])
+            .await;
         self.inner.exits.lock().expect("exits poisoned").remove(&id);
         self.inner.locks.lock().expect("locks poisoned").remove(&id);
         Ok(())
@@ -683,7 +828,8 @@ impl Runtime {
         &self,
         reference: &str,
         opts: LogOptions,
-    ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, RuntimeError> {
+    ) -> Result<impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static, RuntimeError>
+    {
         let c = self.resolve(reference).await?.container;
         let path = self.inner.paths.log_path(&c.id);
         let rt = self.clone();
@@ -694,7 +840,13 @@ impl Runtime {
             async move {
                 matches!(
                     rt.inner.store.container(&id).await,
-                    Ok(Some(ContainerRecord { container: Container { state: ContainerState::Running | ContainerState::Created, .. }, .. }))
+                    Ok(Some(ContainerRecord {
+                        container: Container {
+                            state: ContainerState::Running | ContainerState::Created,
+                            ..
+                        },
+                        ..
+                    }))
                 )
             }
         };
@@ -730,10 +882,16 @@ async fn watch_shim(state_dir: &Path) -> Option<ExitRecord> {
 
 fn check_container_path(field: &'static str, path: &str) -> Result<(), RuntimeError> {
     if !path.starts_with('/') || path.split('/').any(|c| c == "..") || path.contains('\0') {
-        return Err(RuntimeError::invalid(field, format!("{path:?} must be an absolute path without '..'")));
+        return Err(RuntimeError::invalid(
+            field,
+            format!("{path:?} must be an absolute path without '..'"),
+        ));
     }
     if path.trim_end_matches('/').is_empty() {
-        return Err(RuntimeError::invalid(field, "cannot mount over the container's root"));
+        return Err(RuntimeError::invalid(
+            field,
+            "cannot mount over the container's root",
+        ));
     }
     Ok(())
 }
@@ -742,12 +900,18 @@ fn remove_dir_if_exists(path: &Path) -> Result<(), RuntimeError> {
     match std::fs::remove_dir_all(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(RuntimeError::Io { op: "remove", path: path.to_owned(), source: e }),
+        Err(e) => Err(RuntimeError::Io {
+            op: "remove",
+            path: path.to_owned(),
+            source: e,
+        }),
     }
 }
 
 fn host_resources() -> (u64, u64) {
-    let ncpu = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1);
     let mem_total = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {

@@ -65,21 +65,38 @@ pub fn normalize_image_name(name: &str) -> Result<String, String> {
     };
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        && tag
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     let components: Vec<&str> = repo.split('/').collect();
     let comp_ok = |c: &str, first: bool| {
-        let host_like = first && components.len() > 1 && (c.contains('.') || c.contains(':') || c == "localhost");
+        let host_like = first
+            && components.len() > 1
+            && (c.contains('.') || c.contains(':') || c == "localhost");
         if host_like {
             return !c.is_empty()
-                && c.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | ':'));
+                && c.chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | ':'));
         }
         !c.is_empty()
-            && c.chars().next().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.chars().last().is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+            && c.chars()
+                .next()
+                .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.chars()
+                .last()
+                .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.chars().all(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+            })
     };
-    let repo_ok = components.iter().enumerate().all(|(i, c)| comp_ok(c, i == 0));
+    let repo_ok = components
+        .iter()
+        .enumerate()
+        .all(|(i, c)| comp_ok(c, i == 0));
     if !tag_ok || !repo_ok || name.starts_with("sha256:") {
         return Err(bad());
     }
@@ -90,11 +107,21 @@ pub fn normalize_image_name(name: &str) -> Result<String, String> {
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     let bad = || format!("unknown signal {s:?}: use a name like SIGTERM or TERM, or a number 1-64");
     if let Ok(n) = s.parse::<i32>() {
-        return if (1..=64).contains(&n) { Ok(n) } else { Err(bad()) };
+        return if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad())
+        };
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<nix::sys::signal::Signal>().map(|sig| sig as i32).map_err(|_| bad())
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|sig| sig as i32)
+        .map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -113,7 +140,9 @@ mod tests {
         assert!(validate_container_name(&generated).is_ok(), "{generated}");
         let id = generate_container_id();
         assert_eq!(id.len(), 64);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     }
 
     #[test]
@@ -122,9 +151,22 @@ mod tests {
         assert_eq!(n("busybox").unwrap(), "busybox:latest");
         assert_eq!(n("busybox:1.36").unwrap(), "busybox:1.36");
         assert_eq!(n("test/busybox").unwrap(), "test/busybox:latest");
-        assert_eq!(n("localhost:5000/test/busybox:v2s2").unwrap(), "localhost:5000/test/busybox:v2s2");
+        assert_eq!(
+            n("localhost:5000/test/busybox:v2s2").unwrap(),
+            "localhost:5000/test/busybox:v2s2"
+        );
         assert_eq!(n("127.0.0.1:5055/a").unwrap(), "127.0.0.1:5055/a:latest");
-        for bad in ["", "BusyBox", "busybox:", "bad name", "a//b", ":tag", "sha256:abc", "x:-y", "-a"] {
+        for bad in [
+            "",
+            "BusyBox",
+            "busybox:",
+            "bad name",
+            "a//b",
+            ":tag",
+            "sha256:abc",
+            "x:-y",
+            "-a",
+        ] {
             assert!(n(bad).is_err(), "{bad}");
         }
     }

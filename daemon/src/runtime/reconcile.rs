@@ -21,12 +21,20 @@ use boxd_shim::protocol::files;
 use super::{remove_dir_if_exists, shim, Runtime, RuntimeError};
 
 fn read_pid(dir: &Path, name: &str) -> Option<i32> {
-    std::fs::read_to_string(dir.join(name)).ok()?.trim().parse().ok()
+    std::fs::read_to_string(dir.join(name))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn list_dir(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -46,25 +54,43 @@ impl Runtime {
             match c.state {
                 ContainerState::Running | ContainerState::Created => {
                     if let Some(exit) = shim::read_exit_record(&dir) {
-                        tracing::info!(id = c.id, exit_code = exit.exit_code, "recording an exit that happened while boxd was down");
+                        tracing::info!(
+                            id = c.id,
+                            exit_code = exit.exit_code,
+                            "recording an exit that happened while boxd was down"
+                        );
                         self.record_exit(&c.id, Some(exit)).await?;
                     } else if shim::shim_alive(&dir) {
                         if c.state == ContainerState::Created {
-                            let (Some(pid), Some(shim_pid)) =
-                                (read_pid(&dir, files::CONTAINER_PID), read_pid(&dir, files::SHIM_PID))
-                            else {
-                                tracing::warn!(id = c.id, "live shim without pid files; leaving it to its exit");
+                            let (Some(pid), Some(shim_pid)) = (
+                                read_pid(&dir, files::CONTAINER_PID),
+                                read_pid(&dir, files::SHIM_PID),
+                            ) else {
+                                tracing::warn!(
+                                    id = c.id,
+                                    "live shim without pid files; leaving it to its exit"
+                                );
                                 continue;
                             };
-                            inner.store.set_running(&c.id, pid, shim_pid, chrono::Utc::now()).await?;
-                            tracing::info!(id = c.id, pid, "adopted a container whose start was interrupted");
+                            inner
+                                .store
+                                .set_running(&c.id, pid, shim_pid, chrono::Utc::now())
+                                .await?;
+                            tracing::info!(
+                                id = c.id,
+                                pid,
+                                "adopted a container whose start was interrupted"
+                            );
                         } else {
                             tracing::info!(id = c.id, "re-attached to a running container");
                         }
                         live.insert(c.id.clone());
                         self.spawn_monitor(c.id.clone());
                     } else if c.state == ContainerState::Running {
-                        tracing::warn!(id = c.id, "container's shim is gone and left no exit record; marking it dead");
+                        tracing::warn!(
+                            id = c.id,
+                            "container's shim is gone and left no exit record; marking it dead"
+                        );
                         self.record_exit(&c.id, None).await?;
                     } else {
                         self.free_run_resources(&c.id);
@@ -86,18 +112,25 @@ impl Runtime {
             Err(e) => tracing::warn!(error = %crate::error_chain(&e), "failed to list cgroups"),
         }
 
-        for name in list_dir(&inner.paths.state).into_iter().filter(|n| !known.contains(n)) {
+        for name in list_dir(&inner.paths.state)
+            .into_iter()
+            .filter(|n| !known.contains(n))
+        {
             let dir = inner.paths.state.join(&name);
             if shim::shim_alive(&dir) {
                 tracing::warn!(dir = %dir.display(), "killing a container no record owns");
                 let _ = shim::kill(&dir, libc::SIGKILL).await;
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), shim::wait(&dir)).await;
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), shim::wait(&dir)).await;
             }
             if let Err(e) = remove_dir_if_exists(&dir) {
                 tracing::warn!(error = %crate::error_chain(&e), "failed to remove stray state dir");
             }
         }
-        for name in list_dir(&inner.paths.containers).into_iter().filter(|n| !known.contains(n)) {
+        for name in list_dir(&inner.paths.containers)
+            .into_iter()
+            .filter(|n| !known.contains(n))
+        {
             let dir = inner.paths.containers.join(&name);
             tracing::info!(dir = %dir.display(), "removing a container dir no record owns");
             if let Err(e) = remove_dir_if_exists(&dir) {

@@ -5,6 +5,7 @@
 //! exec'd, printing a [`StartReport`]. After that the daemon reaches the shim only
 //! through `control.sock` and the files in the state dir (see `boxd_shim::protocol`).
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -86,11 +87,17 @@ impl ShimLauncher {
             // If the daemon gives up waiting, do not leave the starter behind.
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| ShimError::Spawn { bin: self.bin.clone(), source })?;
+            .map_err(|source| ShimError::Spawn {
+                bin: self.bin.clone(),
+                source,
+            })?;
         let output = tokio::time::timeout(START_TIMEOUT, child.wait_with_output())
             .await
             .map_err(|_| ShimError::StartTimeout(START_TIMEOUT))?
-            .map_err(|source| ShimError::Spawn { bin: self.bin.clone(), source })?;
+            .map_err(|source| ShimError::Spawn {
+                bin: self.bin.clone(),
+                source,
+            })?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         stdout
             .lines()
@@ -106,15 +113,37 @@ impl ShimLauncher {
 /// Sends one request on a fresh connection and reads one answer.
 pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlResponse, ShimError> {
     let path = state_dir.join(files::CONTROL_SOCKET);
-    let stream = UnixStream::connect(&path)
+    // A socket address holds at most 107 bytes, less than a long state dir plus a 64-hex
+    // id. Connecting through the dir's fd (`/proc/self/fd/N/control.sock`) keeps the
+    // address short whatever the state dir is; the shim binds relative to its cwd.
+    let dir = std::fs::File::open(state_dir).map_err(|source| ShimError::Connect {
+        path: path.clone(),
+        source,
+    })?;
+    let short = format!(
+        "/proc/self/fd/{}/{}",
+        dir.as_raw_fd(),
+        files::CONTROL_SOCKET
+    );
+    let stream = UnixStream::connect(&short)
         .await
-        .map_err(|source| ShimError::Connect { path: path.clone(), source })?;
+        .map_err(|source| ShimError::Connect {
+            path: path.clone(),
+            source,
+        })?;
+    drop(dir);
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(req).expect("request serialises");
     line.push('\n');
-    write.write_all(line.as_bytes()).await.map_err(ShimError::Io)?;
+    write
+        .write_all(line.as_bytes())
+        .await
+        .map_err(ShimError::Io)?;
     let mut answer = String::new();
-    let n = BufReader::new(read).read_line(&mut answer).await.map_err(ShimError::Io)?;
+    let n = BufReader::new(read)
+        .read_line(&mut answer)
+        .await
+        .map_err(ShimError::Io)?;
     if n == 0 {
         return Err(ShimError::Closed);
     }
@@ -127,14 +156,18 @@ pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlRe
 
 /// Sends a signal to the container's first process.
 pub async fn kill(state_dir: &Path, signal: i32) -> Result<(), ShimError> {
-    request(state_dir, &ControlRequest::Kill { signal }).await.map(|_| ())
+    request(state_dir, &ControlRequest::Kill { signal })
+        .await
+        .map(|_| ())
 }
 
 /// Blocks until the shim reports the exit.
 pub async fn wait(state_dir: &Path) -> Result<ExitRecord, ShimError> {
     match request(state_dir, &ControlRequest::Wait).await? {
         ControlResponse::Exited(record) => Ok(record),
-        other => Err(ShimError::Refused(format!("unexpected answer to wait: {other:?}"))),
+        other => Err(ShimError::Refused(format!(
+            "unexpected answer to wait: {other:?}"
+        ))),
     }
 }
 

@@ -39,12 +39,18 @@ struct Row {
 
 impl Row {
     fn into_record(self) -> Result<ContainerRecord, StoreError> {
-        let config: ContainerConfig = serde_json::from_str(&self.config).map_err(|source| {
-            StoreError::Corrupt { what: "config", id: self.id.clone(), source }
-        })?;
-        let resources: Resources = serde_json::from_str(&self.resources).map_err(|source| {
-            StoreError::Corrupt { what: "resources", id: self.id.clone(), source }
-        })?;
+        let config: ContainerConfig =
+            serde_json::from_str(&self.config).map_err(|source| StoreError::Corrupt {
+                what: "config",
+                id: self.id.clone(),
+                source,
+            })?;
+        let resources: Resources =
+            serde_json::from_str(&self.resources).map_err(|source| StoreError::Corrupt {
+                what: "resources",
+                id: self.id.clone(),
+                source,
+            })?;
         // The CHECK constraint keeps `state` to the four names; anything else would be a
         // hand-edited database, which is reported as dead rather than crashing a listing.
         let state = self.state.parse().unwrap_or(ContainerState::Dead);
@@ -154,14 +160,29 @@ impl Store {
         .await
         .map_err(query_err("resolve container"))?;
         if let Some(pos) = rows.iter().position(|r| r.id == reference) {
-            return rows.into_iter().nth(pos).expect("index").into_record().map(Resolved::One);
+            return rows
+                .into_iter()
+                .nth(pos)
+                .expect("index")
+                .into_record()
+                .map(Resolved::One);
         }
         if let Some(pos) = rows.iter().position(|r| r.name == reference) {
-            return rows.into_iter().nth(pos).expect("index").into_record().map(Resolved::One);
+            return rows
+                .into_iter()
+                .nth(pos)
+                .expect("index")
+                .into_record()
+                .map(Resolved::One);
         }
         match rows.len() {
             0 => Ok(Resolved::None),
-            1 => rows.into_iter().next().expect("one").into_record().map(Resolved::One),
+            1 => rows
+                .into_iter()
+                .next()
+                .expect("one")
+                .into_record()
+                .map(Resolved::One),
             _ => Ok(Resolved::Ambiguous),
         }
     }
@@ -261,7 +282,10 @@ impl Store {
                 .fetch_all(self.pool())
                 .await
                 .map_err(query_err("count containers"))?;
-        Ok(rows.into_iter().map(|(s, n)| (s, n.max(0) as u64)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
     }
 
     /// Number of containers made from an image.
@@ -296,14 +320,23 @@ mod tests {
             started_at: None,
             finished_at: None,
             error: None,
-            config: ContainerConfig { cmd: vec!["true".into()], ..Default::default() },
-            resources: Resources { memory_bytes: Some(1 << 26), ..Default::default() },
+            config: ContainerConfig {
+                cmd: vec!["true".into()],
+                ..Default::default()
+            },
+            resources: Resources {
+                memory_bytes: Some(1 << 26),
+                ..Default::default()
+            },
         }
     }
 
     async fn store_with_image(pool: SqlitePool) -> Store {
         let store = Store::from_pool(pool).await.unwrap();
-        store.insert_image("sha256:aa", 10, Utc::now(), "{}").await.unwrap();
+        store
+            .insert_image("sha256:aa", 10, Utc::now(), "{}")
+            .await
+            .unwrap();
         store
     }
 
@@ -316,19 +349,43 @@ mod tests {
         store.insert_container(&sample(&b, "db")).await.unwrap();
 
         // Duplicate name is a NameInUse, not a generic failure.
-        let err = store.insert_container(&sample(&"cd".repeat(32), "web")).await.unwrap_err();
-        assert!(matches!(err, StoreError::NameInUse(ref n) if n == "web"), "{err:?}");
+        let err = store
+            .insert_container(&sample(&"cd".repeat(32), "web"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NameInUse(ref n) if n == "web"),
+            "{err:?}"
+        );
 
         let got = |r: Resolved<ContainerRecord>| match r {
             Resolved::One(c) => Some(c.container.id),
             _ => None,
         };
-        assert_eq!(got(store.resolve_container(&a).await.unwrap()), Some(a.clone()));
-        assert_eq!(got(store.resolve_container("web").await.unwrap()), Some(a.clone()));
-        assert_eq!(got(store.resolve_container("ab").await.unwrap()), Some(a.clone()));
-        assert!(matches!(store.resolve_container("a").await.unwrap(), Resolved::Ambiguous));
-        assert!(matches!(store.resolve_container("zz").await.unwrap(), Resolved::None));
-        assert!(matches!(store.resolve_container("").await.unwrap(), Resolved::None));
+        assert_eq!(
+            got(store.resolve_container(&a).await.unwrap()),
+            Some(a.clone())
+        );
+        assert_eq!(
+            got(store.resolve_container("web").await.unwrap()),
+            Some(a.clone())
+        );
+        assert_eq!(
+            got(store.resolve_container("ab").await.unwrap()),
+            Some(a.clone())
+        );
+        assert!(matches!(
+            store.resolve_container("a").await.unwrap(),
+            Resolved::Ambiguous
+        ));
+        assert!(matches!(
+            store.resolve_container("zz").await.unwrap(),
+            Resolved::None
+        ));
+        assert!(matches!(
+            store.resolve_container("").await.unwrap(),
+            Resolved::None
+        ));
 
         store.set_running(&a, 42, 41, Utc::now()).await.unwrap();
         let rec = store.container(&a).await.unwrap().unwrap();
@@ -338,11 +395,19 @@ mod tests {
         assert_eq!(store.list_containers(false).await.unwrap().len(), 1);
         assert_eq!(store.list_containers(true).await.unwrap().len(), 2);
 
-        let exit = ExitUpdate { exit_code: 137, signal: Some(9), oom_killed: true, finished_at: Utc::now() };
+        let exit = ExitUpdate {
+            exit_code: 137,
+            signal: Some(9),
+            oom_killed: true,
+            finished_at: Utc::now(),
+        };
         store.set_exited(&a, &exit).await.unwrap();
         let rec = store.container(&a).await.unwrap().unwrap().container;
         assert_eq!(rec.state, ContainerState::Exited);
-        assert_eq!((rec.exit_code, rec.exit_signal, rec.oom_killed), (Some(137), Some(9), true));
+        assert_eq!(
+            (rec.exit_code, rec.exit_signal, rec.oom_killed),
+            (Some(137), Some(9), true)
+        );
         assert_eq!(rec.pid, None);
         assert_eq!(rec.resources.memory_bytes, Some(1 << 26));
 

@@ -72,7 +72,14 @@ impl Store {
         .fetch_one(self.pool())
         .await
         .map_err(query_err("append event"))?;
-        Ok(Event { seq, time, kind: kind.to_owned(), action: action.to_owned(), id: actor_id.to_owned(), attributes })
+        Ok(Event {
+            seq,
+            time,
+            kind: kind.to_owned(),
+            action: action.to_owned(),
+            id: actor_id.to_owned(),
+            attributes,
+        })
     }
 
     /// The highest `seq` stored (0 when there is none).
@@ -115,23 +122,47 @@ mod tests {
         let store = Store::from_pool(pool).await.unwrap();
         let mut attrs = BTreeMap::new();
         attrs.insert("name".to_owned(), "web".to_owned());
-        let e1 = store.append_event("container", "create", "c1", attrs.clone()).await.unwrap();
-        let e2 = store.append_event("container", "start", "c1", BTreeMap::new()).await.unwrap();
-        let e3 = store.append_event("container", "create", "c2", BTreeMap::new()).await.unwrap();
+        let e1 = store
+            .append_event("container", "create", "c1", attrs.clone())
+            .await
+            .unwrap();
+        let e2 = store
+            .append_event("container", "start", "c1", BTreeMap::new())
+            .await
+            .unwrap();
+        let e3 = store
+            .append_event("container", "create", "c2", BTreeMap::new())
+            .await
+            .unwrap();
         assert!(e1.seq < e2.seq && e2.seq < e3.seq);
 
         let all = store.events(&EventFilter::default()).await.unwrap();
-        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![e1.seq, e2.seq, e3.seq]);
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![e1.seq, e2.seq, e3.seq]
+        );
         assert_eq!(all[0].attributes, attrs);
 
-        let after = EventFilter { after_seq: Some(e1.seq), ..Default::default() };
+        let after = EventFilter {
+            after_seq: Some(e1.seq),
+            ..Default::default()
+        };
         assert_eq!(store.events(&after).await.unwrap().len(), 2);
-        let until = EventFilter { until_seq: Some(e2.seq), ..Default::default() };
+        let until = EventFilter {
+            until_seq: Some(e2.seq),
+            ..Default::default()
+        };
         assert_eq!(store.events(&until).await.unwrap().len(), 2);
-        let c1 = EventFilter { actor_id: Some("c1".into()), ..Default::default() };
+        let c1 = EventFilter {
+            actor_id: Some("c1".into()),
+            ..Default::default()
+        };
         assert_eq!(store.events(&c1).await.unwrap().len(), 2);
         assert_eq!(store.last_event_seq().await.unwrap(), e3.seq);
-        let future = EventFilter { since_time: Some(Utc::now() + chrono::Duration::hours(1)), ..Default::default() };
+        let future = EventFilter {
+            since_time: Some(Utc::now() + chrono::Duration::hours(1)),
+            ..Default::default()
+        };
         assert!(store.events(&future).await.unwrap().is_empty());
     }
 }

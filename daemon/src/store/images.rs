@@ -31,12 +31,20 @@ struct StoredConfig {
 
 impl Row {
     fn into_image(self) -> Result<Image, StoreError> {
-        let config: StoredConfig = serde_json::from_str(&self.config).map_err(|source| {
-            StoreError::Corrupt { what: "image config", id: self.id.clone(), source }
-        })?;
+        let config: StoredConfig =
+            serde_json::from_str(&self.config).map_err(|source| StoreError::Corrupt {
+                what: "image config",
+                id: self.id.clone(),
+                source,
+            })?;
         let mut tags: Vec<String> = self
             .tags
-            .map(|t| t.split('\n').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|t| {
+                t.split('\n')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         tags.sort();
         Ok(Image {
@@ -119,16 +127,20 @@ impl Store {
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(Resolved::None);
         }
-        let rows: Vec<Row> = sqlx::query_as(&format!(
-            "{SELECT} WHERE substr(i.id, 1, length(?1)) = ?1"
-        ))
-        .bind(format!("sha256:{hex}"))
-        .fetch_all(self.pool())
-        .await
-        .map_err(query_err("resolve image id"))?;
+        let rows: Vec<Row> =
+            sqlx::query_as(&format!("{SELECT} WHERE substr(i.id, 1, length(?1)) = ?1"))
+                .bind(format!("sha256:{hex}"))
+                .fetch_all(self.pool())
+                .await
+                .map_err(query_err("resolve image id"))?;
         match rows.len() {
             0 => Ok(Resolved::None),
-            1 => rows.into_iter().next().expect("one").into_image().map(Resolved::One),
+            1 => rows
+                .into_iter()
+                .next()
+                .expect("one")
+                .into_image()
+                .map(Resolved::One),
             _ => Ok(Resolved::Ambiguous),
         }
     }
@@ -173,7 +185,10 @@ mod tests {
         let store = Store::from_pool(pool).await.unwrap();
         let a = format!("sha256:{}", "a1".repeat(32));
         let b = format!("sha256:{}", "a2".repeat(32));
-        store.insert_image(&a, 100, Utc::now(), r#"{"cmd":["/bin/sh"]}"#).await.unwrap();
+        store
+            .insert_image(&a, 100, Utc::now(), r#"{"cmd":["/bin/sh"]}"#)
+            .await
+            .unwrap();
         store.insert_image(&a, 999, Utc::now(), "{}").await.unwrap(); // same content: no-op
         store.insert_image(&b, 200, Utc::now(), "{}").await.unwrap();
         store.tag_image("busybox:latest", &a).await.unwrap();
@@ -188,21 +203,45 @@ mod tests {
             Resolved::One(i) => Some(i.id),
             _ => None,
         };
-        assert_eq!(one(store.resolve_image("busybox:latest").await.unwrap()), Some(a.clone()));
+        assert_eq!(
+            one(store.resolve_image("busybox:latest").await.unwrap()),
+            Some(a.clone())
+        );
         assert_eq!(one(store.resolve_image(&a).await.unwrap()), Some(a.clone()));
-        assert_eq!(one(store.resolve_image("a1a1").await.unwrap()), Some(a.clone()));
-        assert_eq!(one(store.resolve_image("sha256:a2").await.unwrap()), Some(b.clone()));
-        assert!(matches!(store.resolve_image("a").await.unwrap(), Resolved::Ambiguous));
-        assert!(matches!(store.resolve_image("nope:latest").await.unwrap(), Resolved::None));
+        assert_eq!(
+            one(store.resolve_image("a1a1").await.unwrap()),
+            Some(a.clone())
+        );
+        assert_eq!(
+            one(store.resolve_image("sha256:a2").await.unwrap()),
+            Some(b.clone())
+        );
+        assert!(matches!(
+            store.resolve_image("a").await.unwrap(),
+            Resolved::Ambiguous
+        ));
+        assert!(matches!(
+            store.resolve_image("nope:latest").await.unwrap(),
+            Resolved::None
+        ));
 
         // A tag moves, as `docker tag` does.
         store.tag_image("busybox:latest", &b).await.unwrap();
-        assert_eq!(one(store.resolve_image("busybox:latest").await.unwrap()), Some(b.clone()));
-        assert_eq!(store.image(&a).await.unwrap().unwrap().tags, vec!["busybox:v1"]);
+        assert_eq!(
+            one(store.resolve_image("busybox:latest").await.unwrap()),
+            Some(b.clone())
+        );
+        assert_eq!(
+            store.image(&a).await.unwrap().unwrap().tags,
+            vec!["busybox:v1"]
+        );
 
         assert_eq!(store.count_images().await.unwrap(), 2);
         assert!(store.delete_image(&a).await.unwrap());
-        assert!(matches!(store.resolve_image("busybox:v1").await.unwrap(), Resolved::None));
+        assert!(matches!(
+            store.resolve_image("busybox:v1").await.unwrap(),
+            Resolved::None
+        ));
         assert_eq!(store.list_images().await.unwrap().len(), 1);
     }
 }

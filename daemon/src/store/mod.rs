@@ -78,7 +78,10 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let opts = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -89,7 +92,10 @@ impl Store {
             .max_connections(4)
             .connect_with(opts)
             .await
-            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
         Self::from_pool(pool).await
     }
 
