@@ -382,6 +382,28 @@ impl TestDaemon {
 
     /// Start the daemon process on this daemon's dirs and wait for readiness.
     pub async fn spawn(&mut self) {
+        self.spawn_with(&[], &[]).await;
+    }
+
+    /// As [`TestDaemon::spawn`], with extra environment (e.g. `BOXD_CRASH_AT`,
+    /// `NOTIFY_SOCKET`) and a command put in front of boxd (e.g.
+    /// `systemd-socket-activate -l SOCKET`).
+    pub async fn spawn_with(
+        &mut self,
+        prefix: &[&std::ffi::OsStr],
+        envs: &[(&str, &std::ffi::OsStr)],
+    ) {
+        self.start_process(prefix, envs);
+        self.wait_ready().await;
+    }
+
+    /// Starts the daemon process without waiting for it (for crash tests: the daemon may
+    /// die on purpose before it is ready, or answer only until a crash point).
+    pub fn start_process(
+        &mut self,
+        prefix: &[&std::ffi::OsStr],
+        envs: &[(&str, &std::ffi::OsStr)],
+    ) {
         assert!(self.child.is_none(), "the daemon is already running");
         let mut log = fs::OpenOptions::new()
             .create(true)
@@ -390,7 +412,17 @@ impl TestDaemon {
             .expect("open daemon log");
         let _ = writeln!(log, "==== boxd starting ====");
         let log_err = log.try_clone().expect("clone log fd");
-        let child = Command::new(boxd_bin())
+        let (program, pre_args) = match prefix.split_first() {
+            Some((first, rest)) => (PathBuf::from(first), rest.to_vec()),
+            None => (boxd_bin(), Vec::new()),
+        };
+        let mut command = Command::new(program);
+        command.args(pre_args);
+        if !prefix.is_empty() {
+            command.arg(boxd_bin());
+        }
+        command.envs(envs.iter().copied());
+        let child = command
             .arg("--socket")
             .arg(&self.socket)
             .arg("--root")
@@ -409,10 +441,28 @@ impl TestDaemon {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", boxd_bin().display()));
         self.child = Some(child);
-        self.wait_ready().await;
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until the daemon process started by [`TestDaemon::start_process`] exits
+    /// (a crash point), at most `timeout`; returns its status.
+    pub fn wait_daemon_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.remember_pids();
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the daemon answers `GET /v1/version` (panics after the ready timeout).
+    pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(child) = self.child.as_mut() {

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod exec;
 pub mod models;
 
 use std::fmt::Display;
@@ -52,10 +53,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 
 pub use error::Error;
+use models::SystemCheck;
 use models::{
     Container, CreateContainer, CreateResponse, ErrorBody, Event, Image, Info, LogEntry, Version,
     WaitResponse,
 };
+use models::{ContainerStats, ExitInfo};
+use models::{LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
 
 /// The daemon's default API socket.
 pub const DEFAULT_SOCKET: &str = "/run/boxd.sock";
@@ -139,6 +143,10 @@ pub struct EventsOptions {
     pub until: Option<String>,
     /// Only events of this container (id, prefix or name).
     pub container: Option<String>,
+    /// Only events of this type (`container`, `image`).
+    pub kind: Option<String>,
+    /// Only events with this action (`oom`, `die`, `memory_pressure`, ...).
+    pub action: Option<String>,
 }
 
 /// A handle on a boxd daemon, cheap to clone.
@@ -179,6 +187,12 @@ impl Client {
     /// `GET /v1/info`.
     pub async fn info(&self) -> Result<Info> {
         self.get_json("/v1/info".into()).await
+    }
+
+    /// `GET /v1/system/check`: what the store and the kernel disagree on, and what the
+    /// daemon's start-up reconcile did.
+    pub async fn system_check(&self) -> Result<SystemCheck> {
+        self.get_json("/v1/system/check".into()).await
     }
 
     /// `GET /v1/images`: every image in the store.
@@ -224,6 +238,98 @@ impl Client {
         }
         let resp = self.send(req).await?;
         decode(resp).await
+    }
+
+    /// `POST /v1/images/pull`: pulls an image from a registry. The answer is a stream of
+    /// progress lines decoded as they arrive (per-layer bytes done/total), ending with
+    /// `done` (carrying the image) or `error`. Failures the daemon knows before the first
+    /// byte (bad reference, unknown image, refused credentials) come back here instead.
+    pub async fn pull(
+        &self,
+        request: &PullRequest,
+    ) -> Result<impl Stream<Item = Result<PullProgress>> + Send + Unpin + 'static> {
+        let req = json_request(Method::POST, "/v1/images/pull".into(), request)?;
+        let resp = self.send(req).await?;
+        Ok(ndjson_stream(resp.into_body()))
+    }
+
+    /// `POST /v1/images/load` with the archive at `path` (a `docker save` tar or an OCI
+    /// layout as a tar), streamed from the file. `name` names an OCI archive's image when
+    /// it has no tag of its own; `platform` picks from a multi-platform index.
+    pub async fn load_image(
+        &self,
+        path: impl AsRef<Path>,
+        name: Option<&str>,
+        platform: Option<&str>,
+    ) -> Result<LoadResponse> {
+        let path = path.as_ref();
+        let open_err = |source| Error::OpenFile {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = tokio::fs::File::open(path).await.map_err(open_err)?;
+        let len = file.metadata().await.map_err(open_err)?.len();
+        self.load(file, Some(len), name, platform).await
+    }
+
+    /// [`Client::load_image`] with the archive read from `reader` (chunked as it is read).
+    pub async fn load_image_stream<R>(
+        &self,
+        reader: R,
+        name: Option<&str>,
+        platform: Option<&str>,
+    ) -> Result<LoadResponse>
+    where
+        R: AsyncRead + Send + 'static,
+    {
+        self.load(reader, None, name, platform).await
+    }
+
+    async fn load<R>(
+        &self,
+        reader: R,
+        len: Option<u64>,
+        name: Option<&str>,
+        platform: Option<&str>,
+    ) -> Result<LoadResponse>
+    where
+        R: AsyncRead + Send + 'static,
+    {
+        let frames = tokio_util::io::ReaderStream::new(reader).map_ok(Frame::data);
+        let body = UnsyncBoxBody::new(StreamBody::new(frames));
+        let mut query = Query::default();
+        if let Some(name) = name {
+            query.push("name", name);
+        }
+        if let Some(platform) = platform {
+            query.push("platform", platform);
+        }
+        let mut req = request(Method::POST, format!("/v1/images/load{query}"), body)?;
+        let headers = req.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+        if let Some(len) = len {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+        }
+        decode(self.send(req).await?).await
+    }
+
+    /// `POST /v1/images/tag`: gives the image `source` (name or id) the name `target`.
+    pub async fn tag_image(&self, source: &str, target: &str) -> Result<Image> {
+        let body = TagRequest {
+            source: source.to_owned(),
+            target: target.to_owned(),
+        };
+        let req = json_request(Method::POST, "/v1/images/tag".into(), &body)?;
+        decode(self.send(req).await?).await
+    }
+
+    /// `POST /v1/images/prune?all=`: removes untagged images no container uses (every
+    /// unused image with `all`) and the layers no image needs any more.
+    pub async fn prune_images(&self, all: bool) -> Result<PruneResponse> {
+        let mut query = Query::default();
+        query.push("all", all);
+        let req = request(Method::POST, format!("/v1/images/prune{query}"), empty())?;
+        decode(self.send(req).await?).await
     }
 
     /// `GET /v1/images/{ref}`: one image by name or id.
@@ -343,10 +449,47 @@ impl Client {
         if let Some(container) = &options.container {
             query.push("container", container);
         }
+        if let Some(kind) = &options.kind {
+            query.push("type", kind);
+        }
+        if let Some(action) = &options.action {
+            query.push("action", action);
+        }
         let resp = self
             .send(request(Method::GET, format!("/v1/events{query}"), empty())?)
             .await?;
         Ok(ndjson_stream(resp.into_body()))
+    }
+
+    /// `GET /v1/containers/{id}/stats`: resource use now (409 `not_running`).
+    pub async fn stats(&self, id: &str) -> Result<ContainerStats> {
+        self.get_json(container_path(id, "/stats")).await
+    }
+
+    /// `GET /v1/stats`: resource use of every running container.
+    pub async fn all_stats(&self) -> Result<Vec<ContainerStats>> {
+        self.get_json("/v1/stats".to_owned()).await
+    }
+
+    /// `GET /v1/stats?stream=true`: every running container's use, one sample per
+    /// `interval_ms`.
+    pub async fn all_stats_stream(
+        &self,
+        interval_ms: u64,
+    ) -> Result<impl Stream<Item = Result<Vec<ContainerStats>>> + Send + Unpin + 'static> {
+        let resp = self
+            .send(request(
+                Method::GET,
+                format!("/v1/stats?stream=true&interval_ms={interval_ms}"),
+                empty(),
+            )?)
+            .await?;
+        Ok(ndjson_stream(resp.into_body()))
+    }
+
+    /// `GET /v1/containers/{id}/exits`: how each run ended, oldest first.
+    pub async fn exits(&self, id: &str) -> Result<Vec<ExitInfo>> {
+        self.get_json(container_path(id, "/exits")).await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: String) -> Result<T> {

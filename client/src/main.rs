@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod tty;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -46,6 +47,12 @@ enum Command {
     Images(cmd::images::Args),
     /// Remove images.
     Rmi(cmd::rmi::Args),
+    /// Pull an image from a registry.
+    Pull(cmd::pull::Args),
+    /// Load images from a `docker save` or OCI archive.
+    Load(cmd::load::Args),
+    /// Give an image another name.
+    Tag(cmd::tag::Args),
     /// Create a container and print its id.
     #[command(disable_help_flag = true)]
     Create(cmd::create::Args),
@@ -70,6 +77,14 @@ enum Command {
     Wait(cmd::wait::Args),
     /// Stream the daemon's events.
     Events(cmd::events::Args),
+    /// Show running containers' resource use, live.
+    Stats(cmd::stats::Args),
+    /// Explain how a container's last run ended.
+    Why(cmd::why::Args),
+    /// Run a command in a running container.
+    Exec(cmd::exec::Args),
+    /// Check that the daemon's records and the kernel agree.
+    Doctor(cmd::doctor::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,12 +97,21 @@ enum ImageCommand {
     /// Remove images.
     #[command(visible_alias = "remove")]
     Rm(cmd::rmi::Args),
+    /// Pull an image from a registry.
+    Pull(cmd::pull::Args),
+    /// Load images from a `docker save` or OCI archive.
+    Load(cmd::load::Args),
+    /// Give an image another name.
+    Tag(cmd::tag::Args),
+    /// Remove unused images and layers.
+    Prune(cmd::prune::Args),
 }
 
 async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Version(args) => cmd::version::run(ctx, args).await,
         Command::Info(args) => cmd::info::run(ctx, args).await,
+        Command::Doctor(args) => cmd::doctor::run(ctx, args).await,
         Command::Image(ImageCommand::Import(args)) => cmd::import::run(ctx, args).await,
         Command::Image(ImageCommand::Ls(args)) | Command::Images(args) => {
             cmd::images::run(ctx, args).await
@@ -95,6 +119,16 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Image(ImageCommand::Rm(args)) | Command::Rmi(args) => {
             cmd::rmi::run(ctx, args).await
         }
+        Command::Image(ImageCommand::Pull(args)) | Command::Pull(args) => {
+            cmd::pull::run(ctx, args).await
+        }
+        Command::Image(ImageCommand::Load(args)) | Command::Load(args) => {
+            cmd::load::run(ctx, args).await
+        }
+        Command::Image(ImageCommand::Tag(args)) | Command::Tag(args) => {
+            cmd::tag::run(ctx, args).await
+        }
+        Command::Image(ImageCommand::Prune(args)) => cmd::prune::run(ctx, args).await,
         Command::Create(args) => cmd::create::run(ctx, args).await,
         Command::Run(args) => cmd::run::run(ctx, args).await,
         Command::Ps(args) => cmd::ps::run(ctx, args).await,
@@ -106,6 +140,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Rm(args) => cmd::rm::run(ctx, args).await,
         Command::Wait(args) => cmd::wait::run(ctx, args).await,
         Command::Events(args) => cmd::events::run(ctx, args).await,
+        Command::Stats(args) => cmd::stats::run(ctx, args).await,
+        Command::Why(args) => cmd::why::run(ctx, args).await,
+        Command::Exec(args) => cmd::exec::run(ctx, args).await,
     }
 }
 

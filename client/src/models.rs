@@ -57,7 +57,7 @@ pub struct Info {
 }
 
 /// An image in the local store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     /// `sha256:<hex>` of the uncompressed root filesystem tar.
     pub id: String,
@@ -76,6 +76,112 @@ pub struct Image {
     /// Default working directory of the image.
     #[serde(default)]
     pub working_dir: Option<String>,
+    /// Default entrypoint of the image (prepended to the command).
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// Default user of the image (`uid[:gid]` or a name).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Labels of the image (merged into a container's, which win).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Signal that stops a container of this image (`SIGTERM` when absent).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// Platform OS (`linux`).
+    #[serde(default)]
+    pub os: Option<String>,
+    /// Platform architecture (`amd64`).
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// The layers' diff_ids (sha256 of each uncompressed tar), bottom first.
+    #[serde(default)]
+    pub layers: Vec<String>,
+    /// Registry digests it was pulled as (`127.0.0.1:5000/test/busybox@sha256:...`).
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+    /// How the image was built, oldest step first (from its config).
+    #[serde(default)]
+    pub history: Vec<ImageHistory>,
+}
+
+/// One step of an image's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageHistory {
+    /// When the step ran (RFC 3339), as the image says.
+    #[serde(default)]
+    pub created: Option<String>,
+    /// The command of the step.
+    #[serde(default)]
+    pub created_by: Option<String>,
+    /// A comment.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// True when the step made no layer.
+    #[serde(default)]
+    pub empty_layer: bool,
+}
+
+/// `POST /v1/images/pull` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    /// What to pull, as Docker parses it (`busybox`, `host:port/repo:tag`, `repo@sha256:...`).
+    pub reference: String,
+    /// `os/arch[/variant]` to pick from a multi-platform index; the host's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// One line of the NDJSON stream `POST /v1/images/pull` answers with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PullProgress {
+    /// `resolved`, `waiting`, `downloading`, `verifying`, `extracting`, `exists`,
+    /// `layer_done`, `done` or `error`.
+    pub status: String,
+    /// The digest the line is about (a layer, or the manifest for `resolved`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Bytes done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<u64>,
+    /// Bytes in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// The pulled image (on `done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+    /// What failed (on `error`); the stream ends after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+/// `POST /v1/images/load` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadResponse {
+    /// The images loaded, in archive order.
+    pub images: Vec<Image>,
+}
+
+/// `POST /v1/images/tag` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagRequest {
+    /// The image: a tag, id or unique id prefix.
+    pub source: String,
+    /// The new name (`repo[:tag]`, `:latest` when absent).
+    pub target: String,
+}
+
+/// `POST /v1/images/prune` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruneResponse {
+    /// Ids of the images removed.
+    pub images_deleted: Vec<String>,
+    /// Chain ids of the layers removed.
+    pub layers_deleted: Vec<String>,
+    /// Bytes freed on disk.
+    pub space_reclaimed: u64,
 }
 
 /// A bind mount from the host into a container.
@@ -118,6 +224,10 @@ pub struct Resources {
     /// default). On cgroup v2 it is converted to `cpu.weight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_shares: Option<u64>,
+    /// Size limit of the container's writable layer in bytes (`boxctl run --disk`):
+    /// writes past it fail with ENOSPC inside, the host disk is untouched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
 }
 
 /// `POST /v1/containers` body.
@@ -132,6 +242,10 @@ pub struct CreateContainer {
     /// Command and arguments; the image's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
+    /// Entrypoint, replacing the image's (and then the image's cmd is not used);
+    /// `[]` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
     /// Environment, `K=V` each, added to the image's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
@@ -153,6 +267,38 @@ pub struct CreateContainer {
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// `no` (default), `on-failure[:MAX_RETRIES]`, `always` or `unless-stopped`, as Docker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+    /// Capabilities added to the default set (`NET_ADMIN` or `CAP_NET_ADMIN`, `ALL`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from the default set (`ALL` removes every one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Docker's `--security-opt` words: `seccomp=unconfined`, `seccomp=<profile JSON>`,
+    /// `no-new-privileges[=true|false]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// `default`, `unconfined`, or a seccomp profile in Docker's JSON format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<String>,
+    /// Set no_new_privs on the app (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privileges: Option<bool>,
+    /// Mount the root filesystem read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_rootfs: bool,
+    /// Writable tmpfs mounts: container path to mount options (`size=64m,mode=1777`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tmpfs: BTreeMap<String, String>,
+    /// Resource limits of the app's processes (setrlimit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ulimits: Vec<Ulimit>,
+    /// Memory use, in percent of the memory limit, above which a `memory_pressure`
+    /// event is emitted (default 90; 0 turns the warning off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_warning_percent: Option<u8>,
 }
 
 /// `201` answer to `POST /v1/containers`.
@@ -231,6 +377,87 @@ pub struct ContainerConfig {
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The security settings in force (defaults applied).
+    #[serde(default)]
+    pub security: SecurityConfig,
+}
+
+/// A resource limit of the container's processes, as Docker's `--ulimit name=soft:hard`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ulimit {
+    /// `nofile`, `nproc`, `core`, `stack`, `memlock`, ... (setrlimit's names, lowercase,
+    /// without `RLIMIT_`).
+    pub name: String,
+    /// Soft limit.
+    pub soft: u64,
+    /// Hard limit (never above the host's hard limit: it is clamped there).
+    pub hard: u64,
+}
+
+/// The effective security settings of a container, shown by `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityConfig {
+    /// The capability bounding set (`CAP_CHOWN`, ...); a root app also has these
+    /// effective and permitted, a non-root app has none.
+    pub capabilities: Vec<String>,
+    /// Whether no_new_privs is set.
+    pub no_new_privileges: bool,
+    /// `default`, `unconfined` or `custom`.
+    pub seccomp: String,
+    /// The custom seccomp profile (Docker JSON) when `seccomp` is `custom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_profile: Option<String>,
+    /// Whether the root filesystem is read-only.
+    #[serde(default)]
+    pub read_only_rootfs: bool,
+    /// tmpfs mounts and their options.
+    #[serde(default)]
+    pub tmpfs: BTreeMap<String, String>,
+    /// rlimits set on the app.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// Paths hidden from the container.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    /// Paths the container may read but not write.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+    /// Device nodes the container may use (`c 1:3 rwm`, the cgroup device rules).
+    #[serde(default)]
+    pub devices: Vec<String>,
+}
+
+impl Default for SecurityConfig {
+    /// A record written before these settings existed runs with the secure defaults.
+    fn default() -> Self {
+        SecurityConfig {
+            capabilities: [
+                "CAP_CHOWN",
+                "CAP_DAC_OVERRIDE",
+                "CAP_FOWNER",
+                "CAP_FSETID",
+                "CAP_KILL",
+                "CAP_NET_BIND_SERVICE",
+                "CAP_SETFCAP",
+                "CAP_SETGID",
+                "CAP_SETPCAP",
+                "CAP_SETUID",
+                "CAP_SYS_CHROOT",
+            ]
+            .map(String::from)
+            .to_vec(),
+            no_new_privileges: true,
+            seccomp: "default".to_owned(),
+            seccomp_profile: None,
+            read_only_rootfs: false,
+            tmpfs: BTreeMap::new(),
+            ulimits: Vec::new(),
+            masked_paths: Vec::new(),
+            readonly_paths: Vec::new(),
+            devices: Vec::new(),
+        }
+    }
 }
 
 /// `GET /v1/containers/{id}` and the items of `GET /v1/containers`.
@@ -268,6 +495,22 @@ pub struct Container {
     pub config: ContainerConfig,
     /// Resource limits.
     pub resources: Resources,
+    /// The restart policy (`no`, `on-failure[:N]`, `always`, `unless-stopped`).
+    #[serde(default = "default_restart_policy")]
+    pub restart_policy: String,
+    /// How many times the policy restarted it since the user last started it.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// When the policy will start it again, while it waits out its back-off.
+    #[serde(default)]
+    pub next_restart_at: Option<DateTime<Utc>>,
+    /// Memory events of the current (or last) run and how the last run ended.
+    #[serde(flatten, default)]
+    pub observed: Observed,
+}
+
+fn default_restart_policy() -> String {
+    "no".to_owned()
 }
 
 /// `POST /v1/containers/{id}/wait` answer.
@@ -327,3 +570,235 @@ pub struct ErrorBody {
     /// A sentence for a person.
     pub message: String,
 }
+
+/// What boxd saw of a container's runs (part of `GET /v1/containers/{id}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    /// OOM kills in the container's cgroup during the current (or last) run, any
+    /// process, not only the first.
+    #[serde(default)]
+    pub oom_kill_count: u64,
+    /// `memory_pressure` warnings during the current (or last) run.
+    #[serde(default)]
+    pub memory_pressure_count: u64,
+    /// The kernel's memory event counters of the run (v2 `memory.events`: `low`,
+    /// `high`, `max`, `oom`, `oom_kill`; v1: `oom`, `oom_kill`, `failcnt`).
+    #[serde(default)]
+    pub memory_events: BTreeMap<String, u64>,
+    /// The warning threshold in effect, in percent of the memory limit (0: off).
+    #[serde(default)]
+    pub memory_warning_percent: u8,
+    /// How the last run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ExitInfo>,
+}
+
+/// One run's end: an item of `GET /v1/containers/{id}/exits`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Sequence number of the record (increases with every recorded exit).
+    pub seq: i64,
+    /// The container's id.
+    pub container_id: String,
+    /// When the run started.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// How long it ran, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Exit code (128+N when killed by signal N); absent when the run's end was lost.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// Whether the kernel OOM killer killed a process of the container in the run.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// How many processes the OOM killer killed in the run.
+    #[serde(default)]
+    pub oom_kill_count: u64,
+    /// `memory_pressure` warnings in the run.
+    #[serde(default)]
+    pub memory_pressure_count: u64,
+    /// The kernel's memory event counters at the end of the run.
+    #[serde(default)]
+    pub memory_events: BTreeMap<String, u64>,
+    /// The memory limit in bytes, if one was set.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    /// The highest memory use seen in the run, in bytes.
+    #[serde(default)]
+    pub memory_peak: Option<u64>,
+    /// CPU time in user mode, microseconds.
+    #[serde(default)]
+    pub cpu_user_usec: Option<u64>,
+    /// CPU time in kernel mode, microseconds.
+    #[serde(default)]
+    pub cpu_system_usec: Option<u64>,
+    /// The last lines (at most 20) the container wrote.
+    #[serde(default)]
+    pub last_log: Vec<String>,
+    /// Why the run's end is unknown (its shim vanished), if so.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `GET /v1/containers/{id}/stats` and the items of `GET /v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStats {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// When the numbers were read.
+    pub read: DateTime<Utc>,
+    /// Memory.
+    pub memory: MemoryStats,
+    /// CPU.
+    pub cpu: CpuStats,
+    /// Processes.
+    pub pids: PidsStats,
+    /// Block I/O.
+    pub blkio: BlkioStats,
+}
+
+/// Memory numbers of a container's cgroup, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStats {
+    /// Current use (v1 `memory.usage_in_bytes`, v2 `memory.current`).
+    pub usage: u64,
+    /// The limit; absent when unlimited.
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Highest use so far (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
+    #[serde(default)]
+    pub peak: Option<u64>,
+    /// Page cache (v1 `cache`, v2 `file` of `memory.stat`).
+    #[serde(default)]
+    pub cache: u64,
+    /// Swap in use, where the kernel accounts it.
+    #[serde(default)]
+    pub swap: Option<u64>,
+}
+
+/// CPU numbers of a container's cgroup, microseconds unless said otherwise.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuStats {
+    /// Total CPU time.
+    pub usage_usec: u64,
+    /// In user mode.
+    pub user_usec: u64,
+    /// In kernel mode.
+    pub system_usec: u64,
+    /// Enforcement periods that elapsed (with a quota).
+    pub nr_periods: u64,
+    /// Periods in which the group was throttled.
+    pub nr_throttled: u64,
+    /// Time throttled.
+    pub throttled_usec: u64,
+}
+
+/// Process numbers of a container's cgroup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidsStats {
+    /// Processes (and threads) now.
+    pub current: u64,
+    /// The limit; absent when unlimited.
+    #[serde(default)]
+    pub max: Option<u64>,
+}
+
+/// Block I/O of a container's cgroup, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlkioStats {
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Bytes written.
+    pub write_bytes: u64,
+}
+
+/// `GET /v1/system/check`: whether the store and the kernel agree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemCheck {
+    /// No problem found.
+    pub ok: bool,
+    /// Each inconsistency still present, as a sentence.
+    pub problems: Vec<String>,
+    /// What the start-up reconcile did, as sentences.
+    pub reconciled: Vec<String>,
+}
+
+/// `POST /v1/containers/{id}/exec` body: one more process in a running container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCreate {
+    /// Command and arguments (`argv[0]` is looked up in the container's `PATH`).
+    pub cmd: Vec<String>,
+    /// Environment, `K=V` each, added to the container's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// Working directory inside the container; the container's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `uid[:gid]` or a user name; the container's user when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Give the process a terminal (output is then raw, not framed).
+    #[serde(default)]
+    pub tty: bool,
+    /// Connect the client's stdin (needs the upgraded connection).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Initial terminal height (rows), with `tty`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u16>,
+    /// Initial terminal width (columns), with `tty`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u16>,
+}
+
+/// `GET /v1/exec/{exec_id}`, and the items of `execs` in a container's inspect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecInspect {
+    /// The exec's id (64 hex digits).
+    pub id: String,
+    /// The container it runs in.
+    pub container_id: String,
+    /// Command and arguments.
+    pub cmd: Vec<String>,
+    /// Whether it has a terminal.
+    pub tty: bool,
+    /// Whether it is still running.
+    pub running: bool,
+    /// Host pid while it runs.
+    pub pid: Option<u32>,
+    /// Exit code once it ended (128+N when killed by signal N).
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, if one did.
+    #[serde(default)]
+    pub exit_signal: Option<i32>,
+    /// Whether the OOM killer killed it.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /v1/containers/{id}`: the container and its recent execs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInspect {
+    /// The container.
+    #[serde(flatten)]
+    pub container: Container,
+    /// Execs of this daemon's run in it, oldest first (the last 16).
+    #[serde(default)]
+    pub execs: Vec<ExecInspect>,
+}
+
+/// Response header of `POST /v1/containers/{id}/exec` that carries the exec's id.
+pub const EXEC_ID_HEADER: &str = "boxd-exec-id";

@@ -347,6 +347,7 @@ async fn events_stream_in_pieces_and_bad_lines_do_not_end_it() {
         since: Some("0".into()),
         until: Some("2".into()),
         container: Some("web".into()),
+        ..Default::default()
     };
     let items: Vec<_> = client.events(options).await.unwrap().collect().await;
     assert_eq!(items.len(), 3);

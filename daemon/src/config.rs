@@ -43,6 +43,12 @@ pub struct Args {
     /// Log filter (`info`, `debug`, `boxd=trace`, ...) [default: info, or RUST_LOG].
     #[arg(long)]
     pub log_level: Option<String>,
+    /// Events kept in the event log, newest first [default: 100000].
+    #[arg(long)]
+    pub events_max: Option<u64>,
+    /// Days an event is kept in the event log [default: 7].
+    #[arg(long)]
+    pub events_max_days: Option<u64>,
 }
 
 /// The config file's keys.
@@ -55,6 +61,8 @@ struct FileConfig {
     cgroup_parent: Option<String>,
     shim: Option<PathBuf>,
     log_level: Option<String>,
+    events_max: Option<u64>,
+    events_max_days: Option<u64>,
 }
 
 /// The effective configuration.
@@ -72,6 +80,10 @@ pub struct Config {
     pub shim: PathBuf,
     /// Log filter.
     pub log_level: Option<String>,
+    /// Events kept in the event log.
+    pub events_max: u64,
+    /// How long an event is kept.
+    pub events_max_age: std::time::Duration,
 }
 
 /// Errors reading the configuration.
@@ -138,6 +150,16 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.into()),
             shim,
             log_level: args.log_level.or(file.log_level),
+            events_max: args
+                .events_max
+                .or(file.events_max)
+                .unwrap_or(crate::runtime::DEFAULT_EVENTS_MAX),
+            events_max_age: args
+                .events_max_days
+                .or(file.events_max_days)
+                .map_or(crate::runtime::DEFAULT_EVENTS_MAX_AGE, |d| {
+                    std::time::Duration::from_secs(d.saturating_mul(24 * 3600))
+                }),
         };
         config.validate()?;
         Ok(config)

@@ -8,6 +8,7 @@ pub mod api;
 pub mod cgroups;
 pub mod config;
 pub mod events;
+pub mod fault;
 pub mod image;
 pub mod runtime;
 pub mod server;

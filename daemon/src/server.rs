@@ -110,6 +110,28 @@ fn lock_root(root: &Path) -> Result<Flock<File>, ServerError> {
     })
 }
 
+/// The socket systemd passed (socket activation, `LISTEN_FDS`), if any. systemd then owns
+/// the socket file, its mode and group (`systemd/boxd.socket`).
+fn activated_socket() -> Result<Option<UnixListener>, ServerError> {
+    let inherited = listenfd::ListenFd::from_env()
+        .take_unix_listener(0)
+        .map_err(|source| ServerError::Bind {
+            path: "LISTEN_FDS".into(),
+            source,
+        })?;
+    let Some(std_listener) = inherited else {
+        return Ok(None);
+    };
+    std_listener
+        .set_nonblocking(true)
+        .and_then(|()| UnixListener::from_std(std_listener))
+        .map(Some)
+        .map_err(|source| ServerError::Bind {
+            path: "LISTEN_FDS".into(),
+            source,
+        })
+}
+
 /// Binds the API socket: a stale socket file is replaced, a live one is refused.
 /// Mode 0660, group `boxd` when that group exists: access to it is root-equivalent.
 async fn bind_socket(path: &Path) -> Result<UnixListener, ServerError> {
@@ -174,9 +196,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         info,
     )
     .await?;
+    let retention = runtime.spawn_event_retention(config.events_max, config.events_max_age);
 
-    let listener = bind_socket(&config.socket).await?;
-    tracing::info!(socket = %config.socket.display(), root = %config.root.display(), "boxd is ready");
+    let (listener, activated) = match activated_socket()? {
+        Some(l) => (l, true),
+        None => (bind_socket(&config.socket).await?, false),
+    };
+    tracing::info!(socket = %config.socket.display(), activated, root = %config.root.display(), "boxd is ready");
+    // READY=1 only now: reconcile is done and the socket answers (systemd Type=notify).
+    notify(&[sd_notify::NotifyState::Ready]);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(AppState { runtime });
@@ -198,6 +226,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .map_err(ServerError::Serve),
         None => {
             tracing::info!("shutting down; containers keep running");
+            notify(&[sd_notify::NotifyState::Stopping]);
             let _ = stop_tx.send(());
             if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
                 .await
@@ -209,9 +238,20 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             Ok(())
         }
     };
-    let _ = std::fs::remove_file(&config.socket);
+    if !activated {
+        let _ = std::fs::remove_file(&config.socket);
+    }
+    retention.abort();
     store.close().await;
     result
+}
+
+/// Tells systemd about the daemon's state; a no-op when not run by systemd
+/// (`NOTIFY_SOCKET` unset).
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "failed to notify systemd");
+    }
 }
 
 async fn shutdown_signal() {

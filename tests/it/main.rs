@@ -6,11 +6,18 @@
 #![forbid(unsafe_code)]
 
 mod boxctl;
+mod crash;
 mod errors;
+mod exec;
 mod harness;
+mod images;
+mod images_more;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod observe;
 mod restart;
+mod restart_policy;
+mod security;
 mod spec;
 mod systemd;

@@ -203,6 +203,8 @@ fn full_resources() -> Resources {
         cpu_quota_us: Some(50_000),
         cpu_period_us: Some(100_000),
         cpu_shares: Some(512),
+        disk_bytes: Some(1 << 30),
+        ..Default::default()
     }
 }
 
@@ -245,11 +247,80 @@ fn container(full: bool) -> Container {
             user: "nobody".into(),
             mounts: if full { vec![mount()] } else { vec![] },
             labels: if full { labels() } else { BTreeMap::new() },
+            ..Default::default()
         },
         resources: if full {
             full_resources()
         } else {
             Resources::default()
+        },
+        restart_policy: if full { "on-failure:3" } else { "no" }.into(),
+        restart_count: if full { 2 } else { 0 },
+        next_restart_at: full.then(time),
+        observed: if full { observed() } else { Default::default() },
+    }
+}
+
+fn exit_info(full: bool) -> boxd_client::models::ExitInfo {
+    boxd_client::models::ExitInfo {
+        seq: 3,
+        container_id: "ab".repeat(32),
+        started_at: full.then(time),
+        finished_at: time(),
+        duration_ms: 1500,
+        exit_code: full.then_some(137),
+        signal: full.then_some(9),
+        oom_killed: full,
+        oom_kill_count: u64::from(full),
+        memory_pressure_count: 2,
+        memory_events: BTreeMap::from([("oom_kill".to_string(), 1)]),
+        memory_limit: full.then_some(64 << 20),
+        memory_peak: full.then_some(64 << 20),
+        cpu_user_usec: full.then_some(1200),
+        cpu_system_usec: full.then_some(300),
+        last_log: vec!["allocating".into()],
+        error: full.then(|| "lost".to_string()),
+    }
+}
+
+fn observed() -> boxd_client::models::Observed {
+    boxd_client::models::Observed {
+        oom_kill_count: 1,
+        memory_pressure_count: 2,
+        memory_events: BTreeMap::from([("oom_kill".to_string(), 1)]),
+        memory_warning_percent: 90,
+        last_exit: Some(exit_info(true)),
+    }
+}
+
+fn stats(full: bool) -> boxd_client::models::ContainerStats {
+    use boxd_client::models::{BlkioStats, CpuStats, MemoryStats, PidsStats};
+    boxd_client::models::ContainerStats {
+        id: "ab".repeat(32),
+        name: "web".into(),
+        read: time(),
+        memory: MemoryStats {
+            usage: 1 << 20,
+            limit: full.then_some(64 << 20),
+            peak: full.then_some(2 << 20),
+            cache: 4096,
+            swap: full.then_some(0),
+        },
+        cpu: CpuStats {
+            usage_usec: 3,
+            user_usec: 2,
+            system_usec: 1,
+            nr_periods: 0,
+            nr_throttled: 0,
+            throttled_usec: 0,
+        },
+        pids: PidsStats {
+            current: 1,
+            max: full.then_some(32),
+        },
+        blkio: BlkioStats {
+            read_bytes: 1,
+            write_bytes: 2,
         },
     }
 }
@@ -293,6 +364,7 @@ fn spec_schemas_match_models() {
             vec![]
         },
         working_dir: full.then(|| "/".into()),
+        ..Default::default()
     };
     check_model(&spec, "Image", &image(true), &image(false));
     check_model(
@@ -309,6 +381,7 @@ fn spec_schemas_match_models() {
         image: "busybox".into(),
         name: Some("web".into()),
         cmd: Some(vec!["sleep".into(), "1000".into()]),
+        entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
         env: vec!["A=b".into()],
         working_dir: Some("/tmp".into()),
         hostname: Some("h".into()),
@@ -316,6 +389,20 @@ fn spec_schemas_match_models() {
         mounts: vec![mount()],
         resources: full_resources(),
         labels: labels(),
+        restart_policy: Some("unless-stopped".into()),
+        memory_warning_percent: Some(90),
+        cap_add: vec!["NET_ADMIN".into()],
+        cap_drop: vec!["CHOWN".into()],
+        security_opt: vec!["no-new-privileges=false".into()],
+        seccomp: Some("unconfined".into()),
+        no_new_privileges: Some(false),
+        read_only_rootfs: true,
+        tmpfs: BTreeMap::from([("/tmp".to_string(), "size=64m".to_string())]),
+        ulimits: vec![boxd_client::models::Ulimit {
+            name: "nofile".into(),
+            soft: 100,
+            hard: 200,
+        }],
     };
     let create_min = CreateContainer {
         image: "busybox".into(),
@@ -343,6 +430,8 @@ fn spec_schemas_match_models() {
         &container(false).config,
     );
     check_model(&spec, "Container", &container(true), &container(false));
+    check_model(&spec, "ExitInfo", &exit_info(true), &exit_info(false));
+    check_model(&spec, "ContainerStats", &stats(true), &stats(false));
     let wait = WaitResponse {
         exit_code: 137,
         oom_killed: true,

@@ -23,7 +23,7 @@ fn settings(text: &str) -> Vec<String> {
 fn systemd_unit_keeps_containers_alive_across_restarts() {
     let s = settings(&unit_text());
     for want in [
-        "Type=simple",
+        "Type=notify",
         "ExecStart=/usr/local/bin/boxd",
         // The daemon manages its containers' cgroups below its own.
         "Delegate=yes",
@@ -58,9 +58,15 @@ fn systemd_unit_passes_verify() {
         })
         .collect();
     std::fs::write(&unit, text).expect("write unit");
+    std::fs::copy(
+        workspace_root().join("systemd/boxd.socket"),
+        dir.path().join("boxd.socket"),
+    )
+    .expect("copy boxd.socket");
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&unit)
+        .arg(dir.path().join("boxd.socket"))
         .current_dir(dir.path())
         .output()
         .expect("run systemd-analyze verify");
@@ -70,5 +76,93 @@ fn systemd_unit_passes_verify() {
         "systemd-analyze verify rejected boxd.service ({}):\n{stderr}{}",
         out.status,
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn systemd_socket_unit_owns_the_api_socket() {
+    let path = workspace_root().join("systemd/boxd.socket");
+    let s = settings(&std::fs::read_to_string(&path).expect("read boxd.socket"));
+    for want in [
+        "ListenStream=/run/boxd.sock",
+        "SocketMode=0660",
+        "SocketGroup=boxd",
+    ] {
+        assert!(s.iter().any(|l| l == want), "boxd.socket lacks {want}");
+    }
+}
+
+/// Under `systemd-socket-activate`, boxd serves on the socket it is handed (LISTEN_FDS)
+/// and the first request, sent before boxd even ran, is answered.
+#[tokio::test]
+async fn root_socket_activation_serves_the_first_request() {
+    boxd_tests::require_root!();
+    if Command::new("systemd-socket-activate")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        skip("systemd-socket-activate not found (apt-get install systemd)");
+        return;
+    }
+    let mut d = boxd_tests::TestDaemon::start().await;
+    d.stop_daemon(boxd_tests::StopHow::Term);
+    let socket = d.socket.clone();
+    let activate = std::ffi::OsString::from("systemd-socket-activate");
+    let listen = std::ffi::OsString::from("-l");
+    // systemd-socket-activate passes no environment unless told (-E).
+    let env = std::ffi::OsString::from("-E");
+    let no_color = std::ffi::OsString::from("NO_COLOR=1");
+    d.start_process(
+        &[&activate, &listen, socket.as_os_str(), &env, &no_color],
+        &[],
+    );
+    // The socket exists before boxd does; the request waits in its backlog.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "systemd-socket-activate made no socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let v = d.api_ok("GET", "/v1/version", None, 200).await;
+    assert_eq!(v["api_version"], "v1");
+    assert!(
+        d.log_text().contains("activated=true"),
+        "boxd did not use the passed socket:\n{}",
+        d.log_text()
+    );
+}
+
+/// With `NOTIFY_SOCKET` set (Type=notify), boxd sends READY=1 once it answers, and
+/// STOPPING=1 when it stops.
+#[tokio::test]
+async fn root_notify_ready_and_stopping() {
+    boxd_tests::require_root!();
+    let mut d = boxd_tests::TestDaemon::start().await;
+    d.stop_daemon(boxd_tests::StopHow::Term);
+    let path = d.dir.join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    d.spawn_with(&[], &[("NOTIFY_SOCKET", path.as_os_str())])
+        .await;
+    let mut buf = [0u8; 512];
+    let n = listener
+        .recv(&mut buf)
+        .expect("no message from boxd on NOTIFY_SOCKET");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        msg.lines().any(|l| l == "READY=1"),
+        "first message: {msg:?}"
+    );
+    d.stop_daemon(boxd_tests::StopHow::Term);
+    let n = listener.recv(&mut buf).expect("no STOPPING=1 from boxd");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        msg.lines().any(|l| l == "STOPPING=1"),
+        "message at stop: {msg:?}"
     );
 }

@@ -41,6 +41,9 @@ pub struct ContainerOpts {
     /// User to run as: uid, uid:gid, name or name:group.
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// Replace the image's entrypoint ("" clears it; the image's command is then not used).
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
     /// Hostname of the container.
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
@@ -68,6 +71,12 @@ pub struct ContainerOpts {
     /// Set a label (K=V).
     #[arg(short = 'l', long = "label", value_name = "K=V")]
     pub label: Vec<String>,
+    /// Restart policy: no, on-failure[:N], always or unless-stopped.
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Security settings (capabilities, seccomp, read-only root, tmpfs, ulimits, disk).
+    #[command(flatten)]
+    pub security: super::security::SecurityOpts,
     /// Image name or id.
     pub image: String,
     /// Command and arguments (the image's default when absent).
@@ -133,10 +142,18 @@ pub fn build_with(
         .iter()
         .map(|l| parse_label(l))
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    Ok(CreateContainer {
+    let mut req = CreateContainer {
         image: opts.image.clone(),
         name: opts.name.clone(),
         cmd: (!opts.cmd.is_empty()).then(|| opts.cmd.clone()),
+        // Docker's --entrypoint takes one word; "" clears the image's.
+        entrypoint: opts.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                vec![]
+            } else {
+                vec![e.clone()]
+            }
+        }),
         env,
         working_dir: opts.workdir.clone(),
         hostname: opts.hostname.clone(),
@@ -144,7 +161,12 @@ pub fn build_with(
         mounts,
         resources: resources(opts)?,
         labels,
-    })
+        restart_policy: opts.restart.clone(),
+        memory_warning_percent: None,
+        ..Default::default()
+    };
+    super::security::apply(&opts.security, &mut req)?;
+    Ok(req)
 }
 
 fn resources(opts: &ContainerOpts) -> anyhow::Result<Resources> {
@@ -170,6 +192,7 @@ fn resources(opts: &ContainerOpts) -> anyhow::Result<Resources> {
         cpu_quota_us,
         cpu_period_us,
         cpu_shares: opts.cpu_shares,
+        ..Resources::default()
     })
 }
 
@@ -395,8 +418,10 @@ mod tests {
             cpus: Some(0.5),
             cpu_shares: Some(512),
             label: vec!["tier=web".into()],
+            restart: Some("on-failure:3".into()),
             image: "busybox".into(),
             cmd: vec!["sh".into(), "-c".into(), "echo hi".into()],
+            ..Default::default()
         };
         let lookup = |k: &str| (k == "FROM_ENV").then(|| "x".to_string());
         let spec = build_with(&opts, lookup, Path::new("/w")).unwrap();
@@ -409,6 +434,7 @@ mod tests {
         assert_eq!(spec.hostname.as_deref(), Some("h"));
         assert_eq!(spec.mounts[0].source, "/w/data");
         assert_eq!(spec.labels["tier"], "web");
+        assert_eq!(spec.restart_policy.as_deref(), Some("on-failure:3"));
         let r = &spec.resources;
         assert_eq!(r.memory_bytes, Some(64 << 20));
         assert_eq!(r.memory_swap_bytes, Some(128 << 20));

@@ -1,9 +1,11 @@
-//! `boxctl events [--since S] [--until U] [--container ID]`: one line per event as it
-//! happens (`--json`: one JSON object per line); runs until `--until` or ^C.
+//! `boxctl events [--since S] [--until U] [--container ID] [--filter K=V]...`: one line
+//! per event as it happens (`--json`: one JSON object per line); runs until `--until` or
+//! ^C. Filters, as docker's: `container=ID`, `type=container|image`, `event=ACTION`
+//! (or `action=ACTION`).
 
 use std::io::Write as _;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use boxd_client::models::Event;
 use boxd_client::EventsOptions;
 use clap::Args as ClapArgs;
@@ -23,16 +25,38 @@ pub struct Args {
     /// Only events of this container.
     #[arg(long, value_name = "ID")]
     pub container: Option<String>,
+    /// Filter: `container=ID`, `type=TYPE`, `event=ACTION` (repeatable).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+/// `--filter` values folded into the request's options.
+fn apply_filters(options: &mut EventsOptions, filters: &[String]) -> anyhow::Result<()> {
+    for f in filters {
+        let Some((key, value)) = f.split_once('=') else {
+            bail!("filter {f:?} is not KEY=VALUE");
+        };
+        let value = Some(value.to_owned());
+        match key {
+            "container" => options.container = value,
+            "type" => options.kind = value,
+            "event" | "action" => options.action = value,
+            other => bail!("unknown filter {other:?} (container, type, event)"),
+        }
+    }
+    Ok(())
 }
 
 /// Runs `boxctl events`.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     let now = chrono::Utc::now();
-    let options = EventsOptions {
+    let mut options = EventsOptions {
         since: args.since.as_deref().map(|s| resolve_time(s, now)),
         until: args.until.as_deref().map(|s| resolve_time(s, now)),
         container: args.container,
+        ..Default::default()
     };
+    apply_filters(&mut options, &args.filter)?;
     let mut stream = ctx
         .client
         .events(options)
@@ -79,6 +103,30 @@ pub fn human(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_fill_the_options() {
+        let mut o = EventsOptions::default();
+        apply_filters(
+            &mut o,
+            &[
+                "type=container".into(),
+                "event=oom".into(),
+                "container=web".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                o.kind.as_deref(),
+                o.action.as_deref(),
+                o.container.as_deref()
+            ),
+            (Some("container"), Some("oom"), Some("web"))
+        );
+        assert!(apply_filters(&mut o, &["colour=red".into()]).is_err());
+        assert!(apply_filters(&mut o, &["oom".into()]).is_err());
+    }
 
     #[test]
     fn human_line_has_time_type_action_id_attrs() {

@@ -91,6 +91,7 @@ mod tests {
             cmd: vec![],
             env: vec![],
             working_dir: None,
+            ..Default::default()
         };
         let out = table(&[image], now);
         let lines: Vec<&str> = out.lines().collect();

@@ -6,21 +6,30 @@
 //! going, and return 1 at the end, like docker.
 
 pub mod create;
+pub mod doctor;
 pub mod events;
+pub mod exec;
 pub mod images;
 pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod kill;
+pub mod load;
 pub mod logs;
+pub mod prune;
 pub mod ps;
+pub mod pull;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod security;
 pub mod start;
+pub mod stats;
 pub mod stop;
+pub mod tag;
 pub mod version;
 pub mod wait;
+pub mod why;
 
 use std::fmt::Write as _;
 use std::io::Write as _;

@@ -146,6 +146,10 @@ mod tests {
                 ..Default::default()
             },
             resources: Resources::default(),
+            restart_policy: "no".into(),
+            restart_count: 0,
+            next_restart_at: None,
+            observed: Default::default(),
         }
     }
 

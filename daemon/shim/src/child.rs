@@ -43,6 +43,8 @@ pub(crate) struct ChildFds {
     pub stdout: OwnedFd,
     /// Write end of the stderr pipe.
     pub stderr: OwnedFd,
+    /// With a terminal: where to send its master (see `console`).
+    pub console: Option<OwnedFd>,
 }
 
 /// A set-up step of the child that failed.
@@ -112,6 +114,8 @@ pub enum ChildError {
         #[source]
         source: caps::errors::CapsError,
     },
+    #[error("failed to install the seccomp filter")]
+    Seccomp(#[source] crate::seccomp::SeccompError),
     #[error("failed to set up stdio")]
     Stdio(#[source] Errno),
     #[error("failed to reset signal dispositions")]
@@ -140,6 +144,7 @@ impl ChildError {
             KeepCaps(_) | SetGroups(_) | SetGid(..) | SetUid(..) => "user",
             Chdir { .. } => "cwd",
             NoNewPrivs(_) => "no_new_privileges",
+            Seccomp(_) => "seccomp",
             DropBounding { .. } | SetCapabilities { .. } => "capabilities",
             Stdio(_) | ResetSignals(_) => "stdio",
             Exec { .. } | NotFound(_) => "exec",
@@ -191,11 +196,17 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<Infallible, ChildError>
     enter_namespaces(plan)?;
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     setup_sandbox(&LinuxSys, plan)?;
+    // A terminal from the container's own devpts, made while still root (`console`).
+    let terminal = crate::console::open_in_child(fds.console.as_ref(), plan.process.uid)
+        .map_err(ChildError::Stdio)?;
     setup_process(plan)?;
 
     nix::unistd::dup2_stdin(&fds.stdin).map_err(ChildError::Stdio)?;
     nix::unistd::dup2_stdout(&fds.stdout).map_err(ChildError::Stdio)?;
     nix::unistd::dup2_stderr(&fds.stderr).map_err(ChildError::Stdio)?;
+    if let Some(t) = &terminal {
+        crate::console::use_as_stdio(t).map_err(ChildError::Stdio)?;
+    }
     sys::cloexec_from_3().map_err(ChildError::Stdio)?;
     sys::reset_signals().map_err(ChildError::ResetSignals)?;
 
@@ -254,8 +265,21 @@ pub(crate) fn setup_sandbox(sys: &dyn Sys, plan: &Plan) -> Result<(), ChildError
     Ok(())
 }
 
-fn setup_process(plan: &Plan) -> Result<(), ChildError> {
+/// rlimits, bounding set, groups/gid/uid, cwd, no_new_privs, capability sets, umask,
+/// seccomp: the credentials and confinement of the app. `boxd shim exec` calls it too,
+/// so an exec'd process gets exactly the app's security settings.
+///
+/// The seccomp filter goes last, so that none of the set-up calls above have to be
+/// allowed by it; after this only stdio, signal and exec calls follow, all in the
+/// default profile. Without no_new_privs the kernel accepts a filter only from a
+/// holder of CAP_SYS_ADMIN, so it is then installed first, before any capability is
+/// dropped (as runc does), and the set-up calls run under it.
+pub(crate) fn setup_process(plan: &Plan) -> Result<(), ChildError> {
     let p = &plan.process;
+    let seccomp = p.seccomp.as_ref();
+    if let Some(s) = seccomp.filter(|_| !p.no_new_privileges) {
+        crate::seccomp::install(s).map_err(ChildError::Seccomp)?;
+    }
     for r in &p.rlimits {
         // Never ask for more than the current hard limit: raising it needs
         // CAP_SYS_RESOURCE, which some hosts withhold even from root.
@@ -339,12 +363,15 @@ fn setup_process(plan: &Plan) -> Result<(), ChildError> {
         }
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(p.umask));
+    if let Some(s) = seccomp.filter(|_| p.no_new_privileges) {
+        crate::seccomp::install(s).map_err(ChildError::Seccomp)?;
+    }
     Ok(())
 }
 
 /// execve each candidate in turn, as execvpe(3) does: a missing file moves on to the
 /// next PATH entry, a permission error is remembered, anything else stops.
-fn exec(plan: &Plan) -> Result<Infallible, ChildError> {
+pub(crate) fn exec(plan: &Plan) -> Result<Infallible, ChildError> {
     let p = &plan.process;
     let mut denied: Option<(PathBuf, Errno)> = None;
     for candidate in &p.exec_candidates {
@@ -424,6 +451,7 @@ mod tests {
                 rlimits: vec![],
                 no_new_privileges: false,
                 capabilities: None,
+                seccomp: None,
             },
         }
     }

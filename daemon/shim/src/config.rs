@@ -61,6 +61,8 @@ pub enum ConfigError {
     Capability(String),
     #[error("invalid mount in config.json")]
     Mount(#[from] MountError),
+    #[error("invalid linux.seccomp in config.json")]
+    Seccomp(#[source] crate::seccomp::SeccompError),
 }
 
 /// What to do for one namespace type.
@@ -123,6 +125,8 @@ pub struct ProcessPlan {
     pub no_new_privileges: bool,
     /// `None`: leave the capabilities as they are.
     pub capabilities: Option<CapsPlan>,
+    /// `linux.seccomp` (checked); `None`: no filter.
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// Everything the shim will do, checked.
@@ -366,6 +370,10 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
             ambient: capability_set(c.ambient())?,
         }),
     };
+    let seccomp = linux.and_then(|l| l.seccomp().clone());
+    if let Some(s) = &seccomp {
+        crate::seccomp::check(s).map_err(ConfigError::Seccomp)?;
+    }
     let user = process.user();
     let process = ProcessPlan {
         exec_candidates: exec_candidates(arg0, &env),
@@ -388,6 +396,7 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
             .collect(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         capabilities,
+        seccomp,
     };
     Ok(Plan {
         shim,

@@ -13,8 +13,11 @@
 //! 3. the shim forks the container's first process (`child`, with `mounts`),
 //!    reports, and becomes its monitor (`monitor`).
 
+mod attach;
 mod child;
 mod config;
+mod console;
+mod exec;
 #[cfg(test)]
 mod fake_sys;
 mod launch;
@@ -22,6 +25,8 @@ mod logs;
 mod monitor;
 mod mounts;
 pub mod protocol;
+pub mod sealed;
+mod seccomp;
 mod state;
 mod sys;
 
@@ -85,6 +90,18 @@ fn failed(stage: &str, message: String) -> i32 {
 pub fn run(args: &[OsString]) -> i32 {
     // Nothing the caller leaked may live on in a long-lived shim (or a container).
     let _ = sys::close_inherited_fds();
+    // Before anything can fork a process into a container's pid namespace: see
+    // `sealed` (CVE-2019-5736).
+    if let Err(e) = sealed::ensure_sealed_exe() {
+        if args.first().is_some_and(|a| a == "exec") {
+            eprintln!("boxd shim exec: {}", error_chain(&e));
+            return 1;
+        }
+        return failed("init", error_chain(&e));
+    }
+    if args.first().is_some_and(|a| a == "exec") {
+        return exec::run(&args[1..]);
+    }
     let config_path = match parse_args(args) {
         Ok(p) => p,
         Err(message) => return failed("config", message),

@@ -34,6 +34,9 @@ pub mod files {
     pub const EXIT_RECORD: &str = "exit.json";
     /// The shim's own diagnostics (its stderr after it detached).
     pub const SHIM_LOG: &str = "shim.log";
+    /// The [`super::StdioConfig`] the daemon wrote; absent means no terminal and
+    /// stdin from /dev/null.
+    pub const STDIO_CONFIG: &str = "stdio.json";
 }
 
 /// Everything the shim needs besides the OCI bundle.
@@ -56,6 +59,22 @@ pub struct ShimConfig {
     pub cgroup_procs: Vec<PathBuf>,
     /// Where the kernel counts OOM kills for this container's cgroup.
     pub oom_counter: Option<OomCounter>,
+}
+
+/// The app's stdio (`stdio.json`, next to `shim.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StdioConfig {
+    /// Give the app a terminal (a pty of the container's devpts) as stdin, stdout and
+    /// stderr, and as its controlling terminal.
+    #[serde(default)]
+    pub terminal: bool,
+    /// Keep the app's stdin open for attachers (a pipe, or the terminal); otherwise
+    /// it is /dev/null.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close the app's stdin when the attacher that holds it closes its side.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// An overlayfs made of read-only layers and a writable upper dir.
@@ -113,6 +132,27 @@ pub enum ControlRequest {
     Wait,
     /// Answer at once with the pids.
     State,
+    /// Attach to the app's stdio: answered with [`ControlResponse::Attached`], after
+    /// which the connection carries [`exec_frame`]s both ways (see `attach` in the
+    /// shim); closing it detaches.
+    Attach {
+        /// Send stdin frames to the app (one attacher at a time).
+        #[serde(default)]
+        stdin: bool,
+        /// Receive the app's stdout (the terminal's output with a terminal).
+        #[serde(default)]
+        stdout: bool,
+        /// Receive the app's stderr.
+        #[serde(default)]
+        stderr: bool,
+    },
+    /// Set the size of the app's terminal.
+    Resize {
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
 }
 
 /// One answer on the control socket (a JSON line).
@@ -132,6 +172,14 @@ pub enum ControlResponse {
     },
     /// Answer to `Wait`.
     Exited(ExitRecord),
+    /// Answer to `Attach`: from the next byte on, frames.
+    Attached {
+        /// Length of the log file when the attacher was added: output before it is in
+        /// the log, output after it comes as frames, so a reader of both misses nothing.
+        log_offset: u64,
+        /// Whether the app has a terminal (then output is one stream).
+        terminal: bool,
+    },
     /// The request failed.
     Error {
         /// Why.
@@ -166,4 +214,97 @@ pub struct LogRecord {
     pub stream: String,
     /// The bytes read (a whole line with its `\n`, or a partial line), UTF-8 lossy.
     pub log: String,
+}
+
+/// `boxd shim exec <state_dir>`: run one more process in a running container.
+///
+/// The daemon runs the helper as an ordinary child and talks to it over its stdin and
+/// stdout in [`exec_frame`]s: first an [`ExecSpec`] (so no secret from `env` shows in
+/// a process list), then stdin bytes, stdin EOF and window sizes; the helper answers
+/// with the process's output and [`ExecReport`]s (`started` or `failed`, then `exited`).
+pub mod exec_frame {
+    /// Bytes before each payload: kind, then the payload length as a big-endian u32.
+    pub const HEADER_LEN: usize = 5;
+    /// Largest payload accepted (a spec with a large environment still fits).
+    pub const MAX_PAYLOAD: usize = 1 << 20;
+    /// daemon -> helper: the [`super::ExecSpec`] JSON, once, first.
+    pub const SPEC: u8 = 0;
+    /// daemon -> helper: bytes for the process's stdin.
+    pub const STDIN: u8 = 1;
+    /// daemon -> helper: the client closed its side of stdin (empty payload).
+    pub const STDIN_EOF: u8 = 2;
+    /// daemon -> helper: terminal size, rows then columns as big-endian u16s.
+    pub const RESIZE: u8 = 3;
+    /// helper -> daemon: stdout bytes (or the terminal's output).
+    pub const STDOUT: u8 = 1;
+    /// helper -> daemon: stderr bytes.
+    pub const STDERR: u8 = 2;
+    /// helper -> daemon: an [`super::ExecReport`] JSON.
+    pub const REPORT: u8 = 3;
+
+    /// The header of a frame of `kind` carrying `len` bytes.
+    pub fn header(kind: u8, len: usize) -> [u8; HEADER_LEN] {
+        let n = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+        [kind, n[0], n[1], n[2], n[3]]
+    }
+
+    /// `(kind, payload length)` of a header.
+    pub fn parse_header(h: [u8; HEADER_LEN]) -> (u8, usize) {
+        (h[0], u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize)
+    }
+}
+
+/// What to run with `boxd shim exec`; the credentials are resolved by the daemon
+/// (from the image's `/etc/passwd`), everything else the process gets (namespaces,
+/// cgroups, capabilities, no_new_privs, rlimits, seccomp) comes from the container's
+/// own bundle, so an exec'd process is never more privileged than the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// argv (argv[0] is looked up in `PATH` of `env`).
+    pub args: Vec<String>,
+    /// The full environment.
+    pub env: Vec<String>,
+    /// Working directory inside the container (absolute).
+    pub cwd: PathBuf,
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary groups.
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    /// Give the process a terminal (a pty of the container's devpts).
+    #[serde(default)]
+    pub tty: bool,
+    /// Keep stdin open (otherwise it is /dev/null).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Initial terminal size (rows, columns).
+    #[serde(default)]
+    pub size: Option<(u16, u16)>,
+}
+
+/// What the exec helper reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ExecReport {
+    /// The process exec'd.
+    Started {
+        /// Its host pid.
+        pid: i32,
+    },
+    /// Nothing runs.
+    Failed {
+        /// Which step failed (`exec`, `cwd`, `user`, `namespace`, `cgroup`, ...).
+        stage: String,
+        /// What went wrong, the whole chain.
+        message: String,
+    },
+    /// The process ended and its output is drained.
+    Exited {
+        /// Exit status, or 128 + the signal number.
+        exit_code: i32,
+        /// The signal that ended it, if any.
+        signal: Option<i32>,
+    },
 }

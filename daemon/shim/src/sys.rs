@@ -300,3 +300,51 @@ pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit takes an int and never returns; it touches no Rust-owned state.
     unsafe { libc::_exit(code) }
 }
+
+/// Unlock a pty master (TIOCSPTLCK 0) so its peer can be opened.
+pub(crate) fn pty_unlock(master: &impl std::os::fd::AsRawFd) -> nix::Result<()> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int through the pointer, which is valid for the call.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })
+        .map(drop)
+}
+
+/// Open the peer (slave) of a pty master by descriptor (TIOCGPTPEER, Linux 4.13), so
+/// no `/dev/pts/N` path is looked up in a filesystem the container controls.
+pub(crate) fn pty_peer(master: &impl std::os::fd::AsRawFd) -> nix::Result<OwnedFd> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes its flags by value and returns a new descriptor.
+    let fd = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Set a terminal's window size (TIOCSWINSZ); the foreground process group gets
+/// SIGWINCH.
+pub(crate) fn set_winsize(
+    tty: &impl std::os::fd::AsRawFd,
+    rows: u16,
+    cols: u16,
+) -> nix::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` through the pointer, valid for the call.
+    Errno::result(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).map(drop)
+}
+
+/// Make `tty` the controlling terminal of the calling session leader (TIOCSCTTY).
+pub(crate) fn set_controlling_tty(tty: &impl std::os::fd::AsRawFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int by value (0: do not steal from another session).
+    Errno::result(unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// Take ownership of a descriptor that recvmsg(2) installed (SCM_RIGHTS).
+pub(crate) fn own_received_fd(fd: std::os::fd::RawFd) -> OwnedFd {
+    // SAFETY: the kernel put this descriptor in our table for this message only;
+    // nothing else refers to it, so exactly one owner is created here.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

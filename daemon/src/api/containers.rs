@@ -38,8 +38,13 @@ pub(super) async fn list(
 pub(super) async fn inspect(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Container>, ApiError> {
-    Ok(Json(s.runtime.container(&id).await?))
+) -> Result<Json<boxd_client::models::ContainerInspect>, ApiError> {
+    let container = s.runtime.container(&id).await?;
+    let execs = s.runtime.execs_of(&container.id);
+    Ok(Json(boxd_client::models::ContainerInspect {
+        container,
+        execs,
+    }))
 }
 
 pub(super) async fn start(

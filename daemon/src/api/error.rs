@@ -57,8 +57,11 @@ impl ApiError {
                 R::Ambiguous { .. } | R::Invalid { .. } | R::NoCommand | R::StartRefused { .. } => {
                     StatusCode::BAD_REQUEST
                 }
+                R::ExecRefused { .. } | R::ExecMode(_) => StatusCode::BAD_REQUEST,
                 R::User(u) if u.is_bad_input() => StatusCode::BAD_REQUEST,
                 R::Image(i) if i.is_bad_input() => StatusCode::BAD_REQUEST,
+                R::Image(i) if i.is_not_found() => StatusCode::NOT_FOUND,
+                R::Image(i) if i.is_upstream() => StatusCode::BAD_GATEWAY,
                 R::NameInUse(_)
                 | R::AlreadyRunning(_)
                 | R::NotRunning(_)
@@ -83,9 +86,13 @@ impl ApiError {
                 R::Invalid { .. } => "bad_request",
                 R::NoCommand => "no_command",
                 R::StartRefused { .. } | R::StartFailed { .. } => "start_failed",
+                R::ExecRefused { .. } | R::ExecFailed { .. } => "exec_failed",
+                R::ExecMode(_) => "bad_request",
                 R::User(u) if u.is_bad_input() => "bad_user",
                 R::Image(ImageError::UnsafeEntry { .. }) => "unsafe_image",
                 R::Image(i) if i.is_bad_input() => "invalid_image",
+                R::Image(i) if i.is_not_found() => "not_found",
+                R::Image(i) if i.is_upstream() => "registry_error",
                 R::NameInUse(_) => "name_in_use",
                 R::AlreadyRunning(_) => "already_running",
                 R::NotRunning(_) => "not_running",
@@ -100,6 +107,11 @@ impl ApiError {
         if self.status().is_server_error() {
             return match self {
                 ApiError::Runtime(e @ RuntimeError::StartFailed { .. }) => e.to_string(),
+                // What a registry did wrong names only the registry and digests.
+                ApiError::Runtime(RuntimeError::Image(i)) if i.is_upstream() => {
+                    crate::error_chain(self)
+                }
+                ApiError::Runtime(e @ RuntimeError::ExecFailed { .. }) => e.to_string(),
                 _ => "internal error; the daemon log has the details".to_owned(),
             };
         }
@@ -121,5 +133,19 @@ impl IntoResponse for ApiError {
             message: self.message(),
         };
         (status, Json(body)).into_response()
+    }
+}
+
+impl ApiError {
+    /// The error body, logged as `into_response` does (for errors inside a stream,
+    /// after the status has been sent).
+    pub fn body(&self) -> ErrorBody {
+        if self.status().is_server_error() {
+            tracing::error!(error = %crate::error_chain(self), "request failed");
+        }
+        ErrorBody {
+            code: self.code().to_owned(),
+            message: self.message(),
+        }
     }
 }

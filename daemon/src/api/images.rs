@@ -1,13 +1,21 @@
-//! `/v1/images/...` handlers.
+//! `/v1/images/...` handlers: list, inspect, import, load, pull (NDJSON progress),
+//! tag, remove, prune.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_client::models::Image;
+use boxd_client::models::{
+    Image, LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest,
+};
+use futures_util::StreamExt;
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
-use super::{parse_bool, ApiError, AppState};
+use crate::image::registry::Progress;
+
+use super::{parse_bool, ApiError, ApiJson, AppState};
 
 pub(super) async fn list(State(s): State<AppState>) -> Result<Json<Vec<Image>>, ApiError> {
     Ok(Json(s.runtime.images().await?))
@@ -54,4 +62,159 @@ pub(super) async fn remove(
     let force = parse_bool("force", q.force.as_deref(), false)?;
     s.runtime.remove_image(&reference, force).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LoadQuery {
+    name: Option<String>,
+    platform: Option<String>,
+}
+
+/// `POST /v1/images/load`: a `docker save` archive or an OCI layout as a tar, streamed
+/// to the store.
+pub(super) async fn load(
+    State(s): State<AppState>,
+    Query(q): Query<LoadQuery>,
+    body: Body,
+) -> Result<Json<LoadResponse>, ApiError> {
+    let images = s
+        .runtime
+        .load_images(
+            body.into_data_stream(),
+            q.name.as_deref().filter(|n| !n.is_empty()),
+            q.platform.as_deref(),
+        )
+        .await?;
+    Ok(Json(LoadResponse { images }))
+}
+
+fn progress_line(p: Progress) -> PullProgress {
+    let line = |status: &str, id: String| PullProgress {
+        status: status.to_owned(),
+        id: Some(id),
+        ..Default::default()
+    };
+    match p {
+        Progress::Resolved { digest, layers } => PullProgress {
+            total: Some(layers.iter().map(|(_, s)| s).sum()),
+            ..line("resolved", digest)
+        },
+        Progress::Waiting { digest } => line("waiting", digest),
+        Progress::Downloading {
+            digest,
+            current,
+            total,
+        } => PullProgress {
+            current: Some(current),
+            total: Some(total),
+            ..line("downloading", digest)
+        },
+        Progress::Extracting { digest } => line("extracting", digest),
+        Progress::Exists { digest } => line("exists", digest),
+        Progress::LayerDone { digest } => line("layer_done", digest),
+    }
+}
+
+fn ndjson(p: &PullProgress) -> Result<Bytes, std::io::Error> {
+    let mut v = serde_json::to_vec(p).expect("progress serialises");
+    v.push(b'\n');
+    Ok(Bytes::from(v))
+}
+
+/// `POST /v1/images/pull`: NDJSON progress, ending with `done` (and the image) or
+/// `error`. Failures before the manifest is resolved (bad reference, unknown image,
+/// refused credentials) are plain error answers with their status.
+pub(super) async fn pull(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<PullRequest>,
+) -> Result<Response, ApiError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Result<PullProgress, ApiError>>();
+    let runtime = s.runtime.clone();
+    // The pull runs on its own task: a client that goes away does not leave a
+    // half-recorded image (it still finishes, or fails and cleans up).
+    tokio::spawn(async move {
+        let last_sent = std::sync::Mutex::new(std::collections::HashMap::<String, u64>::new());
+        let progress_tx = tx.clone();
+        let progress = move |p: Progress| {
+            // Downloads report every chunk; send at most one line per 256 KiB a layer.
+            if let Progress::Downloading {
+                digest,
+                current,
+                total,
+            } = &p
+            {
+                let mut sent = last_sent.lock().expect("progress map poisoned");
+                let last = sent.entry(digest.clone()).or_insert(0);
+                if *current != *total && *current < *last + (256 << 10) && *last != 0 {
+                    return;
+                }
+                *last = (*current).max(1);
+            }
+            let _ = progress_tx.send(Ok(progress_line(p)));
+        };
+        let result = runtime.pull_image(&req, &progress).await;
+        let _ = tx.send(match result {
+            Ok(image) => Ok(PullProgress {
+                status: "done".into(),
+                id: Some(image.id.clone()),
+                image: Some(image),
+                ..Default::default()
+            }),
+            Err(e) => Err(ApiError::from(e)),
+        });
+    });
+    // Wait for the first line: an early failure gets a real status code.
+    let first = match rx.recv().await {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return Err(e),
+        None => {
+            return Err(ApiError::BadRequest(
+                "the pull ended without an answer".into(),
+            ))
+        }
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        let line = match item {
+            Ok(p) => p,
+            Err(e) => {
+                let body = e.body();
+                PullProgress {
+                    status: "error".into(),
+                    error: Some(body),
+                    ..Default::default()
+                }
+            }
+        };
+        Some((ndjson(&line), rx))
+    });
+    let stream = futures_util::stream::once(async move { ndjson(&first) }).chain(rest);
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `POST /v1/images/tag`.
+pub(super) async fn tag(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<TagRequest>,
+) -> Result<(StatusCode, Json<Image>), ApiError> {
+    let image = s.runtime.tag_image(&req.source, &req.target).await?;
+    Ok((StatusCode::CREATED, Json(image)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct PruneQuery {
+    all: Option<String>,
+}
+
+/// `POST /v1/images/prune?all=`.
+pub(super) async fn prune(
+    State(s): State<AppState>,
+    Query(q): Query<PruneQuery>,
+) -> Result<Json<PruneResponse>, ApiError> {
+    let all = parse_bool("all", q.all.as_deref(), false)?;
+    Ok(Json(s.runtime.prune_images(all).await?))
 }

@@ -7,7 +7,9 @@
 
 mod containers;
 mod error;
+mod exec;
 mod images;
+mod stats;
 mod system;
 
 use axum::body::Bytes;
@@ -28,9 +30,14 @@ pub const MAX_JSON_BODY: usize = 1 << 20;
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/version"),
     ("GET", "/v1/info"),
+    ("GET", "/v1/system/check"),
     ("GET", "/v1/events"),
     ("GET", "/v1/images"),
     ("POST", "/v1/images/import"),
+    ("POST", "/v1/images/load"),
+    ("POST", "/v1/images/pull"),
+    ("POST", "/v1/images/tag"),
+    ("POST", "/v1/images/prune"),
     ("GET", "/v1/images/{*ref}"),
     ("DELETE", "/v1/images/{*ref}"),
     ("POST", "/v1/containers"),
@@ -42,6 +49,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/containers/{id}/kill"),
     ("POST", "/v1/containers/{id}/wait"),
     ("GET", "/v1/containers/{id}/logs"),
+    ("GET", "/v1/containers/{id}/stats"),
+    ("GET", "/v1/containers/{id}/exits"),
+    ("GET", "/v1/stats"),
+    ("POST", "/v1/containers/{id}/exec"),
+    ("GET", "/v1/exec/{exec_id}"),
+    ("POST", "/v1/exec/{exec_id}/resize"),
 ];
 
 /// Shared state of the handlers.
@@ -57,9 +70,14 @@ pub fn router(state: AppState) -> Router {
     let mut r = Routes(Router::new());
     r.add("GET", "/v1/version", get(system::version));
     r.add("GET", "/v1/info", get(system::info));
+    r.add("GET", "/v1/system/check", get(system::check));
     r.add("GET", "/v1/events", get(system::events));
     r.add("GET", "/v1/images", get(images::list));
     r.add("POST", "/v1/images/import", post(images::import));
+    r.add("POST", "/v1/images/load", post(images::load));
+    r.add("POST", "/v1/images/pull", post(images::pull));
+    r.add("POST", "/v1/images/tag", post(images::tag));
+    r.add("POST", "/v1/images/prune", post(images::prune));
     r.add(
         "GET",
         "/v1/images/{*ref}",
@@ -83,6 +101,12 @@ pub fn router(state: AppState) -> Router {
     r.add("POST", "/v1/containers/{id}/kill", post(containers::kill));
     r.add("POST", "/v1/containers/{id}/wait", post(containers::wait));
     r.add("GET", "/v1/containers/{id}/logs", get(containers::logs));
+    r.add("GET", "/v1/containers/{id}/stats", get(stats::container));
+    r.add("GET", "/v1/containers/{id}/exits", get(stats::exits));
+    r.add("GET", "/v1/stats", get(stats::all));
+    r.add("POST", "/v1/containers/{id}/exec", post(exec::create));
+    r.add("GET", "/v1/exec/{exec_id}", get(exec::inspect));
+    r.add("POST", "/v1/exec/{exec_id}/resize", post(exec::resize));
     r.0.fallback(no_route).with_state(state)
 }
 

@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_client::models::{Event, Info, Version};
+use boxd_client::models::{Event, Info, SystemCheck, Version};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -25,6 +25,12 @@ pub(super) async fn version(State(s): State<AppState>) -> Json<Version> {
 
 pub(super) async fn info(State(s): State<AppState>) -> Result<Json<Info>, ApiError> {
     Ok(Json(s.runtime.info().await?))
+}
+
+/// What the store and the kernel disagree on (empty when healthy), and what the start-up
+/// reconcile did.
+pub(super) async fn check(State(s): State<AppState>) -> Result<Json<SystemCheck>, ApiError> {
+    Ok(Json(s.runtime.system_check().await?))
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -255,6 +255,7 @@ mod tests {
             cpu_quota_us: Some(1000),
             cpu_period_us: Some(1_000_000),
             cpu_shares: Some(262_144),
+            ..Resources::default()
         };
         assert_eq!(validate(&full), Ok(()));
         assert_eq!(validate(&mem(6 * MIB, Some(6 * MIB as i64))), Ok(()));

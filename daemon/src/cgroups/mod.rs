@@ -14,11 +14,14 @@
 //! calls for the runtime's unit tests. Pure parsing lives in [`files`], limit checks and
 //! translations in [`limits`].
 
+pub mod devices;
 pub mod fake;
 pub mod files;
 pub mod limits;
+pub mod stats;
 pub mod v1;
 pub mod v2;
+pub mod watch;
 
 #[cfg(test)]
 mod root_tests;

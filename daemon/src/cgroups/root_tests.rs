@@ -156,6 +156,7 @@ fn root_create_applies_every_limit() {
         cpu_quota_us: Some(50_000),
         cpu_period_us: Some(100_000),
         cpu_shares: Some(512),
+        ..Resources::default()
     };
     let cg = p.mgr.create("c1", &r).unwrap();
     assert!(cg.procs.iter().all(|f| f.exists()), "{:?}", cg.procs);

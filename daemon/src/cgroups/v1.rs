@@ -352,6 +352,10 @@ impl CgroupManager for V1Manager {
                 })
             })
             .and_then(|()| self.init_cpuset(id))
+            .and_then(|()| match self.dir("devices", id) {
+                Some(dir) => super::devices::restrict_v1(&dir),
+                None => Ok(()),
+            })
             .and_then(|()| self.apply(id, resources, &mut warnings));
         if let Err(e) = made {
             // A group this call made must not outlive the failure (nor leak a

@@ -408,6 +408,7 @@ mod tests {
             cpu_quota_us: Some(50_000),
             cpu_period_us: None,
             cpu_shares: Some(1024),
+            ..Resources::default()
         };
         let cg = m.create("c1", &r).unwrap();
         // Writes to a plain file replace nothing else, so each file shows what was written.

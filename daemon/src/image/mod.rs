@@ -1,25 +1,42 @@
-//! The image store: imported root filesystems on disk, addressed by content.
+//! The image store: image layers on disk, addressed by content, and the formats and
+//! transports images arrive in (rootfs tarballs, `docker save` and OCI archives,
+//! registries).
 //!
 //! Layout under the store's directory (`<boxd root>/images`, mode 0700: images hold
 //! setuid binaries that no host user may reach):
 //!
 //! ```text
-//! <dir>/<hex>/rootfs/   an image: the unpacked tar whose sha256 is <hex>
-//! <dir>/tmp/            imports and removals in progress; emptied by `clean_tmp`
+//! <dir>/layers/<hex>/rootfs/   a layer, keyed by its chain id <hex>, with overlayfs
+//!                              whiteouts; an image is a stack of these (lowerdirs)
+//! <dir>/tmp/                   imports, downloads and removals in progress; emptied
+//!                              by `clean_tmp`
 //! ```
 //!
+//! Before layers, an image was `<dir>/<hex>/rootfs` (a plain import: one layer whose
+//! chain id is its id); [`ImageStore::new`] moves such dirs into `layers/` (one atomic
+//! rename each), and migration 0004 gives their rows a layer row.
+//!
 //! Invariants callers rely on:
-//! - an image id is `sha256:<64 lowercase hex>`, the digest of the *uncompressed* tar
-//!   (the OCI `diff_id`); ids are validated before any path is built from them;
-//! - `<dir>/<hex>` appears only complete (a fully unpacked and synced temp dir is renamed
+//! - a layer's key is its chain id; a plain import's image id is its only layer's chain
+//!   id (= `diff_id`, the digest of the *uncompressed* tar); ids are validated before
+//!   any path is built from them;
+//! - `layers/<hex>` appears only complete (a fully unpacked and synced temp dir is renamed
 //!   into place) and disappears atomically (renamed into `tmp/` before it is deleted), so a
-//!   crash leaves at most leftovers in `tmp/`;
+//!   crash leaves at most leftovers in `tmp/`, or a complete layer that no row owns
+//!   (which the runtime's reconcile removes);
 //! - importing the same content twice yields the same id and one copy;
 //! - an import that fails leaves nothing behind, and nothing is ever written outside the
 //!   store (the `unpack` submodule has the rules for hostile archives).
 
+pub mod archive;
+mod layers;
+pub mod oci;
+pub mod reference;
+pub mod registry;
 mod unpack;
 pub mod users;
+
+pub use layers::{LayerInfo, LayerLocks};
 
 use std::fs::{self, DirBuilder, File};
 use std::io;
@@ -106,6 +123,33 @@ pub enum ImageError {
     },
     #[error("image task failed")]
     Join(#[source] tokio::task::JoinError),
+    #[error("failed to apply whiteout {path}")]
+    Whiteout {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("invalid image metadata")]
+    Format(#[from] oci::FormatError),
+    #[error(transparent)]
+    Reference(#[from] reference::ReferenceError),
+    #[error("failed to pull image")]
+    Registry(#[from] registry::RegistryError),
+    #[error("invalid image archive")]
+    Archive(#[from] archive::ArchiveError),
+    /// The content does not have the digest it was named by.
+    #[error("{what} has digest {actual}, expected {expected}")]
+    DigestMismatch {
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error("failed to read layer {path}")]
+    ReadLayer {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl ImageError {
@@ -122,7 +166,25 @@ impl ImageError {
                 | ImageError::UnsafeEntry { .. }
                 | ImageError::UnsupportedEntry { .. }
                 | ImageError::InvalidId(_)
-        )
+                | ImageError::Format(_)
+                | ImageError::Reference(_)
+                | ImageError::Archive(_)
+                | ImageError::DigestMismatch { .. }
+        ) || matches!(self, ImageError::Registry(r) if r.is_bad_input())
+    }
+
+    /// True when a registry failed or sent content that is not what it claims (HTTP 502).
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            ImageError::Registry(_) | ImageError::DigestMismatch { .. }
+        ) && !self.is_bad_input()
+            && !self.is_not_found()
+    }
+
+    /// True when the thing asked for does not exist (HTTP 404).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ImageError::Registry(r) if r.is_not_found())
     }
 }
 
@@ -184,18 +246,22 @@ impl Drop for TempPath {
     }
 }
 
-/// The image store. Cheap to clone; all state is on disk.
+/// The image store. Cheap to clone; all state is on disk (plus in-process locks).
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     dir: PathBuf,
     tmp: PathBuf,
+    layers: PathBuf,
+    locks: std::sync::Arc<LayerLocks>,
 }
 
 impl ImageStore {
-    /// Opens the store at `dir`, creating it (0700) and `dir/tmp` when missing.
+    /// Opens the store at `dir`, creating it (0700), `dir/tmp` and `dir/layers` when
+    /// missing, and moves images of the pre-layer layout into `layers/`.
     pub fn new(dir: PathBuf) -> Result<Self, ImageError> {
         let tmp = dir.join("tmp");
-        for path in [&dir, &tmp] {
+        let layers = dir.join("layers");
+        for path in [&dir, &tmp, &layers] {
             let create = |path: &Path| -> io::Result<()> {
                 DirBuilder::new().recursive(true).mode(0o700).create(path)?;
                 // Also when it existed: the store must not be reachable by other users.
@@ -206,7 +272,38 @@ impl ImageStore {
                 source,
             })?;
         }
-        Ok(ImageStore { dir, tmp })
+        let store = ImageStore {
+            dir,
+            tmp,
+            layers,
+            locks: Default::default(),
+        };
+        store.migrate_legacy()?;
+        Ok(store)
+    }
+
+    /// Moves `<dir>/<hex>` (a pre-layer image) to `layers/<hex>`: same contents
+    /// (`rootfs/`), one atomic rename, so a crash half-way is finished on the next open.
+    /// Overlays mounted from the old path keep working (a mount holds the directory,
+    /// not its name).
+    fn migrate_legacy(&self) -> Result<(), ImageError> {
+        for id in self.list_ids()? {
+            let hex = parse_id(&id)?;
+            let from = self.dir.join(hex);
+            let to = self.layers.join(hex);
+            if fs::symlink_metadata(&to).is_ok() {
+                // Already there (imported again after an old daemon stored it): the
+                // old copy is redundant.
+                let doomed = self.tmp.join(random_name("remove-"));
+                fs::rename(&from, &doomed)
+                    .and_then(|()| unpack::remove_tree(&doomed))
+                    .map_err(|source| ImageError::Remove { path: from, source })?;
+                continue;
+            }
+            fs::rename(&from, &to).map_err(|source| ImageError::StoreImage { path: to, source })?;
+            tracing::info!(id, "moved image into the layer store");
+        }
+        Ok(())
     }
 
     /// The store's directory.
@@ -278,7 +375,7 @@ impl ImageStore {
 
         let unpacked = unpack::unpack_file(body, &rootfs_tmp)?;
         let id = format!("sha256:{}", unpacked.digest_hex);
-        let image_dir = self.dir.join(&unpacked.digest_hex);
+        let image_dir = self.layers.join(&unpacked.digest_hex);
         let imported = ImportedImage {
             id,
             size: unpacked.size,
@@ -302,17 +399,18 @@ impl ImageStore {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) => {}
             Err(e) => return Err(store_err(e)),
         }
-        File::open(&self.dir)
+        File::open(&self.layers)
             .and_then(|d| d.sync_all())
             .map_err(store_err)?;
         Ok(imported)
     }
 
-    /// Where a stored image's root filesystem is. For an invalid id this is a path that
-    /// never exists (`<dir>/invalid-id/rootfs`), so it cannot name anything else.
+    /// Where a stored layer's files are (for a plain import, the image's root
+    /// filesystem: its id is its only layer's chain id). For an invalid id this is a
+    /// path that never exists (`<dir>/invalid-id/rootfs`), so it cannot name anything else.
     pub fn rootfs(&self, id: &str) -> PathBuf {
         match parse_id(id) {
-            Ok(hex) => self.dir.join(hex).join("rootfs"),
+            Ok(hex) => self.layers.join(hex).join("rootfs"),
             Err(_) => self.dir.join("invalid-id").join("rootfs"),
         }
     }
@@ -323,11 +421,18 @@ impl ImageStore {
             && fs::symlink_metadata(self.rootfs(id)).is_ok_and(|m| m.file_type().is_dir())
     }
 
-    /// Removes a stored image; removing an absent one succeeds. The caller checks that
-    /// no container uses it.
+    /// Removes a stored layer (for a plain import: the image); removing an absent one
+    /// succeeds. The caller checks that no image or container uses it.
     pub async fn remove(&self, id: &str) -> Result<(), ImageError> {
         let hex = parse_id(id)?;
-        let image_dir = self.dir.join(hex);
+        let legacy = self.dir.join(hex);
+        if fs::symlink_metadata(&legacy).is_ok() {
+            self.remove_dir(legacy).await?;
+        }
+        self.remove_dir(self.layers.join(hex)).await
+    }
+
+    async fn remove_dir(&self, image_dir: PathBuf) -> Result<(), ImageError> {
         // Out of sight atomically first, so a crash mid-delete leaves only `tmp/` litter.
         let doomed = self.tmp.join(random_name("remove-"));
         match tokio::fs::rename(&image_dir, &doomed).await {
@@ -350,7 +455,8 @@ impl ImageStore {
             })
     }
 
-    /// Ids of the images on disk, sorted (for reconciling with the database).
+    /// Ids of images still in the pre-layer layout (`<dir>/<hex>`), sorted. Empty once
+    /// the store is open (`new` moves them).
     pub fn list_ids(&self) -> Result<Vec<String>, ImageError> {
         let list_err = |source| ImageError::List {
             path: self.dir.clone(),

@@ -88,7 +88,9 @@ impl TestStore {
     /// After a failed import: the store holds nothing but its empty tmp dir, and
     /// nothing else appeared in the base dir.
     fn assert_pristine(&self) {
-        let expected: BTreeSet<String> = ["images", "images/tmp"].map(String::from).into();
+        let expected: BTreeSet<String> = ["images", "images/layers", "images/tmp"]
+            .map(String::from)
+            .into();
         assert_eq!(self.tree(), expected);
     }
 }
@@ -671,7 +673,9 @@ async fn list_ids_and_clean_tmp() {
     fs::write(t.store.dir().join("c".repeat(64)), "a file, not a dir").unwrap();
     let mut want = vec![img.id.clone(), img2.id.clone()];
     want.sort();
-    assert_eq!(t.store.list_ids().unwrap(), want);
+    assert_eq!(t.store.list_layers().unwrap(), want);
+    // Nothing is left in the pre-layer layout.
+    assert!(t.store.list_ids().unwrap().is_empty());
 
     // Leftovers of a crash, including a read-only tree and a symlink out of the store.
     let tmp = t.store.dir().join("tmp");
@@ -786,7 +790,7 @@ async fn imports_busybox_fixture() {
     // Same content again: same id, one copy, nothing left in tmp.
     let again = t.import(&busybox_gz()).await.unwrap();
     assert_eq!(again, img);
-    assert_eq!(t.store.list_ids().unwrap(), vec![img.id.clone()]);
+    assert_eq!(t.store.list_layers().unwrap(), vec![img.id.clone()]);
     assert_eq!(fs::read_dir(t.store.dir().join("tmp")).unwrap().count(), 0);
 
     t.store.remove(&img.id).await.unwrap();
@@ -808,7 +812,7 @@ async fn plain_and_zstd_give_the_same_id() {
     let from_zstd = t.import(&zst).await.unwrap();
     assert_eq!(from_plain.id, want);
     assert_eq!(from_zstd, from_plain);
-    assert_eq!(t.store.list_ids().unwrap(), vec![want]);
+    assert_eq!(t.store.list_layers().unwrap(), vec![want]);
 }
 
 #[tokio::test]
@@ -841,4 +845,74 @@ async fn refuses_evil_fixture() {
             .map(|m| (m.ino(), m.mtime(), m.len()));
         assert_eq!(now, was, "{v} was created or changed");
     }
+}
+
+#[test]
+fn legacy_images_move_into_the_layer_store() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("images");
+    let hex = "d".repeat(64);
+    fs::create_dir_all(dir.join(&hex).join("rootfs/bin")).unwrap();
+    fs::write(dir.join(&hex).join("rootfs/bin/sh"), "sh").unwrap();
+    let store = ImageStore::new(dir.clone()).unwrap();
+    let id = format!("sha256:{hex}");
+    assert!(store.exists(&id));
+    assert_eq!(
+        store.rootfs(&id),
+        dir.join("layers").join(&hex).join("rootfs")
+    );
+    assert_eq!(fs::read(store.rootfs(&id).join("bin/sh")).unwrap(), b"sh");
+    assert!(!dir.join(&hex).exists());
+    // Opening again is a no-op.
+    let store = ImageStore::new(dir).unwrap();
+    assert!(store.exists(&id));
+}
+
+/// Applies `layered-top-layer.tar` over the busybox layer as an overlay would see it.
+#[tokio::test]
+async fn root_layer_whiteouts_become_overlay_whiteouts() {
+    if !require_root("root_layer_whiteouts_become_overlay_whiteouts") {
+        return;
+    }
+    let t = TestStore::new();
+    let d = digests();
+    let top = fixtures().join("layered-top-layer.tar");
+    let want = d["layered-oci"]["latest"]["diff_ids"][1]
+        .as_str()
+        .expect("digests.json lacks layered diff_ids")
+        .to_owned();
+    let parent = format!("sha256:{}", "e".repeat(64));
+    let layer = t
+        .store
+        .apply_layer(&top, Some(&parent), Some(&want))
+        .await
+        .unwrap();
+    assert_eq!(layer.diff_id, want);
+    assert_eq!(layer.chain_id, layers::chain_of(Some(&parent), &want));
+    let r = t.store.rootfs(&layer.chain_id);
+    let motd = fs::symlink_metadata(r.join("etc/motd")).unwrap();
+    assert!(
+        motd.file_type().is_char_device(),
+        "etc/motd is not a whiteout"
+    );
+    assert_eq!(motd.rdev(), 0);
+    assert!(!r.join("etc/.wh.motd").exists());
+    let opq = xattr::get(r.join("etc/fixture.d"), "trusted.overlay.opaque").unwrap();
+    assert_eq!(opq.as_deref(), Some(&b"y"[..]));
+    assert!(!r.join("etc/fixture.d/.wh..wh..opq").exists());
+    assert_eq!(
+        fs::read(r.join("hello.txt")).unwrap(),
+        b"hello from layer 2\n"
+    );
+
+    // A wrong diff_id publishes nothing.
+    let other = format!("sha256:{}", "f".repeat(64));
+    let err = t
+        .store
+        .apply_layer(&top, None, Some(&other))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err:?}");
+    assert_eq!(t.store.list_layers().unwrap(), vec![layer.chain_id.clone()]);
+    assert_eq!(fs::read_dir(t.store.dir().join("tmp")).unwrap().count(), 0);
 }

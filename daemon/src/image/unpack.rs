@@ -118,6 +118,21 @@ impl<R: Read> Read for HashingReader<R> {
 /// Unpacks the tarball at `body` (plain, gzip or zstd) into the existing, empty
 /// directory `target`.
 pub(super) fn unpack_file(body: &Path, target: &Path) -> Result<Unpacked, ImageError> {
+    unpack_file_as(body, target, false)
+}
+
+/// Unpacks an image layer (plain, gzip or zstd tar) into the existing, empty directory
+/// `target`, turning its whiteouts into overlayfs ones so that the directory can be
+/// stacked as a `lowerdir` above its parents:
+/// - `.wh.NAME` becomes a character device 0/0 named `NAME` (overlayfs hides `NAME`
+///   of lower layers; see Documentation/filesystems/overlayfs.rst, "whiteouts");
+/// - `.wh..wh..opq` marks its directory opaque (`trusted.overlay.opaque=y`);
+/// - other `.wh..wh.*` names are aufs bookkeeping and are skipped, as Docker does.
+pub(super) fn unpack_layer_file(body: &Path, target: &Path) -> Result<Unpacked, ImageError> {
+    unpack_file_as(body, target, true)
+}
+
+fn unpack_file_as(body: &Path, target: &Path, overlay: bool) -> Result<Unpacked, ImageError> {
     let mut file = File::open(body).map_err(ImageError::ReadTemp)?;
     let mut magic = [0u8; 6];
     let mut have = 0;
@@ -160,12 +175,13 @@ pub(super) fn unpack_file(body: &Path, target: &Path) -> Result<Unpacked, ImageE
             ImageError::CorruptArchive(e)
         }
     };
-    unpack_tar(reader, target, &archive_err)
+    unpack_tar(reader, target, overlay, &archive_err)
 }
 
 fn unpack_tar<R: Read>(
     reader: HashingReader<R>,
     target: &Path,
+    overlay: bool,
     archive_err: &dyn Fn(io::Error) -> ImageError,
 ) -> Result<Unpacked, ImageError> {
     let root =
@@ -176,6 +192,7 @@ fn unpack_tar<R: Read>(
     let mut unpacker = Unpacker {
         root,
         privileged: nix::unistd::geteuid().is_root(),
+        overlay,
         dirs: Vec::new(),
         size: 0,
     };
@@ -196,7 +213,7 @@ fn unpack_tar<R: Read>(
 
 /// Why an archive path is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BadPath {
+pub(super) enum BadPath {
     Absolute,
     DotDot,
     Nul,
@@ -223,7 +240,7 @@ impl BadPath {
 /// Splits an archive path into its components, dropping `.` and empty ones (so `./a//b/`
 /// is `[a, b]` and `./` is the root, `[]`). `..` and absolute paths are refused outright
 /// rather than resolved: a legitimate image never needs them.
-fn normalise(raw: &[u8]) -> Result<Vec<OsString>, BadPath> {
+pub(super) fn normalise(raw: &[u8]) -> Result<Vec<OsString>, BadPath> {
     if raw.contains(&0) {
         return Err(BadPath::Nul);
     }
@@ -275,6 +292,8 @@ struct Unpacker {
     root: OwnedFd,
     /// euid 0: ownership is preserved and device nodes are created.
     privileged: bool,
+    /// Whiteouts become overlayfs whiteouts (image layers).
+    overlay: bool,
     dirs: Vec<DeferredDir>,
     size: u64,
 }
@@ -326,6 +345,12 @@ impl Unpacker {
             WalkError::Sys(e) => io_err(e),
         })?;
         let name = name.as_os_str();
+
+        if self.overlay {
+            if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
+                return self.whiteout(&parent, hidden, parent_comps, &path);
+            }
+        }
 
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -504,6 +529,57 @@ impl Unpacker {
         // images this store takes are plain rootfs tarballs, and writing security.*
         // xattrs from an untrusted archive would need its own policy.
         Ok(())
+    }
+
+    /// Applies a whiteout entry (`.wh.` + `hidden`) found in `parent`.
+    fn whiteout(
+        &mut self,
+        parent: &OwnedFd,
+        hidden: &[u8],
+        parent_comps: &[OsString],
+        path: &str,
+    ) -> Result<(), ImageError> {
+        let io_err = |e: Errno| ImageError::Whiteout {
+            path: path.to_owned(),
+            source: e.into(),
+        };
+        if hidden == b".wh..opq" {
+            let dir =
+                parent
+                    .try_clone()
+                    .map(File::from)
+                    .map_err(|source| ImageError::Whiteout {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+            return xattr::FileExt::set_xattr(&dir, "trusted.overlay.opaque", b"y").map_err(
+                |source| ImageError::Whiteout {
+                    path: path.to_owned(),
+                    source,
+                },
+            );
+        }
+        if hidden.starts_with(b".wh.") {
+            return Ok(());
+        }
+        if hidden.is_empty() || hidden == b"." || hidden == b".." {
+            return Err(ImageError::UnsafeEntry {
+                path: path.to_owned(),
+                reason: "whiteout without a name",
+            });
+        }
+        let name = OsStr::from_bytes(hidden);
+        let mut comps = parent_comps.to_vec();
+        comps.push(name.to_owned());
+        self.clear(parent, name, false, &comps).map_err(io_err)?;
+        mknodat(
+            parent,
+            name,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o000),
+            makedev(0, 0),
+        )
+        .map_err(io_err)
     }
 
     fn meta<R: Read>(

@@ -80,6 +80,28 @@ struct GroupEntry {
     members: Vec<String>,
 }
 
+/// [`resolve`] for an image made of layers (overlay lower dirs, topmost first): the
+/// user database is read from the topmost layer that has `/etc/passwd` (and its
+/// `/etc/group` from that same layer).
+pub fn resolve_layers(
+    lowers: &[std::path::PathBuf],
+    spec: &str,
+) -> Result<ResolvedUser, UserError> {
+    let has_passwd = |l: &Path| {
+        // No component may be a symlink: this is only a choice of layer; `resolve`
+        // opens the file safely itself.
+        std::fs::symlink_metadata(l.join("etc")).is_ok_and(|m| m.is_dir())
+            && std::fs::symlink_metadata(l.join("etc/passwd")).is_ok_and(|m| m.is_file())
+    };
+    let layer = lowers
+        .iter()
+        .find(|l| has_passwd(l))
+        .or(lowers.first())
+        .map(|l| l.as_path())
+        .unwrap_or(Path::new("/nonexistent"));
+    resolve(layer, spec)
+}
+
 /// Resolves `spec` ("", "uid", "uid:gid", "name", "name:group", "uid:group", "name:gid")
 /// in the image at `rootfs`.
 ///

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
+    Mount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 use boxd_client::models::ContainerConfig;
@@ -34,6 +35,9 @@ pub enum BundleError {
         #[source]
         source: oci_spec::OciSpecError,
     },
+    /// The container's seccomp profile could not be translated.
+    #[error("failed to build the seccomp filter")]
+    Seccomp(#[source] super::seccomp::SeccompError),
 }
 
 /// The capabilities a container keeps by default: Podman's set, smaller than Docker's
@@ -54,7 +58,7 @@ pub const DEFAULT_CAPABILITIES: &[Capability] = &[
 
 /// Paths hidden from the container (Docker's list): kernel memory, keys, timers and
 /// hardware details that leak host information or allow attacks.
-const MASKED_PATHS: &[&str] = &[
+pub const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -68,7 +72,7 @@ const MASKED_PATHS: &[&str] = &[
 ];
 
 /// Paths the container may read but never write (Docker's list).
-const READONLY_PATHS: &[&str] = &[
+pub const READONLY_PATHS: &[&str] = &[
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",
@@ -88,7 +92,13 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 
 /// Builds the spec for a container's run.
 pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec, BundleError> {
-    let caps: oci_spec::runtime::Capabilities = DEFAULT_CAPABILITIES.iter().copied().collect();
+    let sec = &config.security;
+    // The effective set recorded at create (defaults, cap_add, cap_drop).
+    let caps: oci_spec::runtime::Capabilities = sec
+        .capabilities
+        .iter()
+        .filter_map(|c| super::security::oci_capability(c))
+        .collect();
     // A non-root user gets no effective or permitted capabilities, as with Docker: the
     // bounding set still limits what a setuid binary could regain (and no_new_privs
     // stops even that).
@@ -120,7 +130,8 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         .env(config.env.clone())
         .cwd(&config.working_dir)
         .capabilities(capabilities)
-        .no_new_privileges(true)
+        .no_new_privileges(sec.no_new_privileges)
+        .rlimits(rlimits(&sec.ulimits)?)
         .build()
         .map_err(BundleError::Build)?;
 
@@ -171,6 +182,11 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         }
         mounts.push(mount(&m.target, "bind", &m.source, &options)?);
     }
+    for (target, options) in &sec.tmpfs {
+        let options = super::security::tmpfs_options(options);
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        mounts.push(mount(target, "tmpfs", "tmpfs", &options)?);
+    }
 
     let namespaces = [
         LinuxNamespaceType::Pid,
@@ -187,7 +203,11 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
             .map_err(BundleError::Build)
     })
     .collect::<Result<Vec<_>, _>>()?;
-    let linux = LinuxBuilder::default()
+    let mut linux = LinuxBuilder::default();
+    if let Some(seccomp) = seccomp_section(sec)? {
+        linux = linux.seccomp(seccomp);
+    }
+    let linux = linux
         .namespaces(namespaces)
         .masked_paths(
             MASKED_PATHS
@@ -209,7 +229,7 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         .root(
             RootBuilder::default()
                 .path(ROOTFS_DIR)
-                .readonly(false)
+                .readonly(sec.read_only_rootfs)
                 .build()
                 .map_err(BundleError::Build)?,
         )
@@ -219,6 +239,44 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         .linux(linux)
         .build()
         .map_err(BundleError::Build)
+}
+
+/// The OCI seccomp section: none when unconfined, else the default or custom profile
+/// translated for this container's capabilities.
+fn seccomp_section(
+    sec: &boxd_client::models::SecurityConfig,
+) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, BundleError> {
+    use super::seccomp;
+    let profile = match (sec.seccomp.as_str(), &sec.seccomp_profile) {
+        ("unconfined", _) => return Ok(None),
+        ("custom", Some(json)) => seccomp::parse_profile(json).map_err(BundleError::Seccomp)?,
+        _ => seccomp::default_profile(),
+    };
+    seccomp::translate(&profile, &sec.capabilities)
+        .map(Some)
+        .map_err(BundleError::Seccomp)
+}
+
+/// `ulimits` as OCI rlimits (names checked at create).
+fn rlimits(ulimits: &[boxd_client::models::Ulimit]) -> Result<Vec<PosixRlimit>, BundleError> {
+    ulimits
+        .iter()
+        .filter_map(|u| {
+            let typ: PosixRlimitType = serde_json::from_value(serde_json::Value::String(format!(
+                "RLIMIT_{}",
+                u.name.to_ascii_uppercase()
+            )))
+            .ok()?;
+            Some(
+                PosixRlimitBuilder::default()
+                    .typ(typ)
+                    .soft(u.soft)
+                    .hard(u.hard)
+                    .build()
+                    .map_err(BundleError::Build),
+            )
+        })
+        .collect()
 }
 
 /// Writes `config.json` into `bundle` (which must exist) and creates the rootfs mount point.
@@ -253,6 +311,7 @@ mod tests {
                 read_only: true,
             }],
             labels: Default::default(),
+            security: Default::default(),
         }
     }
 
@@ -328,6 +387,59 @@ mod tests {
         let caps = process.capabilities().as_ref().unwrap();
         assert!(caps.effective().as_ref().unwrap().is_empty());
         assert!(!caps.bounding().as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn security_settings_reach_the_spec() {
+        let root = ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+        };
+        let mut c = config();
+        c.security.capabilities.push("CAP_NET_RAW".into());
+        c.security.read_only_rootfs = true;
+        c.security.tmpfs.insert("/tmp".into(), "size=1m".into());
+        c.security.ulimits = vec![boxd_client::models::Ulimit {
+            name: "nofile".into(),
+            soft: 10,
+            hard: 20,
+        }];
+        c.security.no_new_privileges = false;
+        let spec = build_spec(&c, &root).unwrap();
+        assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
+        let process = spec.process().as_ref().unwrap();
+        assert_eq!(process.no_new_privileges(), Some(false));
+        let caps = process.capabilities().as_ref().unwrap();
+        assert!(caps
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .contains(&Capability::NetRaw));
+        let rl = &process.rlimits().as_ref().unwrap()[0];
+        assert_eq!((rl.soft(), rl.hard()), (10, 20));
+        let tmp = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/tmp"))
+            .unwrap();
+        assert_eq!(tmp.typ().as_deref(), Some("tmpfs"));
+        assert!(tmp
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"noexec".to_owned()));
+        let seccomp = spec.linux().as_ref().unwrap().seccomp().as_ref().unwrap();
+        assert_eq!(
+            seccomp.default_action(),
+            oci_spec::runtime::LinuxSeccompAction::ScmpActErrno
+        );
+
+        c.security.seccomp = "unconfined".into();
+        let spec = build_spec(&c, &root).unwrap();
+        assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
     }
 
     #[test]

@@ -75,6 +75,27 @@ pub enum RuntimeError {
         /// The shim's message.
         message: String,
     },
+    /// An exec'd process could not be started because of the request (no such
+    /// command, working dir or user).
+    #[error("failed to exec in the container ({stage}): {message}")]
+    ExecRefused {
+        /// The helper's stage.
+        stage: String,
+        /// The helper's message.
+        message: String,
+    },
+    /// The exec helper failed.
+    #[error("failed to exec in the container ({stage}): {message}")]
+    ExecFailed {
+        /// The helper's stage.
+        stage: String,
+        /// The helper's message.
+        message: String,
+    },
+    /// A terminal-only request on a process without a terminal, or stdin without an
+    /// upgraded connection.
+    #[error("{0}")]
+    ExecMode(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -93,6 +114,9 @@ pub enum RuntimeError {
     /// Talking to a shim failed.
     #[error(transparent)]
     Shim(#[from] ShimError),
+    /// Reading a container's resource use failed.
+    #[error(transparent)]
+    Stats(#[from] crate::cgroups::stats::StatsError),
     /// A file operation failed.
     #[error("failed to {op} {path}")]
     Io {

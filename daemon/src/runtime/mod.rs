@@ -16,10 +16,17 @@
 //! being the app's parent. One monitor task per running container waits for it.
 
 pub mod bundle;
+mod check;
 mod error;
+pub mod exec;
+pub mod images;
 pub mod logs;
 pub mod names;
+mod observe;
 mod reconcile;
+pub mod restart;
+pub mod seccomp;
+pub mod security;
 pub mod shim;
 
 use std::collections::HashMap;
@@ -44,6 +51,7 @@ use crate::image::ImageStore;
 use crate::store::{ContainerRecord, ExitUpdate, Resolved, Store};
 
 pub use error::RuntimeError;
+pub use observe::{DEFAULT_EVENTS_MAX, DEFAULT_EVENTS_MAX_AGE, DEFAULT_MEMORY_WARNING_PERCENT};
 
 /// The default `PATH` when neither the image nor the request sets one (Docker's).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -92,6 +100,14 @@ struct Inner {
     exits: Mutex<HashMap<String, watch::Sender<u64>>>,
     /// Per container: serialises create/start/delete of one container.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Memory-event watchers of running containers (see `observe`).
+    observers: observe::Observers,
+    /// Exec'd processes of this daemon's run (see `exec`).
+    execs: exec::ExecRegistry,
+    /// Per container: quick exits in a row, for the restart back-off.
+    backoff: Mutex<HashMap<String, u32>>,
+    /// What the start-up reconcile did, for `GET /v1/system/check`.
+    reconciled: Mutex<Vec<String>>,
 }
 
 /// Facts about the host, read once.
@@ -136,9 +152,14 @@ impl Runtime {
                 info,
                 exits: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
+                observers: Default::default(),
+                execs: exec::ExecRegistry::default(),
+                backoff: Mutex::new(HashMap::new()),
+                reconciled: Mutex::new(Vec::new()),
             }),
         };
         rt.reconcile().await?;
+        rt.resume_restart_policies().await?;
         Ok(rt)
     }
 
@@ -202,7 +223,11 @@ impl Runtime {
     {
         let tag =
             names::normalize_image_name(name).map_err(|r| RuntimeError::invalid("name", r))?;
+        // Shared gc lock until the row exists: a failed pull's clean-up (exclusive) must
+        // not take this layer for an unowned one.
+        let _gc = self.inner.images.gc_read().await;
         let imported = self.inner.images.import(body).await?;
+        crate::fault::crash_point("image.after_unpack");
         // The layer is in place before its row: a crash here leaves an unowned dir, which
         // reconcile removes. The row then the tag: an untagged image is still listed.
         self.inner
@@ -254,24 +279,10 @@ impl Runtime {
         }
     }
 
-    /// Removes an image (409 while a container uses it).
-    pub async fn remove_image(&self, reference: &str, _force: bool) -> Result<(), RuntimeError> {
-        let img = self.image(reference).await?;
-        let count = self.inner.store.containers_using_image(&img.id).await?;
-        if count > 0 {
-            return Err(RuntimeError::ImageInUse {
-                image: img.id,
-                count,
-            });
-        }
-        // Row first, then files: a crash between leaves an unowned dir for reconcile.
-        self.inner.store.delete_image(&img.id).await?;
-        self.inner.images.remove(&img.id).await?;
-        self.inner
-            .events
-            .emit("image", "delete", &img.id, &[("name", img.tags.join(","))])
-            .await;
-        Ok(())
+    /// Removes an image (409 while a container uses it; see `images.rs` for tags and
+    /// `force`).
+    pub async fn remove_image(&self, reference: &str, force: bool) -> Result<(), RuntimeError> {
+        self.remove_image_impl(reference, force).await
     }
 
     // ----- containers: queries -----------------------------------------------------
@@ -304,7 +315,9 @@ impl Runtime {
 
     /// One container by id, prefix or name.
     pub async fn container(&self, reference: &str) -> Result<Container, RuntimeError> {
-        Ok(self.resolve(reference).await?.container)
+        let mut c = self.resolve(reference).await?.container;
+        self.fill_observed(&mut c).await?;
+        Ok(c)
     }
 
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -340,10 +353,17 @@ impl Runtime {
         };
         crate::cgroups::validate(&req.resources)
             .map_err(|e| RuntimeError::invalid("resources", e.to_string()))?;
+        observe::check_create(&req)?;
+        let restart_policy: restart::RestartPolicy = req
+            .restart_policy
+            .as_deref()
+            .unwrap_or("no")
+            .parse()
+            .map_err(|r| RuntimeError::invalid("restart_policy", r))?;
         let image = self.image(&req.image).await?;
         let config = self.container_config(&req, &image, &name)?;
         // Resolving the user now turns a typo into a 400 at create, not a failed start.
-        users::resolve(&self.inner.images.rootfs(&image.id), &config.user)?;
+        users::resolve_layers(&self.image_lowers(&image.id).await?, &config.user)?;
 
         let id = names::generate_container_id();
         let container = Container {
@@ -362,6 +382,10 @@ impl Runtime {
             error: None,
             config,
             resources: req.resources.clone(),
+            restart_policy: restart_policy.to_string(),
+            restart_count: 0,
+            next_restart_at: None,
+            observed: Default::default(),
         };
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
@@ -373,6 +397,7 @@ impl Runtime {
                 crate::store::StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
                 other => other.into(),
             })?;
+        crate::fault::crash_point("create.after_insert");
         let dir = self.inner.paths.container_dir(&id);
         let made = std::fs::create_dir_all(dir.join("upper"))
             .and_then(|()| std::fs::create_dir_all(dir.join("work")))
@@ -383,6 +408,7 @@ impl Runtime {
             self.inner.store.delete_container(&id).await?;
             return Err(err);
         }
+        self.save_memory_warning(&id, &req).await;
         self.inner
             .events
             .emit(
@@ -406,11 +432,7 @@ impl Runtime {
         image: &Image,
         name: &str,
     ) -> Result<ContainerConfig, RuntimeError> {
-        let cmd = match &req.cmd {
-            Some(cmd) if !cmd.is_empty() => cmd.clone(),
-            _ if !image.cmd.is_empty() => image.cmd.clone(),
-            _ => return Err(RuntimeError::NoCommand),
-        };
+        let cmd = images::merged_command(req, image)?;
         if cmd[0].is_empty() {
             return Err(RuntimeError::invalid(
                 "cmd",
@@ -488,18 +510,35 @@ impl Runtime {
             env,
             working_dir,
             hostname,
-            user: req.user.clone().unwrap_or_default(),
+            user: req
+                .user
+                .clone()
+                .or_else(|| image.user.clone())
+                .unwrap_or_default(),
             mounts: req.mounts.clone(),
-            labels: req.labels.clone(),
+            labels: images::merged_labels(req, image),
+            security: security::security_config(req)
+                .map_err(|e| RuntimeError::invalid("security", crate::error_chain(&e)))?,
         })
     }
 
     // ----- start --------------------------------------------------------------------
 
-    /// Starts a created or exited container.
+    /// Starts a created or exited container, as the user asked.
     pub async fn start(&self, reference: &str) -> Result<(), RuntimeError> {
-        let rec = self.resolve(reference).await?;
-        let id = rec.container.id.clone();
+        let id = self.resolve(reference).await?.container.id;
+        self.start_as(&id, reference, restart::StartCause::User)
+            .await
+    }
+
+    /// Starts a container for the user or for its restart policy.
+    pub(crate) async fn start_as(
+        &self,
+        id: &str,
+        reference: &str,
+        cause: restart::StartCause,
+    ) -> Result<(), RuntimeError> {
+        let id = id.to_owned();
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
         // Re-read under the lock: another start may have won.
@@ -515,6 +554,17 @@ impl Runtime {
         if rec.container.state == ContainerState::Running {
             return Err(RuntimeError::AlreadyRunning(rec.container.name));
         }
+        if cause == restart::StartCause::Policy
+            && (rec.stopped_by_user || rec.container.next_restart_at.is_none())
+        {
+            // The user stopped it, or restarted it by hand, while the back-off ran.
+            return Ok(());
+        }
+        match cause {
+            restart::StartCause::User => self.inner.store.reset_restarts(&id).await?,
+            restart::StartCause::Policy => self.inner.store.count_restart(&id).await?,
+        }
+        crate::fault::crash_point("start.before_launch");
         let c = rec.container;
         let state_dir = self.inner.paths.state_dir(&id);
         let result = self.start_locked(&c, &state_dir).await;
@@ -524,6 +574,13 @@ impl Runtime {
                     .store
                     .set_running(&id, pid, shim_pid, Utc::now())
                     .await?;
+                crate::fault::crash_point("start.after_launch_recorded");
+                if cause == restart::StartCause::Policy {
+                    self.inner
+                        .events
+                        .emit("container", "restart", &id, &[("name", c.name.clone())])
+                        .await;
+                }
                 self.inner
                     .events
                     .emit("container", "start", &id, &[("name", c.name.clone())])
@@ -558,23 +615,30 @@ impl Runtime {
             std::fs::remove_dir_all(state_dir).map_err(RuntimeError::io("remove", state_dir))?;
         }
         std::fs::create_dir_all(state_dir).map_err(RuntimeError::io("create", state_dir))?;
-        let rootfs = self.inner.images.rootfs(&c.image_id);
-        let user: ResolvedUser = users::resolve(&rootfs, &c.config.user)?;
+        let lowers = self.image_lowers(&c.image_id).await?;
+        let user: ResolvedUser = users::resolve_layers(&lowers, &c.config.user)?;
         let spec = bundle::build_spec(&c.config, &user)?;
         bundle::write_bundle(state_dir, &spec)?;
 
         let cgroup = self.inner.cgroups.create(id, &c.resources)?;
+        crate::fault::crash_point("start.after_cgroup");
+        self.arm_observers(c).await;
         for w in &cgroup.warnings {
             tracing::warn!(id, warning = %w, "resource limit not applied exactly");
         }
         let dir = self.inner.paths.container_dir(id);
+        // Made at create; made again here in case a crash came between the row and the
+        // dirs (both are idempotent).
+        for sub in ["upper", "work"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(RuntimeError::io("create", &dir))?;
+        }
         let shim_config = ShimConfig {
             id: id.clone(),
             bundle: state_dir.to_owned(),
             state_dir: state_dir.to_owned(),
             log_path: self.inner.paths.log_path(id),
             rootfs: Overlay {
-                lower: vec![rootfs],
+                lower: lowers,
                 upper: dir.join("upper"),
                 work: dir.join("work"),
             },
@@ -586,7 +650,10 @@ impl Runtime {
         std::fs::write(&config_path, json).map_err(RuntimeError::io("write", &config_path))?;
 
         match self.inner.launcher.launch(&config_path).await? {
-            StartReport::Started { shim_pid, pid } => Ok((shim_pid, pid)),
+            StartReport::Started { shim_pid, pid } => {
+                crate::fault::crash_point("start.after_shim");
+                Ok((shim_pid, pid))
+            }
             StartReport::Failed { stage, message } => {
                 // What the user asked for (a command, a working dir, a user) is a 400;
                 // anything else is ours.
@@ -605,6 +672,7 @@ impl Runtime {
         let rt = self.clone();
         tokio::spawn(async move {
             let state_dir = rt.inner.paths.state_dir(&id);
+            rt.ensure_observers(&id).await;
             let record = watch_shim(&state_dir).await;
             if let Err(err) = rt.record_exit(&id, record).await {
                 tracing::error!(id, error = %crate::error_chain(&err), "failed to record container exit");
@@ -618,6 +686,7 @@ impl Runtime {
             return Ok(());
         };
         let name = rec.container.name.clone();
+        let oom_reported = self.observe_exit(&rec.container, record.as_ref()).await;
         match record {
             Some(exit) => {
                 let counted = exit
@@ -635,7 +704,8 @@ impl Runtime {
                     finished_at,
                 };
                 self.inner.store.set_exited(id, &update).await?;
-                if oom_killed {
+                crate::fault::crash_point("exit.after_record");
+                if oom_killed && !oom_reported {
                     self.inner
                         .events
                         .emit("container", "oom", id, &[("name", name.clone())])
@@ -674,6 +744,7 @@ impl Runtime {
             }
         }
         self.notify_exit(id);
+        self.after_exit(id).await;
         Ok(())
     }
 
@@ -682,6 +753,9 @@ impl Runtime {
     /// SIGTERM, then SIGKILL after `timeout`.
     pub async fn stop(&self, reference: &str, timeout: Duration) -> Result<(), RuntimeError> {
         let c = self.resolve(reference).await?.container;
+        // Recorded first, so the exit this causes is not restarted (and a pending
+        // restart of a stopped container is cancelled).
+        self.inner.store.set_stopped_by_user(&c.id).await?;
         if c.state != ContainerState::Running {
             return Ok(());
         }
@@ -692,10 +766,9 @@ impl Runtime {
             .events
             .emit("container", "stop", &c.id, &[("name", c.name.clone())])
             .await;
-        if self
-            .signal_running(&c.id, &state_dir, libc::SIGTERM)
-            .await?
-        {
+        // The image's StopSignal (SIGTERM when it sets none).
+        let stop_signal = self.stop_signal(&c.image_id).await;
+        if self.signal_running(&c.id, &state_dir, stop_signal).await? {
             if tokio::time::timeout(timeout, exits.changed()).await.is_ok() {
                 return Ok(());
             }
@@ -718,6 +791,14 @@ impl Runtime {
             return Err(RuntimeError::NotRunning(c.name));
         }
         let state_dir = self.inner.paths.state_dir(&c.id);
+        // A signal meant to end the container counts as the user stopping it, as with
+        // Docker; one meant for the app (SIGHUP to reload, say) does not.
+        if matches!(
+            signal,
+            libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGQUIT
+        ) {
+            self.inner.store.set_stopped_by_user(&c.id).await?;
+        }
         if !self.signal_running(&c.id, &state_dir, signal).await? {
             return Err(RuntimeError::NotRunning(c.name));
         }
@@ -803,14 +884,18 @@ impl Runtime {
             }
             let mut exits = self.exit_watch(&id);
             exits.borrow_and_update();
+            self.inner.store.set_stopped_by_user(&id).await?;
             if self.signal_running(&id, &state_dir, libc::SIGKILL).await? {
                 let _ = tokio::time::timeout(KILL_GRACE, exits.changed()).await;
             }
+            crate::fault::crash_point("delete.after_kill");
         }
         // Whatever the monitor did or did not get to, nothing may stay behind.
         self.inner.cgroups.remove(&id)?;
+        crate::fault::crash_point("delete.after_cgroup");
         remove_dir_if_exists(&state_dir)?;
         remove_dir_if_exists(&self.inner.paths.container_dir(&id))?;
+        crate::fault::crash_point("delete.before_row");
         self.inner.store.delete_container(&id).await?;
         self.inner
             .events

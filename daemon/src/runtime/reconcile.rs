@@ -16,9 +16,16 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use boxd_client::models::ContainerState;
-use boxd_shim::protocol::files;
+use boxd_shim::protocol::{files, ExitRecord};
 
 use super::{remove_dir_if_exists, shim, Runtime, RuntimeError};
+
+/// File in the state dir holding the boot id the daemon last ran under.
+pub(crate) const BOOT_ID_FILE: &str = "boot_id";
+
+fn current_boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default()
+}
 
 fn read_pid(dir: &Path, name: &str) -> Option<i32> {
     std::fs::read_to_string(dir.join(name))
@@ -44,6 +51,7 @@ impl Runtime {
         if let Err(e) = inner.images.clean_tmp() {
             tracing::warn!(error = %crate::error_chain(&e), "failed to clean unfinished image imports");
         }
+        let rebooted = self.host_rebooted();
         let records = inner.store.list_containers(true).await?;
         let known: HashSet<String> = records.iter().map(|r| r.container.id.clone()).collect();
         let mut live: HashSet<String> = HashSet::new();
@@ -51,6 +59,18 @@ impl Runtime {
         for rec in records {
             let c = rec.container;
             let dir = inner.paths.state_dir(&c.id);
+            // A create that crashed between its row and its dirs is finished here.
+            let cdir = inner.paths.container_dir(&c.id);
+            if !cdir.is_dir() {
+                for sub in ["upper", "work"] {
+                    std::fs::create_dir_all(cdir.join(sub))
+                        .map_err(RuntimeError::io("create", &cdir))?;
+                }
+                self.note(format!(
+                    "finished the interrupted create of container {}",
+                    c.name
+                ));
+            }
             match c.state {
                 ContainerState::Running | ContainerState::Created => {
                     if let Some(exit) = shim::read_exit_record(&dir) {
@@ -59,6 +79,7 @@ impl Runtime {
                             exit_code = exit.exit_code,
                             "recording an exit that happened while boxd was down"
                         );
+                        self.note(format!("recorded the exit (code {}) of container {} that ended while boxd was down", exit.exit_code, c.name));
                         self.record_exit(&c.id, Some(exit)).await?;
                     } else if shim::shim_alive(&dir) {
                         if c.state == ContainerState::Created {
@@ -81,16 +102,50 @@ impl Runtime {
                                 pid,
                                 "adopted a container whose start was interrupted"
                             );
+                            self.note(format!(
+                                "finished the interrupted start of container {}",
+                                c.name
+                            ));
                         } else {
                             tracing::info!(id = c.id, "re-attached to a running container");
+                            self.note(format!("re-attached to running container {}", c.name));
                         }
                         live.insert(c.id.clone());
                         self.spawn_monitor(c.id.clone());
+                    } else if c.state == ContainerState::Running && rebooted {
+                        // The state dir is on tmpfs: after a reboot nothing is left of the
+                        // run. It ended with the host; its code is unknown (Docker: 255).
+                        tracing::warn!(
+                            id = c.id,
+                            "container was running when the host went down; marking it exited"
+                        );
+                        let now = chrono::Utc::now().timestamp_millis().max(0) as u64;
+                        let lost = ExitRecord {
+                            pid: c.pid.map_or(0, |p| p as i32),
+                            exit_code: 255,
+                            signal: None,
+                            oom_kills: Some(0),
+                            started_at_ms: now,
+                            finished_at_ms: now,
+                        };
+                        self.note(format!(
+                            "container {} was running when the host went down: exited (255)",
+                            c.name
+                        ));
+                        self.record_exit(&c.id, Some(lost)).await?;
+                        inner
+                            .store
+                            .set_error(&c.id, Some("the host restarted while it ran"))
+                            .await?;
                     } else if c.state == ContainerState::Running {
                         tracing::warn!(
                             id = c.id,
                             "container's shim is gone and left no exit record; marking it dead"
                         );
+                        self.note(format!(
+                            "container {} lost its shim and left no exit record: dead",
+                            c.name
+                        ));
                         self.record_exit(&c.id, None).await?;
                     } else {
                         self.free_run_resources(&c.id);
@@ -104,6 +159,9 @@ impl Runtime {
             Ok(groups) => {
                 for g in groups.into_iter().filter(|g| !live.contains(g)) {
                     tracing::info!(group = g, "removing a cgroup no running container owns");
+                    self.note(format!(
+                        "removed cgroup {g}, which no running container owns"
+                    ));
                     if let Err(e) = inner.cgroups.remove(&g) {
                         tracing::warn!(group = g, error = %crate::error_chain(&e), "failed to remove stray cgroup");
                     }
@@ -119,6 +177,7 @@ impl Runtime {
             let dir = inner.paths.state.join(&name);
             if shim::shim_alive(&dir) {
                 tracing::warn!(dir = %dir.display(), "killing a container no record owns");
+                self.note(format!("killed container {name}, which no record owns"));
                 let _ = shim::kill(&dir, libc::SIGKILL).await;
                 let _ =
                     tokio::time::timeout(std::time::Duration::from_secs(5), shim::wait(&dir)).await;
@@ -133,6 +192,10 @@ impl Runtime {
         {
             let dir = inner.paths.containers.join(&name);
             tracing::info!(dir = %dir.display(), "removing a container dir no record owns");
+            self.note(format!(
+                "removed container dir {}, which no record owns",
+                dir.display()
+            ));
             if let Err(e) = remove_dir_if_exists(&dir) {
                 tracing::warn!(error = %crate::error_chain(&e), "failed to remove stray container dir");
             }
@@ -142,6 +205,7 @@ impl Runtime {
                 for id in ids {
                     if inner.store.image(&id).await?.is_none() {
                         tracing::info!(id, "removing an image dir no record owns");
+                        self.note(format!("removed image dir {id}, which no record owns"));
                         if let Err(e) = inner.images.remove(&id).await {
                             tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove stray image");
                         }
@@ -150,7 +214,31 @@ impl Runtime {
             }
             Err(e) => tracing::warn!(error = %crate::error_chain(&e), "failed to list image dirs"),
         }
+        self.reconcile_layers().await?;
+        self.record_boot_id();
         Ok(())
+    }
+
+    fn note(&self, what: String) {
+        self.inner
+            .reconciled
+            .lock()
+            .expect("reconciled poisoned")
+            .push(what);
+    }
+
+    /// Whether the host booted since the last daemon ran: the state dir (tmpfs) keeps the
+    /// kernel's boot id, which changes at every boot; a missing file means a fresh tmpfs.
+    fn host_rebooted(&self) -> bool {
+        let saved = std::fs::read_to_string(self.inner.info.state_dir.join(BOOT_ID_FILE)).ok();
+        saved.is_none_or(|s| s.trim() != current_boot_id().trim())
+    }
+
+    fn record_boot_id(&self) {
+        let path = self.inner.info.state_dir.join(BOOT_ID_FILE);
+        if let Err(e) = std::fs::write(&path, current_boot_id()) {
+            tracing::warn!(path = %path.display(), error = %e, "failed to record the boot id");
+        }
     }
 
     /// Removes a not-running container's cgroup and state dir, if any are left.

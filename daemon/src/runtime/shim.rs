@@ -67,17 +67,50 @@ pub enum ShimError {
 #[derive(Debug, Clone)]
 pub struct ShimLauncher {
     bin: PathBuf,
+    /// One sealed in-memory copy of `bin`, made at the first launch, that every shim
+    /// runs from (see `boxd_shim::sealed`: no container can reach the host's binary).
+    sealed: std::sync::Arc<std::sync::OnceLock<Option<std::os::fd::OwnedFd>>>,
 }
 
 impl ShimLauncher {
     /// A launcher running `bin shim --config ...`.
     pub fn new(bin: PathBuf) -> Self {
-        ShimLauncher { bin }
+        ShimLauncher {
+            bin,
+            sealed: Default::default(),
+        }
+    }
+
+    /// What to execute to run the shim: `/proc/self/fd/N` of the sealed copy (the
+    /// spawned child resolves it before exec closes the close-on-exec descriptor), or
+    /// the binary itself if no copy could be made (the shim then seals itself).
+    pub fn program(&self) -> PathBuf {
+        let sealed = self.sealed.get_or_init(|| {
+            let copy = std::fs::File::open(&self.bin)
+                .map_err(boxd_shim::sealed::SealError::OpenExe)
+                .and_then(|mut f| boxd_shim::sealed::sealed_copy(&mut f));
+            match copy {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    tracing::warn!(bin = %self.bin.display(), error = %crate::error_chain(&e), "cannot make a sealed copy of the shim; each shim will copy itself");
+                    None
+                }
+            }
+        });
+        match sealed {
+            Some(fd) => PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            None => self.bin.clone(),
+        }
+    }
+
+    /// The shim binary (`boxd`), also run as `boxd shim exec`.
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     /// Starts the container described by `shim_config` and returns the shim's report.
     pub async fn launch(&self, shim_config: &Path) -> Result<StartReport, ShimError> {
-        let child = tokio::process::Command::new(&self.bin)
+        let child = tokio::process::Command::new(self.program())
             .arg("shim")
             .arg("--config")
             .arg(shim_config)

@@ -15,6 +15,8 @@ pub struct ContainerRecord {
     pub container: Container,
     /// Pid of its shim while running.
     pub shim_pid: Option<i32>,
+    /// The user stopped or killed it (restart policies honour that).
+    pub stopped_by_user: bool,
 }
 
 #[derive(FromRow)]
@@ -35,6 +37,10 @@ struct Row {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    restart_policy: String,
+    restart_count: i64,
+    stopped_by_user: bool,
+    next_restart_at: Option<DateTime<Utc>>,
 }
 
 impl Row {
@@ -71,14 +77,20 @@ impl Row {
                 error: self.error,
                 config,
                 resources,
+                restart_policy: self.restart_policy,
+                restart_count: u32::try_from(self.restart_count).unwrap_or(0),
+                next_restart_at: self.next_restart_at,
+                observed: Default::default(),
             },
             shim_pid: self.shim_pid.and_then(|p| i32::try_from(p).ok()),
+            stopped_by_user: self.stopped_by_user,
         })
     }
 }
 
 const COLUMNS: &str = "id, name, image, image_id, state, config, resources, pid, shim_pid, \
-     exit_code, exit_signal, oom_killed, error, created_at, started_at, finished_at";
+     exit_code, exit_signal, oom_killed, error, created_at, started_at, finished_at, \
+     restart_policy, restart_count, stopped_by_user, next_restart_at";
 
 /// How an exit is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,8 +122,8 @@ impl Store {
         let config = serde_json::to_string(&c.config).expect("config serialises");
         let resources = serde_json::to_string(&c.resources).expect("resources serialise");
         let res = sqlx::query(
-            "INSERT INTO containers (id, name, image, image_id, state, config, resources, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO containers (id, name, image, image_id, state, config, resources, created_at, \
+             restart_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -121,6 +133,7 @@ impl Store {
         .bind(config)
         .bind(resources)
         .bind(c.created_at)
+        .bind(&c.restart_policy)
         .execute(self.pool())
         .await;
         match res {
@@ -275,6 +288,60 @@ impl Store {
         Ok(res.rows_affected() > 0)
     }
 
+    /// Records a start the user asked for: the policy's count and the user's stop are
+    /// forgotten.
+    pub async fn reset_restarts(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE containers SET restart_count = 0, stopped_by_user = 0, next_restart_at = NULL \
+             WHERE id = ?",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(query_err("reset restart count"))?;
+        Ok(())
+    }
+
+    /// Records that the user stopped (or killed) the container; cancels a pending restart.
+    pub async fn set_stopped_by_user(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE containers SET stopped_by_user = 1, next_restart_at = NULL WHERE id = ?",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(query_err("record user stop"))?;
+        Ok(())
+    }
+
+    /// Records when the restart policy will start the container again (or no restart).
+    pub async fn set_next_restart(
+        &self,
+        id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE containers SET next_restart_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query_err("record next restart"))?;
+        Ok(())
+    }
+
+    /// Counts a restart done by the policy.
+    pub async fn count_restart(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE containers SET restart_count = restart_count + 1, next_restart_at = NULL \
+             WHERE id = ?",
+        )
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(query_err("count restart"))?;
+        Ok(())
+    }
+
     /// Number of containers per state.
     pub async fn count_containers(&self) -> Result<BTreeMap<String, u64>, StoreError> {
         let rows: Vec<(String, i64)> =
@@ -328,6 +395,10 @@ mod tests {
                 memory_bytes: Some(1 << 26),
                 ..Default::default()
             },
+            restart_policy: "no".into(),
+            restart_count: 0,
+            next_restart_at: None,
+            observed: Default::default(),
         }
     }
 

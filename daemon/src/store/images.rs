@@ -16,17 +16,55 @@ struct Row {
     created_at: DateTime<Utc>,
     config: String,
     tags: Option<String>,
+    repo_digests: String,
 }
 
-/// The image defaults kept in the `config` column.
+/// The image defaults kept in the `config` column (what `Image` says beyond id, tags,
+/// size, time and repo digests).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct StoredConfig {
+pub(crate) struct StoredConfig {
     #[serde(default)]
     cmd: Vec<String>,
     #[serde(default)]
     env: Vec<String>,
     #[serde(default)]
     working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    entrypoint: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    architecture: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    history: Vec<boxd_client::models::ImageHistory>,
+}
+
+impl StoredConfig {
+    /// The `config` column for an image's defaults.
+    pub(crate) fn json_of(image: &Image) -> String {
+        let c = StoredConfig {
+            cmd: image.cmd.clone(),
+            env: image.env.clone(),
+            working_dir: image.working_dir.clone(),
+            entrypoint: image.entrypoint.clone(),
+            user: image.user.clone(),
+            labels: image.labels.clone(),
+            stop_signal: image.stop_signal.clone(),
+            os: image.os.clone(),
+            architecture: image.architecture.clone(),
+            layers: image.layers.clone(),
+            history: image.history.clone(),
+        };
+        serde_json::to_string(&c).expect("image config serialises")
+    }
 }
 
 impl Row {
@@ -55,17 +93,32 @@ impl Row {
             cmd: config.cmd,
             env: config.env,
             working_dir: config.working_dir,
+            entrypoint: config.entrypoint,
+            user: config.user,
+            labels: config.labels,
+            stop_signal: config.stop_signal,
+            os: config.os,
+            architecture: config.architecture,
+            layers: config.layers,
+            repo_digests: self
+                .repo_digests
+                .split('\n')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            history: config.history,
         })
     }
 }
 
 // group_concat with a newline separator: tag names cannot contain one.
-const SELECT: &str = "SELECT i.id, i.size, i.created_at, i.config, \
+const SELECT: &str = "SELECT i.id, i.size, i.created_at, i.config, i.repo_digests, \
      (SELECT group_concat(t.name, char(10)) FROM image_tags t WHERE t.image_id = i.id) AS tags \
      FROM images i";
 
 impl Store {
-    /// Inserts an image row unless it exists (same id = same content).
+    /// Inserts an image row unless it exists (same id = same content). This is a plain
+    /// import: one layer whose chain id is the image id, recorded with it.
     pub async fn insert_image(
         &self,
         id: &str,
@@ -73,17 +126,44 @@ impl Store {
         created_at: DateTime<Utc>,
         config_json: &str,
     ) -> Result<(), StoreError> {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query_err("begin image insert"))?;
         sqlx::query(
             "INSERT INTO images (id, size, created_at, config) VALUES (?, ?, ?, ?) \
              ON CONFLICT(id) DO NOTHING",
         )
         .bind(id)
-        .bind(i64::try_from(size).unwrap_or(i64::MAX))
+        .bind(size)
         .bind(created_at)
         .bind(config_json)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(query_err("insert image"))?;
+        sqlx::query(
+            "INSERT INTO layers (chain_id, diff_id, parent, size, created_at) \
+             VALUES (?1, ?1, NULL, ?2, ?3) ON CONFLICT(chain_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(size)
+        .bind(created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("insert layer"))?;
+        sqlx::query(
+            "INSERT INTO image_layers (image_id, position, chain_id) VALUES (?1, 0, ?1) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("insert image layer"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("commit image insert"))?;
         Ok(())
     }
 

@@ -8,7 +8,9 @@
 
 mod containers;
 mod events;
+mod exits;
 mod images;
+mod layers;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,7 +21,9 @@ use sqlx::SqlitePool;
 
 pub use containers::{ContainerRecord, ExitUpdate, Resolved};
 pub use events::EventFilter;
+pub use exits::MemoryRun;
 pub use images::ImageRecord;
+pub use layers::LayerRow;
 
 /// The schema, embedded from `migrations/` at the workspace root.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs the root tests again on a pure cgroup v2 kernel, in the throw-away VM of
+# ../shared/vm/run-in-v2-vm.sh: the test binaries are built here (cargo test --no-run)
+# and run inside the VM on this machine's filesystem. The same tests as on the host, no
+# v2-only skips. A second pass runs the daemon-facing tests inside a systemd-style
+# delegated group (--cgroup boxd.slice/boxd.service).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+vm=../shared/vm/run-in-v2-vm.sh
+[ -x "$vm" ] || { echo "v2-vm-tests: $vm is missing" >&2; exit 1; }
+
+# Test executables by target name (lib unit tests of the daemon, the shim's integration
+# tests, and the integration suite).
+mapfile -t lines < <(cargo test --workspace --no-run --message-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["target"]["name"], m["target"]["kind"][0], m["executable"])
+')
+exe() { # name kind
+    for l in "${lines[@]}"; do
+        read -r n k e <<<"$l"
+        if [ "$n" = "$1" ] && [ "$k" = "$2" ]; then echo "$e"; return; fi
+    done
+    echo "v2-vm-tests: no test executable for $1 ($2)" >&2
+    exit 1
+}
+daemon_lib=$(exe boxd lib)
+shim_it=$(exe shim test)
+suite=$(exe it test)
+
+run_vm() { # label, vm options..., --, command...
+    local label=$1; shift
+    echo "---- v2 VM: $label"
+    local t0=$SECONDS
+    "$vm" --timeout 2400 --mem 4G "$@"
+    echo "---- v2 VM: $label passed in $((SECONDS - t0)) s"
+}
+
+export BOXD_TEST_REQUIRE_ROOT=1
+run_vm "daemon unit + cgroup root tests" -- "$daemon_lib" --test-threads 2
+run_vm "shim integration tests" -- "$shim_it" --test-threads 2
+run_vm "integration suite" -- "$suite" root_ --test-threads 2
+run_vm "integration suite, delegated (boxd.slice/boxd.service)" --cgroup boxd.slice/boxd.service -- \
+    "$suite" root_ --test-threads 2

@@ -1,0 +1,495 @@
+//! Image lifecycle beyond import: load archives, pull from registries, tag, remove,
+//! prune, the overlay lower dirs of an image, and the layer half of reconcile.
+//!
+//! Ordering (crash safety): layers are published on disk before their rows, and rows
+//! are deleted before their dirs, so a crash leaves at most a layer dir no row owns,
+//! which [`Runtime::reconcile_layers`] removes at the next start. Every writer holds
+//! the image store's gc lock (shared for adding, exclusive for removing).
+
+use std::path::PathBuf;
+
+use boxd_client::models::{Image, PruneResponse, PullRequest};
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::Stream;
+
+use crate::image::archive::LoadedImage;
+use crate::image::oci::Platform;
+use crate::image::reference::{self, Reference};
+use crate::image::registry::{Progress, RegistryConfig};
+use crate::image::ImageError;
+use crate::store::LayerRow;
+
+use super::{names, Runtime, RuntimeError};
+
+/// The registries file, in the daemon's root dir.
+pub const REGISTRIES_FILE: &str = "registries.toml";
+
+fn platform_of(p: Option<&str>) -> Result<Platform, RuntimeError> {
+    match p.filter(|p| !p.is_empty()) {
+        Some(p) => Platform::parse(p).map_err(|e| RuntimeError::invalid("platform", e.to_string())),
+        None => Ok(Platform::host()),
+    }
+}
+
+impl Runtime {
+    /// Records a loaded or pulled image whose layers are stored. The caller holds the
+    /// gc lock (shared).
+    async fn record_loaded(
+        &self,
+        loaded: &LoadedImage,
+        repo_digest: Option<String>,
+    ) -> Result<Image, RuntimeError> {
+        let mut image = loaded.config.to_image();
+        image.id = loaded.id.clone();
+        image.tags = loaded.tags.clone();
+        image.layers = loaded.layers.iter().map(|l| l.diff_id.clone()).collect();
+        image.repo_digests = repo_digest.into_iter().collect();
+        let rows: Vec<LayerRow> = loaded
+            .layers
+            .iter()
+            .map(|l| LayerRow {
+                chain_id: l.chain_id.clone(),
+                diff_id: l.diff_id.clone(),
+                size: l.size,
+            })
+            .collect();
+        // A layer stored before keeps its recorded size; only new ones report theirs.
+        let mut size = 0;
+        let known = self.inner.store.layer_ids().await?;
+        for l in &rows {
+            if l.size == 0 && known.contains(&l.chain_id) {
+                continue;
+            }
+            size += l.size;
+        }
+        image.size = size;
+        self.inner
+            .store
+            .record_image(&image, &rows, Utc::now())
+            .await?;
+        let stored = self.image_by_id(&image.id).await?;
+        // The image's size is the sum of its layers (shared ones included).
+        Ok(Image {
+            size: self
+                .inner
+                .store
+                .image_layers(&image.id)
+                .await?
+                .iter()
+                .map(|l| l.size)
+                .sum::<u64>()
+                .max(stored.size),
+            ..stored
+        })
+    }
+
+    /// `POST /v1/images/load`: every image of a `docker save` or OCI archive.
+    pub async fn load_images<S, E>(
+        &self,
+        body: S,
+        name: Option<&str>,
+        platform: Option<&str>,
+    ) -> Result<Vec<Image>, RuntimeError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let platform = platform_of(platform)?;
+        if let Some(n) = name {
+            Reference::parse(n).map_err(ImageError::from)?;
+        }
+        let images = &self.inner.images;
+        let body = images.spool(body).await?;
+        let result = {
+            let _gc = images.gc_read().await;
+            self.load_and_record(body.path(), name, &platform).await
+        };
+        if result.is_err() {
+            self.discard_unrecorded_layers().await;
+        }
+        result
+    }
+
+    /// The part of [`Self::load_images`] under the gc lock (shared).
+    async fn load_and_record(
+        &self,
+        archive: &std::path::Path,
+        name: Option<&str>,
+        platform: &Platform,
+    ) -> Result<Vec<Image>, RuntimeError> {
+        let loaded = self
+            .inner
+            .images
+            .load_archive(archive, name, platform)
+            .await?;
+        let mut out = Vec::new();
+        for l in &loaded {
+            let image = self.record_loaded(l, None).await?;
+            self.inner
+                .events
+                .emit(
+                    "image",
+                    "load",
+                    &image.id,
+                    &[("name", image.tags.join(","))],
+                )
+                .await;
+            out.push(image);
+        }
+        Ok(out)
+    }
+
+    /// `POST /v1/images/pull`: pulls and records the image; `progress` hears each step.
+    pub async fn pull_image(
+        &self,
+        req: &PullRequest,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Image, RuntimeError> {
+        let reference = Reference::parse(&req.reference).map_err(ImageError::from)?;
+        let platform = platform_of(req.platform.as_deref())?;
+        let config = RegistryConfig::load(&self.inner.info.root_dir.join(REGISTRIES_FILE))
+            .map_err(ImageError::from)?;
+        let images = &self.inner.images;
+        let result = {
+            let _gc = images.gc_read().await;
+            match images.pull(&reference, &platform, &config, progress).await {
+                Ok(pulled) => {
+                    let repo_digest = format!("{}@{}", reference.familiar_name(), pulled.digest);
+                    self.record_loaded(&pulled.image, Some(repo_digest)).await
+                }
+                Err(e) => Err(e.into()),
+            }
+        };
+        let image = match result {
+            Ok(image) => image,
+            Err(e) => {
+                // Layers of this pull that were unpacked before a later one failed.
+                self.discard_unrecorded_layers().await;
+                return Err(e);
+            }
+        };
+        self.inner
+            .events
+            .emit(
+                "image",
+                "pull",
+                &image.id,
+                &[("name", reference.to_string())],
+            )
+            .await;
+        Ok(image)
+    }
+
+    /// `POST /v1/images/tag`.
+    pub async fn tag_image(&self, source: &str, target: &str) -> Result<Image, RuntimeError> {
+        let image = self.image(source).await?;
+        let tag = reference::familiar_tag(target).map_err(ImageError::from)?;
+        let _gc = self.inner.images.gc_read().await;
+        self.inner.store.tag_image(&tag, &image.id).await?;
+        self.inner
+            .events
+            .emit("image", "tag", &image.id, &[("name", tag)])
+            .await;
+        self.image_by_id(&image.id).await
+    }
+
+    /// The overlay lower dirs of an image, topmost first.
+    pub(super) async fn image_lowers(&self, image_id: &str) -> Result<Vec<PathBuf>, RuntimeError> {
+        let layers = self.inner.store.image_layers(image_id).await?;
+        let chains: Vec<String> = layers.into_iter().map(|l| l.chain_id).collect();
+        // Rows of an image stored before layers existed have a layer row from the
+        // migration; an image without any is a one-layer image by its id.
+        let chains = if chains.is_empty() {
+            vec![image_id.to_owned()]
+        } else {
+            chains
+        };
+        Ok(self.inner.images.lower_dirs(&chains))
+    }
+
+    /// Removes an image, as `docker rmi`: a tag of an image with other tags is only
+    /// untagged; an image a container uses is 409, or with `force` loses its tags and
+    /// stays until its containers are gone (prune then takes it).
+    pub(super) async fn remove_image_impl(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> Result<(), RuntimeError> {
+        let img = self.image(reference).await?;
+        let as_tag = reference::familiar_tag(reference)
+            .ok()
+            .filter(|t| img.tags.contains(t))
+            .or_else(|| {
+                names::normalize_image_name(reference)
+                    .ok()
+                    .filter(|t| img.tags.contains(t))
+            });
+        let _gc = self.inner.images.gc_write().await;
+        if let Some(tag) = &as_tag {
+            if img.tags.len() > 1 && !force {
+                self.inner.store.untag_image(tag).await?;
+                self.inner
+                    .events
+                    .emit("image", "untag", &img.id, &[("name", tag.clone())])
+                    .await;
+                return Ok(());
+            }
+        }
+        let count = self.inner.store.containers_using_image(&img.id).await?;
+        if count > 0 {
+            if !force {
+                return Err(RuntimeError::ImageInUse {
+                    image: img.id,
+                    count,
+                });
+            }
+            for t in &img.tags {
+                self.inner.store.untag_image(t).await?;
+            }
+            self.inner
+                .events
+                .emit("image", "untag", &img.id, &[("name", img.tags.join(","))])
+                .await;
+            return Ok(());
+        }
+        self.delete_image_locked(&img.id).await?;
+        self.inner
+            .events
+            .emit("image", "delete", &img.id, &[("name", img.tags.join(","))])
+            .await;
+        Ok(())
+    }
+
+    /// Deletes an image row and then the layers only it used. Gc lock held (exclusive).
+    async fn delete_image_locked(&self, id: &str) -> Result<(Vec<String>, u64), RuntimeError> {
+        let layers = self.inner.store.image_layers(id).await?;
+        self.inner.store.delete_image(id).await?;
+        crate::fault::crash_point("image.after_row_delete");
+        let mut removed = Vec::new();
+        let mut space = 0;
+        for l in layers.iter().rev() {
+            if self.inner.store.delete_layer(&l.chain_id).await? {
+                self.inner.images.remove(&l.chain_id).await?;
+                removed.push(l.chain_id.clone());
+                space += l.size;
+            }
+        }
+        Ok((removed, space))
+    }
+
+    /// `POST /v1/images/prune`: images no container uses that have no tag (all of
+    /// them with `all`), then every layer no image links to.
+    pub async fn prune_images(&self, all: bool) -> Result<PruneResponse, RuntimeError> {
+        let _gc = self.inner.images.gc_write().await;
+        let mut out = PruneResponse::default();
+        for id in self.inner.store.unused_images(!all).await? {
+            let (layers, space) = self.delete_image_locked(&id).await?;
+            out.layers_deleted.extend(layers);
+            out.space_reclaimed += space;
+            self.inner.events.emit("image", "delete", &id, &[]).await;
+            out.images_deleted.push(id);
+        }
+        for l in self.inner.store.unreferenced_layers().await? {
+            if self.inner.store.delete_layer(&l.chain_id).await? {
+                self.inner.images.remove(&l.chain_id).await?;
+                out.layers_deleted.push(l.chain_id);
+                out.space_reclaimed += l.size;
+            }
+        }
+        Ok(out)
+    }
+
+    /// At start-up: removes layer dirs no row owns (a load or pull that crashed between
+    /// publishing a layer and recording it).
+    pub(super) async fn reconcile_layers(&self) -> Result<(), RuntimeError> {
+        // Layers no image links to (an image delete that crashed half-way): nothing
+        // is being pulled yet, so they are garbage.
+        for l in self.inner.store.unreferenced_layers().await? {
+            if self.inner.store.delete_layer(&l.chain_id).await? {
+                tracing::info!(id = l.chain_id, "removing a layer no image uses");
+            }
+        }
+        self.remove_unowned_layer_dirs().await
+    }
+
+    /// Removes layer dirs no row owns. Only sound while no load, pull or import is
+    /// between publishing a layer and recording it: at start-up, or under the gc lock
+    /// held exclusively.
+    async fn remove_unowned_layer_dirs(&self) -> Result<(), RuntimeError> {
+        let known = self.inner.store.layer_ids().await?;
+        let on_disk = match self.inner.images.list_layers() {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "failed to list layers");
+                return Ok(());
+            }
+        };
+        for id in on_disk.into_iter().filter(|id| !known.contains(id)) {
+            tracing::info!(id, "removing a layer no record owns");
+            if let Err(e) = self.inner.images.remove(&id).await {
+                tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove stray layer");
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed load or pull: the layers it published before failing have no row
+    /// and no image needs them. Waits for the loads and pulls in flight (the gc lock,
+    /// exclusive), so a layer another one just published and has yet to record is not
+    /// taken from it. A failure here only leaves litter the next start-up removes.
+    async fn discard_unrecorded_layers(&self) {
+        let _gc = self.inner.images.gc_write().await;
+        if let Err(e) = self.remove_unowned_layer_dirs().await {
+            tracing::warn!(error = %crate::error_chain(&e), "failed to remove the layers of a failed load or pull");
+        }
+    }
+}
+
+/// The argv of a container, by Docker's rules (moby `daemon/commit.go` `merge`): a
+/// requested entrypoint replaces the image's and then the image's cmd is not used; a
+/// requested cmd replaces the image's cmd; the result is entrypoint + cmd.
+pub(super) fn merged_command(
+    req: &boxd_client::models::CreateContainer,
+    image: &Image,
+) -> Result<Vec<String>, RuntimeError> {
+    let req_cmd = req.cmd.clone().unwrap_or_default();
+    let (entrypoint, cmd) = match &req.entrypoint {
+        Some(ep) if !ep.is_empty() => (ep.clone(), req_cmd),
+        // `[]` clears the image's entrypoint; the image's cmd still applies.
+        Some(_) => (
+            Vec::new(),
+            if req_cmd.is_empty() {
+                image.cmd.clone()
+            } else {
+                req_cmd
+            },
+        ),
+        None => (
+            image.entrypoint.clone(),
+            if req_cmd.is_empty() {
+                image.cmd.clone()
+            } else {
+                req_cmd
+            },
+        ),
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        return Err(RuntimeError::NoCommand);
+    }
+    Ok(argv)
+}
+
+/// The image's labels with the request's on top.
+pub(super) fn merged_labels(
+    req: &boxd_client::models::CreateContainer,
+    image: &Image,
+) -> std::collections::BTreeMap<String, String> {
+    let mut labels = image.labels.clone();
+    labels.extend(req.labels.clone());
+    labels
+}
+
+/// A signal named as in an image config (`SIGQUIT`, `QUIT`, `3`).
+pub(super) fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
+}
+
+impl Runtime {
+    /// The signal `stop` sends first: the image's `StopSignal`, else SIGTERM.
+    pub(super) async fn stop_signal(&self, image_id: &str) -> i32 {
+        match self.inner.store.image(image_id).await {
+            Ok(Some(img)) => img
+                .stop_signal
+                .as_deref()
+                .and_then(parse_signal)
+                .unwrap_or(libc::SIGTERM),
+            _ => libc::SIGTERM,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxd_client::models::CreateContainer;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn command_merge_follows_docker() {
+        let image = Image {
+            entrypoint: v(&["/bin/cat"]),
+            cmd: v(&["/hello.txt"]),
+            ..Default::default()
+        };
+        let req = |ep: Option<&[&str]>, cmd: Option<&[&str]>| CreateContainer {
+            image: "x".into(),
+            entrypoint: ep.map(v),
+            cmd: cmd.map(v),
+            ..Default::default()
+        };
+        let m = |r: CreateContainer| merged_command(&r, &image).ok();
+        assert_eq!(m(req(None, None)), Some(v(&["/bin/cat", "/hello.txt"])));
+        assert_eq!(
+            m(req(None, Some(&["/etc/passwd"]))),
+            Some(v(&["/bin/cat", "/etc/passwd"]))
+        );
+        // A new entrypoint drops the image's cmd.
+        assert_eq!(m(req(Some(&["/bin/echo"]), None)), Some(v(&["/bin/echo"])));
+        assert_eq!(
+            m(req(Some(&["/bin/echo"]), Some(&["hi"]))),
+            Some(v(&["/bin/echo", "hi"]))
+        );
+        // `[]` clears the entrypoint; the image's cmd remains.
+        assert_eq!(m(req(Some(&[]), None)), Some(v(&["/hello.txt"])));
+        let bare = Image::default();
+        assert!(matches!(
+            merged_command(&req(None, None), &bare),
+            Err(RuntimeError::NoCommand)
+        ));
+    }
+
+    #[test]
+    fn labels_merge_request_wins() {
+        let image = Image {
+            labels: [
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), "2".to_owned()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let req = CreateContainer {
+            image: "x".into(),
+            labels: [("b".to_owned(), "3".to_owned())].into(),
+            ..Default::default()
+        };
+        let l = merged_labels(&req, &image);
+        assert_eq!(l["a"], "1");
+        assert_eq!(l["b"], "3");
+    }
+
+    #[test]
+    fn signals_parse() {
+        assert_eq!(parse_signal("SIGQUIT"), Some(libc::SIGQUIT));
+        assert_eq!(parse_signal("quit"), Some(libc::SIGQUIT));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+        assert_eq!(parse_signal("0"), None);
+    }
+}
