@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attach;
 mod error;
 pub mod exec;
 pub mod models;

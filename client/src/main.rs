@@ -83,6 +83,8 @@ enum Command {
     Why(cmd::why::Args),
     /// Run a command in a running container.
     Exec(cmd::exec::Args),
+    /// Attach to a running container's stdio (ctrl-p ctrl-q detaches).
+    Attach(cmd::attach::Args),
     /// Check that the daemon's records and the kernel agree.
     Doctor(cmd::doctor::Args),
 }
@@ -143,6 +145,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Stats(args) => cmd::stats::run(ctx, args).await,
         Command::Why(args) => cmd::why::run(ctx, args).await,
         Command::Exec(args) => cmd::exec::run(ctx, args).await,
+        Command::Attach(args) => cmd::attach::run(ctx, args).await,
     }
 }
 

@@ -299,6 +299,16 @@ pub struct CreateContainer {
     /// event is emitted (default 90; 0 turns the warning off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_warning_percent: Option<u8>,
+    /// Give the app a terminal (a pty of the container's devpts) as stdin, stdout and
+    /// stderr; its output is then one stream.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// Keep the app's stdin open for `attach` (otherwise it reads /dev/null).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub open_stdin: bool,
+    /// Close the app's stdin when the attached client closes its side.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
 }
 
 /// `201` answer to `POST /v1/containers`.
@@ -380,6 +390,15 @@ pub struct ContainerConfig {
     /// The security settings in force (defaults applied).
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The app has a terminal.
+    #[serde(default)]
+    pub tty: bool,
+    /// The app's stdin is kept open for `attach`.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// The app's stdin closes when the attached client closes its side.
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// A resource limit of the container's processes, as Docker's `--ulimit name=soft:hard`.

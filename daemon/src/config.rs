@@ -49,6 +49,13 @@ pub struct Args {
     /// Days an event is kept in the event log [default: 7].
     #[arg(long)]
     pub events_max_days: Option<u64>,
+    /// Largest size of one container log file before it is rotated; 0: no rotation
+    /// [default: 10485760].
+    #[arg(long)]
+    pub log_max_bytes: Option<u64>,
+    /// Container log files kept, the current one included [default: 3].
+    #[arg(long)]
+    pub log_max_files: Option<u32>,
 }
 
 /// The config file's keys.
@@ -63,6 +70,8 @@ struct FileConfig {
     log_level: Option<String>,
     events_max: Option<u64>,
     events_max_days: Option<u64>,
+    log_max_bytes: Option<u64>,
+    log_max_files: Option<u32>,
 }
 
 /// The effective configuration.
@@ -84,6 +93,10 @@ pub struct Config {
     pub events_max: u64,
     /// How long an event is kept.
     pub events_max_age: std::time::Duration,
+    /// Largest size of one container log file; 0: no rotation.
+    pub log_max_bytes: u64,
+    /// Container log files kept, the current one included.
+    pub log_max_files: u32,
 }
 
 /// Errors reading the configuration.
@@ -160,12 +173,26 @@ impl Config {
                 .map_or(crate::runtime::DEFAULT_EVENTS_MAX_AGE, |d| {
                     std::time::Duration::from_secs(d.saturating_mul(24 * 3600))
                 }),
+            log_max_bytes: args
+                .log_max_bytes
+                .or(file.log_max_bytes)
+                .unwrap_or(crate::runtime::logs::DEFAULT_LOG_MAX_BYTES),
+            log_max_files: args
+                .log_max_files
+                .or(file.log_max_files)
+                .unwrap_or(crate::runtime::logs::DEFAULT_LOG_MAX_FILES),
         };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.log_max_files == 0 {
+            return Err(ConfigError::Invalid {
+                key: "log_max_files",
+                reason: "must be at least 1 (the current file)".to_owned(),
+            });
+        }
         let parent = self.cgroup_parent.trim_matches('/');
         if parent.is_empty()
             || parent
@@ -193,6 +220,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// How shims bound container logs (`None` when `log_max_bytes` is 0).
+    pub fn log_rotation(&self) -> Option<boxd_shim::protocol::LogRotation> {
+        (self.log_max_bytes > 0).then_some(boxd_shim::protocol::LogRotation {
+            max_bytes: self.log_max_bytes,
+            max_files: self.log_max_files,
+        })
     }
 
     /// The SQLite database file.
@@ -270,6 +305,50 @@ mod tests {
         assert!(matches!(
             Config::load(args),
             Err(ConfigError::Invalid { key: "root", .. })
+        ));
+    }
+
+    #[test]
+    fn log_rotation_defaults_file_keys_and_off_switch() {
+        let shim = || Some(PathBuf::from("/bin/true"));
+        let c = Config::load(Args {
+            shim: shim(),
+            ..Default::default()
+        })
+        .unwrap();
+        let r = c.log_rotation().unwrap();
+        assert_eq!((r.max_bytes, r.max_files), (10 << 20, 3));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(&file, "log_max_bytes = 4096\nlog_max_files = 5\n").unwrap();
+        let c = Config::load(Args {
+            config: Some(file),
+            shim: shim(),
+            log_max_files: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+        let r = c.log_rotation().unwrap();
+        assert_eq!((r.max_bytes, r.max_files), (4096, 2));
+
+        let off = Config::load(Args {
+            shim: shim(),
+            log_max_bytes: Some(0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(off.log_rotation(), None);
+        assert!(matches!(
+            Config::load(Args {
+                shim: shim(),
+                log_max_files: Some(0),
+                ..Default::default()
+            }),
+            Err(ConfigError::Invalid {
+                key: "log_max_files",
+                ..
+            })
         ));
     }
 }

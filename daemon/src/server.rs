@@ -185,6 +185,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         kernel: kernel_release(),
         root_dir: config.root.clone(),
         state_dir: config.state_dir.clone(),
+        log_rotation: config.log_rotation(),
     };
     // Reconcile runs inside `new`, before the socket answers.
     let runtime = Runtime::new(

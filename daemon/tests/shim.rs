@@ -263,12 +263,14 @@ impl Case {
                 lower: vec![self.path("lower")],
                 upper: self.path("upper"),
                 work: self.path("work"),
+                disk: None,
             },
             cgroup_procs: cgroup
                 .map(|c| c.0.join("cgroup.procs"))
                 .into_iter()
                 .collect(),
             oom_counter: cgroup.map(|c| c.1.clone()).filter(|c| c.path.exists()),
+            log_rotation: None,
         };
         std::fs::write(
             self.state().join("shim.json"),

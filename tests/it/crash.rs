@@ -69,7 +69,7 @@ async fn root_crash_during_create_and_start_is_finished_or_undone() {
         "start.after_shim",
         "start.after_launch_recorded",
     ] {
-        let name = point.replace('.', "-").replace('_', "-");
+        let name = point.replace(['.', '_'], "-");
         arm(&mut d, point).await;
         let body = json!({"image": "busybox", "name": name, "cmd": ["sleep", "1000"]});
         if point == "create.after_insert" {
@@ -149,7 +149,7 @@ async fn root_crash_during_delete_can_be_retried() {
         "delete.after_cgroup",
         "delete.before_row",
     ] {
-        let name = point.replace('.', "-").replace('_', "-");
+        let name = point.replace(['.', '_'], "-");
         run_sleeper(&d, &name).await;
         arm(&mut d, point).await;
         crash_on(
@@ -287,5 +287,51 @@ async fn root_churn_with_repeated_kill_9_stays_consistent() {
         let path = format!("/v1/containers/{}?force=true", c["id"].as_str().unwrap());
         d.api_ok("DELETE", &path, None, 204).await;
     }
+    assert_no_leaks(&d);
+}
+
+/// `boxctl doctor` says what reconcile repaired, and exits 1 while a problem remains.
+#[tokio::test]
+async fn root_boxctl_doctor_reports_repairs_and_problems() {
+    require_root!();
+    let mut d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let id = run_sleeper(&d, "lost").await;
+    let doctor = |d: &TestDaemon| {
+        let out = std::process::Command::new(boxd_tests::boxctl_bin())
+            .arg("doctor")
+            .env("BOXD_SOCKET", &d.socket)
+            .output()
+            .expect("run boxctl doctor");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = doctor(&d);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("No problems found."), "{out}");
+
+    // A stray cgroup (as a crashed daemon could leave) is a problem until reconcile runs.
+    let stray = d.cgroup_dirs_of(&id)[0].parent().unwrap().join("stray");
+    std::fs::create_dir(&stray).expect("make a stray cgroup");
+    let (code, out) = doctor(&d);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("cgroup stray belongs to no running container"),
+        "{out}"
+    );
+
+    d.restart(StopHow::Kill).await;
+    let (code, out) = doctor(&d);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("re-attached to running container lost"),
+        "{out}"
+    );
+    assert!(out.contains("removed cgroup stray"), "{out}");
+    assert!(!stray.exists());
+    d.api_ok("DELETE", "/v1/containers/lost?force=true", None, 204)
+        .await;
     assert_no_leaks(&d);
 }

@@ -213,3 +213,33 @@ async fn root_env_and_working_dir() {
         .await;
     assert_eq!((code, out.trim()), (0, "/new/dir"));
 }
+
+/// The container has its own cgroup namespace: its `/proc/self/cgroup` shows its group
+/// as `/` (on v2 the single line `0::/`), never the host's path with the parent.
+#[tokio::test]
+async fn root_container_sees_its_own_cgroup_as_root() {
+    boxd_tests::require_root!();
+    let d = boxd_tests::TestDaemon::start().await;
+    d.import_busybox().await;
+    let (code, out) = d
+        .run_to_end(
+            serde_json::json!({"image": "busybox"}),
+            &["cat", "/proc/self/cgroup"],
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains(&d.cgroup_parent),
+        "the host's cgroup path shows inside: {out}"
+    );
+    for line in out.lines() {
+        assert!(
+            line.ends_with(":/"),
+            "not the namespace root: {line:?} in {out}"
+        );
+    }
+    if boxd_tests::cgroup_v2_unified() {
+        assert_eq!(out.trim(), "0::/");
+    }
+    boxd_tests::assert_no_leaks(&d);
+}

@@ -5,6 +5,7 @@
 //! when they fail. Tests named `root_...` need root; see `require_root!`.
 #![forbid(unsafe_code)]
 
+mod attach;
 mod boxctl;
 mod crash;
 mod errors;
@@ -19,5 +20,6 @@ mod observe;
 mod restart;
 mod restart_policy;
 mod security;
+mod security_disk;
 mod spec;
 mod systemd;

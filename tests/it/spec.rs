@@ -204,7 +204,6 @@ fn full_resources() -> Resources {
         cpu_period_us: Some(100_000),
         cpu_shares: Some(512),
         disk_bytes: Some(1 << 30),
-        ..Default::default()
     }
 }
 
@@ -391,6 +390,9 @@ fn spec_schemas_match_models() {
         labels: labels(),
         restart_policy: Some("unless-stopped".into()),
         memory_warning_percent: Some(90),
+        tty: true,
+        open_stdin: true,
+        stdin_once: true,
         cap_add: vec!["NET_ADMIN".into()],
         cap_drop: vec!["CHOWN".into()],
         security_opt: vec!["no-new-privileges=false".into()],
@@ -429,7 +431,24 @@ fn spec_schemas_match_models() {
         &container(true).config,
         &container(false).config,
     );
-    check_model(&spec, "Container", &container(true), &container(false));
+    // The Container schema is also inspect's answer, which adds the recent execs.
+    let inspected = boxd_client::models::ContainerInspect {
+        container: container(true),
+        execs: vec![boxd_client::models::ExecInspect {
+            id: "ef".repeat(32),
+            container_id: "ab".repeat(32),
+            cmd: vec!["ps".into()],
+            tty: true,
+            running: false,
+            pid: Some(77),
+            exit_code: Some(0),
+            exit_signal: None,
+            oom_killed: false,
+            started_at: time(),
+            finished_at: Some(time()),
+        }],
+    };
+    check_model(&spec, "Container", &inspected, &container(false));
     check_model(&spec, "ExitInfo", &exit_info(true), &exit_info(false));
     check_model(&spec, "ContainerStats", &stats(true), &stats(false));
     let wait = WaitResponse {

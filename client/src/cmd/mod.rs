@@ -5,6 +5,7 @@
 //! line. Commands over several ids (`rm a b c`) report each failure on its own line, keep
 //! going, and return 1 at the end, like docker.
 
+pub mod attach;
 pub mod create;
 pub mod doctor;
 pub mod events;

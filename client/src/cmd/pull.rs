@@ -231,6 +231,11 @@ impl View for BarView {
                 bar.abandon();
             }
         }
+        // The last bar's line has no newline of its own: end it before the summary.
+        if !self.bars.is_empty() {
+            self.bars.clear();
+            println!();
+        }
     }
 
     fn done(&mut self, reference: &str, image: &Image) {

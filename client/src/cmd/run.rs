@@ -30,6 +30,12 @@ pub struct Args {
     /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
+    /// Keep stdin open and send it to the app (a pipe works as well as a terminal).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the app a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
     /// What to run.
     #[command(flatten)]
     pub opts: ContainerOpts,
@@ -42,7 +48,16 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         // one left to do it.
         bail!("--rm cannot be combined with --detach");
     }
-    let spec = create::build(&args.opts)?;
+    let mut spec = create::build(&args.opts)?;
+    if (args.interactive || args.tty) && !args.detach {
+        // Attached to its stdio instead of following the log: see `attach`.
+        spec.tty = args.tty;
+        spec.open_stdin = args.interactive;
+        spec.stdin_once = args.interactive;
+        return super::attach::run_interactive(ctx, &spec, args.rm).await;
+    }
+    spec.tty = args.tty;
+    spec.open_stdin = args.interactive;
     let created = create::create(ctx, &spec).await?;
     let id = created.id.clone();
 

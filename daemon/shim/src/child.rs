@@ -45,6 +45,9 @@ pub(crate) struct ChildFds {
     pub stderr: OwnedFd,
     /// With a terminal: where to send its master (see `console`).
     pub console: Option<OwnedFd>,
+    /// The detached mount of the disk image, when the writable layer is size-limited
+    /// (see `mounts::open_disk`).
+    pub disk: Option<OwnedFd>,
 }
 
 /// A set-up step of the child that failed.
@@ -195,7 +198,7 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<Infallible, ChildError>
 
     enter_namespaces(plan)?;
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
-    setup_sandbox(&LinuxSys, plan)?;
+    setup_sandbox(&LinuxSys, plan, fds.disk.as_ref().map(AsFd::as_fd))?;
     // A terminal from the container's own devpts, made while still root (`console`).
     let terminal = crate::console::open_in_child(fds.console.as_ref(), plan.process.uid)
         .map_err(ChildError::Stdio)?;
@@ -253,8 +256,12 @@ fn enter_namespaces(plan: &Plan) -> Result<(), ChildError> {
 }
 
 /// Mounts, hostname, `lo`, pivot_root: everything that goes through [`Sys`].
-pub(crate) fn setup_sandbox(sys: &dyn Sys, plan: &Plan) -> Result<(), ChildError> {
-    mounts::setup_rootfs(sys, &plan.rootfs)?;
+pub(crate) fn setup_sandbox(
+    sys: &dyn Sys,
+    plan: &Plan,
+    disk: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<(), ChildError> {
+    mounts::setup_rootfs(sys, &plan.rootfs, disk)?;
     if let Some(h) = &plan.hostname {
         sys.sethostname(h).map_err(ChildError::SetHostname)?;
     }
@@ -423,9 +430,11 @@ mod tests {
                     lower: vec!["/l".into()],
                     upper: "/u".into(),
                     work: "/w".into(),
+                    disk: None,
                 },
                 cgroup_procs: vec![],
                 oom_counter: None,
+                log_rotation: None,
             },
             pid_ns: None,
             namespaces: vec![],
@@ -436,6 +445,7 @@ mod tests {
                 readonly: false,
                 masked_paths: vec![],
                 readonly_paths: vec![],
+                disk: None,
             },
             hostname: Some("box".into()),
             loopback_up: true,
@@ -460,7 +470,7 @@ mod tests {
     fn hostname_and_lo_come_before_pivot_root() {
         let fs = FakeSys::new();
         fs.add("/b/rootfs", Entry::Dir);
-        setup_sandbox(&fs, &plan()).unwrap();
+        setup_sandbox(&fs, &plan(), None).unwrap();
         let calls = fs.calls();
         let pos = |s: &str| calls.iter().position(|c| c == s).unwrap();
         assert!(pos("sethostname box") < pos("pivot_root . ."));
@@ -472,7 +482,7 @@ mod tests {
         let fs = FakeSys::new();
         fs.add("/b/rootfs", Entry::Dir);
         fs.fail_on("mount overlay", Errno::EINVAL);
-        let err = setup_sandbox(&fs, &plan()).unwrap_err();
+        let err = setup_sandbox(&fs, &plan(), None).unwrap_err();
         assert_eq!(err.stage(), "mount");
         assert!(!fs.calls().iter().any(|c| c.starts_with("pivot_root")));
         assert!(!fs.calls().iter().any(|c| c.starts_with("sethostname")));
@@ -480,7 +490,7 @@ mod tests {
         let fs = FakeSys::new();
         fs.add("/b/rootfs", Entry::Dir);
         fs.fail_on("pivot_root", Errno::EINVAL);
-        let err = setup_sandbox(&fs, &plan()).unwrap_err();
+        let err = setup_sandbox(&fs, &plan(), None).unwrap_err();
         assert_eq!(err.stage(), "pivot_root");
         assert_eq!(
             crate::error_chain(&err),

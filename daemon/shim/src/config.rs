@@ -349,6 +349,7 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
         readonly: root.readonly().unwrap_or(false),
         masked_paths: paths(linux.and_then(|l| l.masked_paths().as_ref())),
         readonly_paths: paths(linux.and_then(|l| l.readonly_paths().as_ref())),
+        disk: crate::mounts::DiskPlan::from_overlay(&shim.rootfs)?,
     };
 
     if process.terminal().unwrap_or(false) {
@@ -428,9 +429,11 @@ mod tests {
                 lower: vec!["/l1".into(), "/l2".into()],
                 upper: "/u".into(),
                 work: "/w".into(),
+                disk: None,
             },
             cgroup_procs: vec![],
             oom_counter: None,
+            log_rotation: None,
         }
     }
 

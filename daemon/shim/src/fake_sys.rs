@@ -176,4 +176,8 @@ impl Sys for FakeSys {
     fn loopback_up(&self) -> nix::Result<()> {
         self.record("loopback_up".into())
     }
+
+    fn move_mount(&self, _mount: std::os::fd::BorrowedFd<'_>, target: &Path) -> nix::Result<()> {
+        self.record(format!("move_mount {}", target.display()))
+    }
 }

@@ -31,7 +31,7 @@ use nix::unistd::{ForkResult, Pid};
 use crate::child::{self, ChildFds};
 use crate::config::{NsAction, Plan};
 use crate::monitor::{self, Container};
-use crate::protocol::{files, StartReport};
+use crate::protocol::{files, StartReport, StdioConfig};
 use crate::{state, sys};
 
 /// A start step of the shim that failed.
@@ -83,6 +83,14 @@ pub enum LaunchError {
     ReadChildReport(#[source] std::io::Error),
     #[error("failed to record the pids")]
     WritePids(#[from] state::StateError),
+    #[error("failed to read {path}")]
+    ReadStdioConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to set up the terminal")]
+    Terminal(#[source] Errno),
     #[error("failed to bind control socket {path}")]
     BindControl {
         path: PathBuf,
@@ -97,6 +105,8 @@ impl LaunchError {
         use LaunchError::*;
         match self {
             Detach(_) | RedirectStdio { .. } | EnterStateDir { .. } | WritePids(_) => "state",
+            ReadStdioConfig { .. } => "config",
+            Terminal(_) => "stdio",
             OpenLog { .. } => "log",
             OpenPidNamespace { .. } | PidNamespace(_) => "namespace",
             Pipe(_) | OpenDevNull(_) | Fork(_) | PidFd(_) | ReadChildReport(_) => "clone",
@@ -263,16 +273,32 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
     let (errors_r, errors_w) = pipe()?;
     let (stdout_r, stdout_w) = pipe()?;
     let (stderr_r, stderr_w) = pipe()?;
-    let stdin = nix::fcntl::open(
-        "/dev/null",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(LaunchError::OpenDevNull)?;
+    let stdio = read_stdio_config()?;
+    // Stdin kept open for attachers is a pipe; a terminal is made by the child and its
+    // master comes back on `console` (see `console`).
+    let (stdin, stdin_w) = if stdio.open_stdin && !stdio.terminal {
+        let (r, w) = pipe()?;
+        (r, Some(w))
+    } else {
+        let null = nix::fcntl::open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(LaunchError::OpenDevNull)?;
+        (null, None)
+    };
+    let (console, console_child) = if stdio.terminal {
+        let (ours, theirs) = crate::console::pair().map_err(LaunchError::Terminal)?;
+        (Some(ours), Some(theirs))
+    } else {
+        (None, None)
+    };
 
+    let disk = crate::mounts::open_disk(&plan.rootfs).map_err(Failure::Child)?;
     let pid = match sys::fork().map_err(LaunchError::Fork)? {
         ForkResult::Child => {
-            drop((sync_w, errors_r, stdout_r, stderr_r, log));
+            drop((sync_w, errors_r, stdout_r, stderr_r, log, stdin_w, console));
             child::run(
                 plan,
                 ChildFds {
@@ -281,12 +307,17 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
                     stdin,
                     stdout: stdout_w,
                     stderr: stderr_w,
+                    console: console_child,
+                    disk,
                 },
             )
         }
         ForkResult::Parent { child } => child,
     };
-    drop((sync_r, errors_w, stdout_w, stderr_w, stdin));
+    drop((sync_r, errors_w, stdout_w, stderr_w, stdin, console_child));
+    // The child has its own copy; ours would keep the disk's mount alive after the
+    // container's namespace is gone.
+    drop(disk);
     let mut guard = ChildGuard(Some(pid));
 
     let pidfd = sys::pidfd_open(pid).map_err(LaunchError::PidFd)?;
@@ -320,6 +351,22 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
         return Err(Failure::Child(failure));
     }
     let started_at_ms = monitor::now_ms();
+    // The terminal's master is the app's output; the pipes saw only the set-up.
+    let (stdout_r, terminal) = match &console {
+        Some(socket) => {
+            let master = crate::console::receive_master(socket).map_err(LaunchError::Terminal)?;
+            let reader = master.try_clone().map_err(|e| {
+                LaunchError::Terminal(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            })?;
+            (reader, Some(File::from(master)))
+        }
+        None => (stdout_r, None),
+    };
+    let app_stdin = match (&terminal, stdin_w) {
+        (Some(m), _) if stdio.open_stdin => m.try_clone().ok(),
+        (_, Some(w)) => Some(File::from(w)),
+        _ => None,
+    };
     // The child checked this pipe for a hang-up just before execve; it is no longer
     // needed.
     drop(sync_w);
@@ -344,17 +391,31 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
         container: Container {
             pid,
             pidfd,
-            log,
+            log: crate::logfile::LogFile::new(log, shim.log_path.clone(), shim.log_rotation),
             listener,
             oom_counter: shim.oom_counter.clone(),
             oom_baseline,
             started_at_ms,
             shim_pid,
             state_dir: shim.state_dir.clone(),
+            attachers: crate::attach::Attachers::new(app_stdin, terminal, stdio.stdin_once),
         },
         stdout: stdout_r,
         stderr: stderr_r,
     })
+}
+
+/// `stdio.json` in the state dir (the cwd); absent: no terminal, stdin from /dev/null.
+fn read_stdio_config() -> Result<StdioConfig, LaunchError> {
+    let err = |source| LaunchError::ReadStdioConfig {
+        path: PathBuf::from(files::STDIO_CONFIG),
+        source,
+    };
+    match std::fs::read(files::STDIO_CONFIG) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(std::io::Error::other(e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(StdioConfig::default()),
+        Err(e) => Err(err(e)),
+    }
 }
 
 /// Bind `control.sock` (mode 0600) in the state dir, which is the cwd.

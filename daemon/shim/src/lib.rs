@@ -21,6 +21,7 @@ mod exec;
 #[cfg(test)]
 mod fake_sys;
 mod launch;
+mod logfile;
 mod logs;
 mod monitor;
 mod mounts;

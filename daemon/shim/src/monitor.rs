@@ -36,13 +36,15 @@ const READ_SIZE: usize = 32 * 1024;
 pub(crate) struct Container {
     pub pid: Pid,
     pub pidfd: OwnedFd,
-    pub log: File,
+    pub log: crate::logfile::LogFile,
     pub listener: UnixListener,
     pub oom_counter: Option<OomCounter>,
     pub oom_baseline: Option<u64>,
     pub started_at_ms: u64,
     pub shim_pid: i32,
     pub state_dir: PathBuf,
+    /// Attached clients, and the app's stdin and terminal (see `attach`).
+    pub attachers: crate::attach::Attachers,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -70,6 +72,8 @@ enum Token {
     Stream(usize),
     Listener,
     Client(usize),
+    Attacher(usize),
+    AppStdin,
 }
 
 /// The exit record for a wait status, or `None` if the app has not ended.
@@ -144,13 +148,19 @@ impl Monitor {
             // Clients are handled last and from the highest index down, so removing
             // one does not shift the index of another still to handle.
             let mut clients = Vec::new();
+            let mut attachers = Vec::new();
             for (token, revents) in ready {
                 match token {
                     Token::Exit => self.reap(),
                     Token::Stream(i) => self.read_stream(i),
                     Token::Listener => self.accept(),
                     Token::Client(i) => clients.push((i, revents)),
+                    Token::Attacher(i) => attachers.push((i, revents)),
+                    Token::AppStdin => self.c.attachers.stdin_ready(revents),
                 }
+            }
+            for (i, revents) in attachers.into_iter().rev() {
+                self.c.attachers.ready(i, revents);
             }
             for (i, _) in clients.into_iter().rev() {
                 self.read_client(i);
@@ -177,6 +187,18 @@ impl Monitor {
         for (i, cl) in self.clients.iter().enumerate() {
             tokens.push(Token::Client(i));
             fds.push(PollFd::new(cl.stream.as_fd(), PollFlags::POLLIN));
+        }
+        for interest in self.c.attachers.interests() {
+            match interest {
+                crate::attach::Interest::Attacher(i, fd, flags) => {
+                    tokens.push(Token::Attacher(i));
+                    fds.push(PollFd::new(fd, flags));
+                }
+                crate::attach::Interest::Stdin(fd) => {
+                    tokens.push(Token::AppStdin);
+                    fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+                }
+            }
         }
         let timeout = match &self.exit {
             None => PollTimeout::NONE,
@@ -217,6 +239,7 @@ impl Monitor {
         };
         if let Some(record) = exit_record(status, self.c.started_at_ms, oom_kills) {
             self.exit = Some((record, Instant::now() + DRAIN_TIMEOUT));
+            self.c.attachers.app_exited();
         }
     }
 
@@ -229,6 +252,11 @@ impl Monitor {
             Ok(n) => (n, false),
             Err(e) if e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::WouldBlock => {
                 return
+            }
+            // A terminal's master reads EIO once every holder of its peer closed it:
+            // the end of the app's output.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) && self.c.attachers.terminal() => {
+                (0, true)
             }
             Err(e) => {
                 eprintln!("boxd shim {}: read {} failed: {e}", self.c.pid, stream.name);
@@ -247,6 +275,12 @@ impl Monitor {
         if eof {
             stream.fd = None;
         }
+        let kind = if i == 1 {
+            crate::protocol::exec_frame::STDERR
+        } else {
+            crate::protocol::exec_frame::STDOUT
+        };
+        self.c.attachers.output(kind, &buf[..n]);
     }
 
     fn accept(&mut self) {
@@ -321,6 +355,49 @@ impl Monitor {
                 running: self.exit.is_none(),
             },
             Ok(ControlRequest::Kill { signal }) => self.kill(signal),
+            Ok(ControlRequest::Resize { rows, cols }) => {
+                match self.c.attachers.resize(rows, cols) {
+                    Ok(()) => ControlResponse::Ok,
+                    Err(message) => ControlResponse::Error { message },
+                }
+            }
+            Ok(ControlRequest::Attach {
+                stdin,
+                stdout,
+                stderr,
+            }) => {
+                let wants = crate::attach::Wants {
+                    stdin,
+                    stdout,
+                    stderr,
+                };
+                let nl = cl.buf.iter().position(|b| *b == b'\n');
+                let early = nl.map(|nl| cl.buf[nl + 1..].to_vec()).unwrap_or_default();
+                let mut cl = self.clients.swap_remove(i);
+                let response = if self.exit.is_some() {
+                    ControlResponse::Error {
+                        message: "container has exited".into(),
+                    }
+                } else if let Err(refused) = self.c.attachers.check(wants) {
+                    ControlResponse::Error {
+                        message: refused.to_string(),
+                    }
+                } else {
+                    // Everything logged so far is before this offset; everything read
+                    // from now on is sent to this attacher too.
+                    let log_offset = self.c.log.metadata().map(|m| m.len()).unwrap_or(0);
+                    ControlResponse::Attached {
+                        log_offset,
+                        terminal: self.c.attachers.terminal(),
+                    }
+                };
+                let attached = matches!(response, ControlResponse::Attached { .. });
+                respond(&mut cl.stream, &response);
+                if attached {
+                    self.c.attachers.add(cl.stream, wants, early);
+                }
+                return;
+            }
         };
         let mut cl = self.clients.swap_remove(i);
         respond(&mut cl.stream, &response);
@@ -357,6 +434,7 @@ impl Monitor {
             respond(&mut cl.stream, &response);
         }
         self.clients.clear();
+        self.c.attachers.finish();
         let _ = std::fs::remove_file(self.c.state_dir.join(files::CONTROL_SOCKET));
         0
     }

@@ -11,11 +11,13 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
+use crate::protocol::{Overlay, StartReport};
 use crate::sys::{FileKind, Sys};
 
 /// A mount-related step that failed.
@@ -32,6 +34,21 @@ pub enum MountError {
         #[source]
         source: Errno,
     },
+    #[error("failed to mount disk image {image} at {target}")]
+    MountDisk {
+        image: PathBuf,
+        target: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("failed to create {path} on the disk image")]
+    CreateLayerDir {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("the overlay's {path} is not below the disk mount point")]
+    LayerOutsideDisk { path: PathBuf },
     #[error("failed to mount overlay at {target}")]
     MountOverlay {
         target: PathBuf,
@@ -389,6 +406,117 @@ pub struct RootfsPlan {
     pub masked_paths: Vec<PathBuf>,
     /// `linux.readonlyPaths`.
     pub readonly_paths: Vec<PathBuf>,
+    /// The image holding the overlay's upper and work dirs, if the writable layer is
+    /// size-limited.
+    pub disk: Option<DiskPlan>,
+}
+
+/// Mounting a container's disk image ([`crate::protocol::DiskImage`]) before the
+/// overlay.
+///
+/// Why a loop-mounted ext4 image per container: it is the one size limit for the
+/// writable layer that works on any host filesystem (ext4 has project quotas only
+/// when made with them, and overlayfs on XFS needs `pquota` at mount time, which is
+/// what Docker and Podman rely on). The kernel enforces the size (ENOSPC inside), and
+/// the image is a sparse file, so it takes host space only for what is written.
+///
+/// How: the shim, before it forks the container's process, attaches the image to a
+/// loop device with `LO_FLAGS_AUTOCLEAR` and makes a *detached* mount of it
+/// ([`open_disk`]; fsopen/fsmount). It has to be the shim: opening a block device is
+/// checked against the caller's device cgroup, and the container's process is in a
+/// cgroup that denies every block device by the time it sets up its mounts. The
+/// child then moves that mount onto the mount point inside its own, private mount
+/// namespace ([`setup_rootfs`]), and the shim closes its descriptor.
+///
+/// Why that leaks nothing: the host's mount table never holds the mount, and the
+/// kernel detaches the loop device when its last user goes. That user is the mount,
+/// which lives as long as the container's namespace (the overlay keeps a private
+/// reference to its upper layer), which ends with the container's last process; if
+/// the shim dies, the container dies with it (parent-death signal), and a detached
+/// mount whose descriptor is closed before it was attached is freed at once. So no
+/// crash of the shim or the daemon can leave a mount or a loop device on the host,
+/// and there is nothing for reconcile to undo. The upper dir lives in the image, so
+/// it persists across stop and start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskPlan {
+    /// The image file.
+    pub image: PathBuf,
+    /// Where it is mounted (an empty dir on the host).
+    pub mount_point: PathBuf,
+    /// Dirs made on the image when missing (upper and work, at the first start).
+    pub dirs: Vec<PathBuf>,
+}
+
+impl DiskPlan {
+    /// The plan for `overlay`'s disk, if it has one. `upper` and `work` must lie below
+    /// the mount point, or they would not be on the image.
+    pub fn from_overlay(overlay: &Overlay) -> Result<Option<Self>, MountError> {
+        let Some(disk) = &overlay.disk else {
+            return Ok(None);
+        };
+        for dir in [&overlay.upper, &overlay.work] {
+            let inside = dir.strip_prefix(&disk.mount_point).is_ok_and(|rest| {
+                rest.components().next().is_some()
+                    && rest.components().all(|c| matches!(c, Component::Normal(_)))
+            });
+            if !inside {
+                return Err(MountError::LayerOutsideDisk { path: dir.clone() });
+            }
+        }
+        Ok(Some(DiskPlan {
+            image: disk.image.clone(),
+            mount_point: disk.mount_point.clone(),
+            dirs: vec![overlay.upper.clone(), overlay.work.clone()],
+        }))
+    }
+}
+
+/// In the shim, before the fork: the detached mount of the plan's disk image, if it
+/// has one. Failures come as the start report the shim sends.
+pub(crate) fn open_disk(plan: &RootfsPlan) -> Result<Option<OwnedFd>, StartReport> {
+    let Some(disk) = &plan.disk else {
+        return Ok(None);
+    };
+    crate::sys::detached_disk_mount(&disk.image)
+        .map(Some)
+        .map_err(|source| {
+            let e = MountError::MountDisk {
+                image: disk.image.clone(),
+                target: disk.mount_point.clone(),
+                source,
+            };
+            StartReport::Failed {
+                stage: e.stage().to_owned(),
+                message: crate::error_chain(&e),
+            }
+        })
+}
+
+/// Attach the disk's detached mount and make the layer dirs on it that are missing.
+fn mount_disk(
+    sys: &dyn Sys,
+    disk: &DiskPlan,
+    mount: Option<BorrowedFd<'_>>,
+) -> Result<(), MountError> {
+    let err = |source| MountError::MountDisk {
+        image: disk.image.clone(),
+        target: disk.mount_point.clone(),
+        source,
+    };
+    let mount = mount.ok_or_else(|| err(Errno::EBADF))?;
+    sys.move_mount(mount, &disk.mount_point).map_err(err)?;
+    for dir in &disk.dirs {
+        let err = |source| MountError::CreateLayerDir {
+            path: dir.clone(),
+            source,
+        };
+        match sys.lstat(dir).map_err(err)? {
+            Some(FileKind::Dir) => {}
+            Some(_) => return Err(err(Errno::ENOTDIR)),
+            None => sys.mkdir(dir, 0o755).map_err(err)?,
+        }
+    }
+    Ok(())
 }
 
 /// The OCI default devices (runtime-spec config-linux.md, "Default Devices").
@@ -410,8 +538,13 @@ const DEV_LINKS: [(&str, &str); 5] = [
     ("ptmx", "pts/ptmx"),
 ];
 
-/// Build the root filesystem at `plan.rootfs` (not yet pivoted into).
-pub fn setup_rootfs(sys: &dyn Sys, plan: &RootfsPlan) -> Result<(), MountError> {
+/// Build the root filesystem at `plan.rootfs` (not yet pivoted into); `disk` is the
+/// detached mount from [`open_disk`] when the plan has a disk.
+pub fn setup_rootfs(
+    sys: &dyn Sys,
+    plan: &RootfsPlan,
+    disk: Option<BorrowedFd<'_>>,
+) -> Result<(), MountError> {
     // Our mount namespace is a copy of the host's, with the host's shared peer groups:
     // without this, every mount below would appear on the host too.
     sys.mount(
@@ -436,6 +569,11 @@ pub fn setup_rootfs(sys: &dyn Sys, plan: &RootfsPlan) -> Result<(), MountError> 
                 path: plan.rootfs.clone(),
                 source,
             })?;
+    }
+    // After `/` is private (so the mount stays in this namespace) and before the
+    // overlay that uses it.
+    if let Some(plan_disk) = &plan.disk {
+        mount_disk(sys, plan_disk, disk)?;
     }
     sys.mount(
         Some(Path::new("overlay")),
@@ -648,6 +786,7 @@ pub fn pivot_root(sys: &dyn Sys, rootfs: &Path) -> Result<(), MountError> {
 mod tests {
     use super::*;
     use crate::fake_sys::{Entry, FakeSys};
+    use std::os::fd::AsFd;
 
     fn opts(list: &[&str]) -> MountOptions {
         parse_options(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
@@ -774,6 +913,7 @@ mod tests {
             readonly: true,
             masked_paths: vec!["/proc/kcore".into(), "/missing".into()],
             readonly_paths: vec!["/proc/sys".into()],
+            disk: None,
         }
     }
 
@@ -791,7 +931,7 @@ mod tests {
         fs.add("/host/data", Entry::Dir);
         fs.add("/b/rootfs/proc/kcore", Entry::File);
         fs.add("/b/rootfs/proc/sys", Entry::Dir);
-        setup_rootfs(&fs, &plan()).unwrap();
+        setup_rootfs(&fs, &plan(), None).unwrap();
         pivot_root(&fs, Path::new("/b/rootfs")).unwrap();
         let calls = fs.calls();
         let private = position(&calls, "mount - / - REC|PRIVATE");
@@ -819,6 +959,94 @@ mod tests {
         assert!(!calls.iter().any(|c| c.contains("/missing")), "{calls:#?}");
     }
 
+    fn overlay_on_disk(upper: &str, work: &str) -> Overlay {
+        Overlay {
+            lower: vec!["/l".into()],
+            upper: upper.into(),
+            work: work.into(),
+            disk: Some(crate::protocol::DiskImage {
+                image: "/c/disk.img".into(),
+                mount_point: "/c/disk".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_disk_is_mounted_privately_before_the_overlay_and_gets_its_layer_dirs() {
+        let fs = FakeSys::new();
+        fs.add("/b", Entry::Dir);
+        fs.add("/host/data", Entry::Dir);
+        fs.add("/c/disk", Entry::Dir);
+        // A second start: upper is already on the image, work is not.
+        fs.add("/c/disk/upper", Entry::Dir);
+        let mut p = plan();
+        p.disk = DiskPlan::from_overlay(&overlay_on_disk("/c/disk/upper", "/c/disk/work")).unwrap();
+        let mount = std::fs::File::open("/dev/null").unwrap();
+        setup_rootfs(&fs, &p, Some(mount.as_fd())).unwrap();
+        let calls = fs.calls();
+        let private = position(&calls, "mount - / - REC|PRIVATE");
+        let disk = position(&calls, "move_mount /c/disk");
+        let work = position(&calls, "mkdir /c/disk/work");
+        let overlay = position(&calls, "mount overlay /b/rootfs overlay");
+        assert!(
+            private < disk && disk < work && work < overlay,
+            "{calls:#?}"
+        );
+        assert!(!calls.contains(&"mkdir /c/disk/upper".to_string()));
+    }
+
+    #[test]
+    fn layer_dirs_must_be_on_the_disk() {
+        assert_eq!(
+            DiskPlan::from_overlay(&Overlay {
+                disk: None,
+                ..overlay_on_disk("/u", "/w")
+            })
+            .unwrap(),
+            None
+        );
+        for (upper, work) in [
+            ("/c/upper", "/c/disk/work"),
+            ("/c/disk/upper", "/c/disk"),
+            ("/c/disk/../upper", "/c/disk/work"),
+            ("/c/disk/upper", "/c/diskwork"),
+        ] {
+            assert!(
+                matches!(
+                    DiskPlan::from_overlay(&overlay_on_disk(upper, work)),
+                    Err(MountError::LayerOutsideDisk { .. })
+                ),
+                "{upper} {work}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_disk_mount_stops_before_the_overlay() {
+        let fs = FakeSys::new();
+        fs.add("/b/rootfs", Entry::Dir);
+        fs.fail_on("move_mount", Errno::EINVAL);
+        let mut p = plan();
+        p.disk = DiskPlan::from_overlay(&overlay_on_disk("/c/disk/upper", "/c/disk/work")).unwrap();
+        let mount = std::fs::File::open("/dev/null").unwrap();
+        let e = setup_rootfs(&fs, &p, Some(mount.as_fd())).unwrap_err();
+        assert!(matches!(e, MountError::MountDisk { .. }), "{e:?}");
+        assert_eq!(e.stage(), "mount");
+        assert!(!fs.calls().iter().any(|c| c.starts_with("mount overlay")));
+        // A plan with a disk but no mount for it is refused, not mounted without.
+        let e = setup_rootfs(&FakeSys::new(), &p, None).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MountError::MountDisk {
+                    source: Errno::EBADF,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
     #[test]
     fn mount_target_behind_an_evil_symlink_stays_inside() {
         let fs = FakeSys::new();
@@ -828,7 +1056,7 @@ mod tests {
         p.mounts.truncate(1);
         p.masked_paths.clear();
         p.readonly_paths.clear();
-        setup_rootfs(&fs, &p).unwrap();
+        setup_rootfs(&fs, &p, None).unwrap();
         let calls = fs.calls();
         assert!(
             calls.contains(&"mount proc /b/rootfs/etc proc - -".to_string()),

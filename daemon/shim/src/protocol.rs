@@ -59,6 +59,20 @@ pub struct ShimConfig {
     pub cgroup_procs: Vec<PathBuf>,
     /// Where the kernel counts OOM kills for this container's cgroup.
     pub oom_counter: Option<OomCounter>,
+    /// Size-based rotation of `log_path`; `None`: the log grows without bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_rotation: Option<LogRotation>,
+}
+
+/// How the shim bounds the container log: before a record would take the file past
+/// `max_bytes`, `container.log` becomes `container.log.1` (`.1` becomes `.2`, ...), and
+/// at most `max_files` files (the current one included) are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRotation {
+    /// Largest size of one file (a single record larger than this still goes whole).
+    pub max_bytes: u64,
+    /// Files kept, the current one included (at least 1).
+    pub max_files: u32,
 }
 
 /// The app's stdio (`stdio.json`, next to `shim.json`).
@@ -86,6 +100,22 @@ pub struct Overlay {
     pub upper: PathBuf,
     /// overlayfs work dir (same filesystem as `upper`).
     pub work: PathBuf,
+    /// A filesystem image that holds `upper` and `work` (both under its
+    /// `mount_point`), so the writable layer cannot outgrow the image; `None`: they
+    /// are plain dirs on the host's filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskImage>,
+}
+
+/// A per-container ext4 image file, mounted by the shim through a loop device inside
+/// the container's mount namespace only (see `mounts::mount_disk`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskImage {
+    /// The image file (made by the daemon with `mkfs.ext4`).
+    pub image: PathBuf,
+    /// An empty host dir the image is mounted on; `upper` and `work` lie below it and
+    /// are made at the first start.
+    pub mount_point: PathBuf,
 }
 
 /// A `key value` counter file and the key to read (v1 `memory.oom_control` /

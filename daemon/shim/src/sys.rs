@@ -7,11 +7,11 @@
 //! order of the calls with a fake instead of needing root. [`LinuxSys`] is the real,
 //! zero-sized implementation. The free functions below wrap the few calls with no safe
 //! `nix` wrapper (fork, pidfd_open, pivot_root, close_range, the loopback ioctl, signal
-//! dispositions, kill with a raw signal number). Every unsafe block says why its
+//! dispositions, kill with a raw signal number, loop devices). Every unsafe block says why its
 //! arguments are valid.
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -72,6 +72,8 @@ pub(crate) trait Sys {
     fn sethostname(&self, name: &str) -> nix::Result<()>;
     /// Set `IFF_UP` on `lo` in the current network namespace.
     fn loopback_up(&self) -> nix::Result<()>;
+    /// move_mount(2) of a detached mount (from [`detached_disk_mount`]) onto `target`.
+    fn move_mount(&self, mount: BorrowedFd<'_>, target: &Path) -> nix::Result<()>;
 }
 
 /// The real kernel.
@@ -174,6 +176,24 @@ impl Sys for LinuxSys {
 
     fn loopback_up(&self) -> nix::Result<()> {
         loopback_up()
+    }
+
+    fn move_mount(&self, mount: BorrowedFd<'_>, target: &Path) -> nix::Result<()> {
+        let target = path_cstring(target)?;
+        // SAFETY: `mount` is a live descriptor for the call, the empty string and
+        // `target` are valid NUL-terminated strings that outlive it; the kernel only
+        // reads them.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                mount.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                libc::MOVE_MOUNT_F_EMPTY_PATH,
+            )
+        };
+        Errno::result(rc).map(drop)
     }
 }
 
@@ -305,8 +325,7 @@ pub(crate) fn exit_now(code: i32) -> ! {
 pub(crate) fn pty_unlock(master: &impl std::os::fd::AsRawFd) -> nix::Result<()> {
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one int through the pointer, which is valid for the call.
-    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })
-        .map(drop)
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) }).map(drop)
 }
 
 /// Open the peer (slave) of a pty master by descriptor (TIOCGPTPEER, Linux 4.13), so
@@ -347,4 +366,177 @@ pub(crate) fn own_received_fd(fd: std::os::fd::RawFd) -> OwnedFd {
     // SAFETY: the kernel put this descriptor in our table for this message only;
     // nothing else refers to it, so exactly one owner is created here.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `<linux/loop.h>`: ioctl numbers and flags (the `libc` crate does not have them).
+const LOOP_SET_FD: libc::c_ulong = 0x4C00;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// Tries at taking a free loop device before giving up: another process (udisks,
+/// `losetup -f`, a second container) may take the one LOOP_CTL_GET_FREE named.
+const LOOP_ATTEMPTS: usize = 16;
+
+/// `struct loop_info64` of `<linux/loop.h>`.
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; 64],
+    lo_crypt_name: [u8; 64],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+/// `struct loop_config` of `<linux/loop.h>` (LOOP_CONFIGURE, Linux 5.8).
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// Make a detached ext4 mount (fsopen/fsconfig/fsmount, Linux 5.2) of the image
+/// file `image`, through a loop device that detaches itself once unused; the
+/// returned descriptor is the only reference to the mount until it is attached
+/// somewhere with [`Sys::move_mount`].
+///
+/// This runs in the shim, outside the container's cgroup: opening a block device is
+/// checked against the caller's device cgroup, which denies the container's
+/// processes every block device. Attaching the finished mount needs no device access.
+pub(crate) fn detached_disk_mount(image: &Path) -> nix::Result<OwnedFd> {
+    let (device, loop_fd) = attach_loop(image)?;
+    let fs = fsopen("ext4")?;
+    fsconfig_string(&fs, "source", &device.to_string_lossy())?;
+    fsconfig_create(&fs)?;
+    // SAFETY: fsmount takes the fs-context descriptor and two flag words by value.
+    let rc = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, 0) };
+    let fd = i32::try_from(Errno::result(rc)?).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    let mount = unsafe { OwnedFd::from_raw_fd(fd) };
+    // The superblock holds the device now; closing ours leaves it as the last user,
+    // so the device detaches when the mount goes (or at once, on any error above).
+    drop(loop_fd);
+    Ok(mount)
+}
+
+fn fsopen(fstype: &str) -> nix::Result<OwnedFd> {
+    let name = CString::new(fstype).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `name` is a valid NUL-terminated string for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), libc::FSOPEN_CLOEXEC) };
+    let fd = i32::try_from(Errno::result(rc)?).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fsconfig_string(fs: &OwnedFd, key: &str, value: &str) -> nix::Result<()> {
+    let key = CString::new(key).map_err(|_| Errno::EINVAL)?;
+    let value = CString::new(value).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: `fs` is live; `key` and `value` are valid NUL-terminated strings that
+    // outlive the call, which only reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+fn fsconfig_create(fs: &OwnedFd) -> nix::Result<()> {
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key or value (null pointers, 0).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// Attach `image` (read-write) to a free loop device with `LO_FLAGS_AUTOCLEAR`;
+/// returns the device path and an open descriptor of it. The device stays attached
+/// while the descriptor or anything else (a mount) has it open, and detaches itself
+/// after the last close.
+pub(crate) fn attach_loop(image: &Path) -> nix::Result<(PathBuf, OwnedFd)> {
+    let backing = nix::fcntl::open(
+        image,
+        OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )?;
+    let control = nix::fcntl::open(
+        "/dev/loop-control",
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut last = Errno::EBUSY;
+    for _ in 0..LOOP_ATTEMPTS {
+        // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns a device number.
+        let n = Errno::result(unsafe { libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE) })?;
+        let device = PathBuf::from(format!("/dev/loop{n}"));
+        let dev = match nix::fcntl::open(&device, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+            Ok(fd) => fd,
+            // devtmpfs makes the node as the device appears; give it another round.
+            Err(Errno::ENOENT) => {
+                last = Errno::ENOENT;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        match configure_loop(&dev, &backing) {
+            Ok(()) => return Ok((device, dev)),
+            // Someone else bound it between GET_FREE and us: take another.
+            Err(Errno::EBUSY) => last = Errno::EBUSY,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Bind `backing` to the loop device `dev`, auto-clearing: LOOP_CONFIGURE in one step,
+/// or LOOP_SET_FD + LOOP_SET_STATUS64 on kernels before 5.8.
+fn configure_loop(dev: &OwnedFd, backing: &OwnedFd) -> nix::Result<()> {
+    let fd = u32::try_from(backing.as_raw_fd()).map_err(|_| Errno::EBADF)?;
+    // SAFETY: both are plain-old-data C structs; all-zero is a valid value.
+    let mut config: LoopConfig = unsafe { std::mem::zeroed() };
+    config.fd = fd;
+    config.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    // SAFETY: LOOP_CONFIGURE reads one `struct loop_config` through the pointer, which
+    // is valid and properly laid out (repr(C), as <linux/loop.h>) for the call.
+    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE, &config) };
+    match Errno::result(rc) {
+        Ok(_) => return Ok(()),
+        Err(Errno::EINVAL) | Err(Errno::ENOTTY) => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: LOOP_SET_FD takes the backing descriptor by value.
+    Errno::result(unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_SET_FD, backing.as_raw_fd()) })?;
+    // SAFETY: LOOP_SET_STATUS64 reads one `struct loop_info64` through the pointer,
+    // valid and laid out as the kernel expects for the call.
+    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_SET_STATUS64, &config.info) };
+    if let Err(e) = Errno::result(rc) {
+        // Without AUTOCLEAR the device would stay bound after us: undo.
+        // SAFETY: LOOP_CLR_FD takes no argument.
+        let _ = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD, 0) };
+        return Err(e);
+    }
+    Ok(())
 }

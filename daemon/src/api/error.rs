@@ -66,7 +66,8 @@ impl ApiError {
                 | R::AlreadyRunning(_)
                 | R::NotRunning(_)
                 | R::ContainerRunning(_)
-                | R::ImageInUse { .. } => StatusCode::CONFLICT,
+                | R::ImageInUse { .. }
+                | R::StdinInUse(_) => StatusCode::CONFLICT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -98,6 +99,7 @@ impl ApiError {
                 R::NotRunning(_) => "not_running",
                 R::ContainerRunning(_) => "container_running",
                 R::ImageInUse { .. } => "image_in_use",
+                R::StdinInUse(_) => "stdin_in_use",
                 _ => "internal",
             },
         }

@@ -5,6 +5,7 @@
 //! helper that checks each against it, and a test calls every entry, so the list, the
 //! router and `api-spec/openapi.yaml` (checked by `tests/it/spec.rs`) cannot drift.
 
+mod attach;
 mod containers;
 mod error;
 mod exec;
@@ -55,6 +56,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/containers/{id}/exec"),
     ("GET", "/v1/exec/{exec_id}"),
     ("POST", "/v1/exec/{exec_id}/resize"),
+    ("POST", "/v1/containers/{id}/attach"),
+    ("POST", "/v1/containers/{id}/resize"),
 ];
 
 /// Shared state of the handlers.
@@ -107,6 +110,8 @@ pub fn router(state: AppState) -> Router {
     r.add("POST", "/v1/containers/{id}/exec", post(exec::create));
     r.add("GET", "/v1/exec/{exec_id}", get(exec::inspect));
     r.add("POST", "/v1/exec/{exec_id}/resize", post(exec::resize));
+    r.add("POST", "/v1/containers/{id}/attach", post(attach::attach));
+    r.add("POST", "/v1/containers/{id}/resize", post(attach::resize));
     r.0.fallback(no_route).with_state(state)
 }
 
@@ -201,6 +206,7 @@ mod tests {
             kernel: "test".into(),
             root_dir: dir.join("root"),
             state_dir: dir.join("state"),
+            log_rotation: None,
         };
         let runtime = Runtime::new(
             store.clone(),

@@ -399,6 +399,7 @@ pub fn arm(
         },
         tx,
         last_counters: BTreeMap::new(),
+        seen_populated: false,
     };
     let done = watcher.evaluate(&first, None);
     let task = tokio::spawn(async move {
@@ -427,6 +428,9 @@ struct Watcher {
     pressure: PressureState,
     tx: mpsc::UnboundedSender<Notice>,
     last_counters: BTreeMap<String, u64>,
+    /// Whether the group has had a process: it is armed before the app joins, and an
+    /// empty group is the end of the run only after that.
+    seen_populated: bool,
 }
 
 /// Why the watcher woke.
@@ -541,12 +545,17 @@ impl Watcher {
             self.last_counters = snapshot.counters.clone();
             let _ = self.tx.send(Notice::Counters(snapshot.counters.clone()));
         }
+        let populated = match snapshot.populated {
+            Some(true) => {
+                self.seen_populated = true;
+                true
+            }
+            // Not yet joined: the app is still starting.
+            Some(false) => !self.seen_populated,
+            None => true,
+        };
         let mut reported = self.reported.lock().expect("reported poisoned");
-        let verdict = decide(
-            snapshot.oom_kill(),
-            reported.oom_kills,
-            snapshot.populated.unwrap_or(true),
-        );
+        let verdict = decide(snapshot.oom_kill(), reported.oom_kills, populated);
         let (Verdict::OomKilled { new } | Verdict::Emptied { new }) = verdict else {
             drop(reported);
             self.pressure(snapshot, crossings);
@@ -739,7 +748,8 @@ mod tests {
     async fn watcher_is_armed_before_immediate_oom_and_notifies_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         fixture(dir.path(), "memory.events", "high 0\noom 0\noom_kill 0\n");
-        fixture(dir.path(), "cgroup.events", "populated 1\n");
+        // Armed before the app joins: the group is empty at first.
+        fixture(dir.path(), "cgroup.events", "populated 0\n");
         fixture(dir.path(), "memory.current", "100\n");
         // A kill before arming, after the caller's baseline (0), is reported by the
         // re-read that arming does.
@@ -753,6 +763,7 @@ mod tests {
         let watch = arm(target, Reported::default(), tx).unwrap();
         let got = next_report(&mut rx).await;
         assert_eq!(got, Some(Notice::OomKill { total: 1 }));
+        fixture(dir.path(), "cgroup.events", "populated 1\n");
         // A second kill, and use over the threshold.
         fixture(dir.path(), "memory.current", "950\n");
         fixture(dir.path(), "memory.events", "high 3\noom 2\noom_kill 2\n");

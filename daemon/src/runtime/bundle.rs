@@ -194,6 +194,9 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         LinuxNamespaceType::Uts,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Network,
+        // Entered last by the shim, after the app joined its cgroup: the container sees
+        // its own group as `/` and nothing of the host's hierarchy above it.
+        LinuxNamespaceType::Cgroup,
     ]
     .into_iter()
     .map(|typ| {
@@ -312,6 +315,7 @@ mod tests {
             }],
             labels: Default::default(),
             security: Default::default(),
+            ..Default::default()
         }
     }
 

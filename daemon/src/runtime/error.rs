@@ -96,6 +96,9 @@ pub enum RuntimeError {
     /// upgraded connection.
     #[error("{0}")]
     ExecMode(String),
+    /// Another client is attached to the container's stdin.
+    #[error("another client is attached to the stdin of container {0}")]
+    StdinInUse(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

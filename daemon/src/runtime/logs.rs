@@ -5,10 +5,16 @@
 //! container is no longer running, and drains once more: the shim writes the last output
 //! before the exit record, and the exit record is in the store before the state changes,
 //! so nothing written by the app is missed.
+//!
+//! The shim rotates the file by size (`container.log` -> `container.log.1` -> `.2`
+//! ...; see the shim's `logfile`): what is already there is read from the oldest
+//! rotated file to the current one, and a follower that reaches the end of a file
+//! that has been renamed away drains it once more and moves on to the new one.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boxd_client::models::{LogEntry, LogStream};
@@ -21,6 +27,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 const POLL: Duration = Duration::from_millis(100);
+
+/// Default largest size of one container log file (Docker's json-file `max-size`
+/// has no default; 10 MiB is what most operators set).
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 << 20;
+/// Default number of container log files kept, the current one included.
+pub const DEFAULT_LOG_MAX_FILES: u32 = 3;
 
 /// How the log is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,6 +154,15 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
+    // What rotation moved away, oldest first; read before the current file.
+    let mut rotated = Vec::new();
+    for n in 1.. {
+        match tokio::fs::File::open(rotated_path(path, n)).await {
+            Ok(f) => rotated.push(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(e),
+        }
+    }
     // The file appears at the first start; until then, a follower waits for it.
     let file = loop {
         match tokio::fs::File::open(path).await {
@@ -155,12 +176,13 @@ where
             Err(e) => return Err(e),
         }
     };
+    let mut inode = file.metadata().await?.ino();
     let mut reader = BufReader::new(file);
     let mut pending = String::new();
 
     // What is already there, with `tail` applied.
     let mut backlog: VecDeque<LogEntry> = VecDeque::new();
-    read_available(&mut reader, &mut pending, |entry| {
+    let mut keep = |entry: LogEntry| {
         if opts.wants(&entry) {
             backlog.push_back(entry);
             if let Some(n) = opts.tail {
@@ -169,8 +191,12 @@ where
                 }
             }
         }
-    })
-    .await?;
+    };
+    for old in rotated.into_iter().rev() {
+        let mut old_pending = String::new();
+        read_available(&mut BufReader::new(old), &mut old_pending, &mut keep).await?;
+    }
+    read_available(&mut reader, &mut pending, &mut keep).await?;
     for entry in backlog {
         if tx.send(Ok(opts.render(&entry))).await.is_err() {
             return Ok(()); // the client went away
@@ -183,12 +209,21 @@ where
     loop {
         let mut out = Vec::new();
         let still_running = running().await;
-        read_available(&mut reader, &mut pending, |entry| {
+        let mut each = |entry: LogEntry| {
             if opts.wants(&entry) {
                 out.push(opts.render(&entry));
             }
-        })
-        .await?;
+        };
+        read_available(&mut reader, &mut pending, &mut each).await?;
+        // Rotated away: the shim writes no more to the old file once the new one is
+        // there, so a second drain gets its end; then the new file, from its start.
+        while let Some((file, ino)) = reopen_if_rotated(path, inode).await? {
+            read_available(&mut reader, &mut pending, &mut each).await?;
+            inode = ino;
+            reader = BufReader::new(file);
+            pending.clear();
+            read_available(&mut reader, &mut pending, &mut each).await?;
+        }
         for chunk in out {
             if tx.send(Ok(chunk)).await.is_err() {
                 return Ok(());
@@ -203,6 +238,35 @@ where
             _ = tokio::time::sleep(POLL) => {}
             _ = tx.closed() => return Ok(()),
         }
+    }
+}
+
+/// `path` with `.n` appended (`container.log.1`), as the shim names rotated files.
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// The file now at `path`, if it is no longer the one with inode `inode`.
+async fn reopen_if_rotated(
+    path: &Path,
+    inode: u64,
+) -> std::io::Result<Option<(tokio::fs::File, u64)>> {
+    match tokio::fs::metadata(path).await {
+        Ok(m) if m.ino() != inode => {}
+        Ok(_) => return Ok(None),
+        // Between the shim's unlink and create (one file kept): look again later.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    match tokio::fs::File::open(path).await {
+        Ok(f) => {
+            let ino = f.metadata().await?.ino();
+            Ok(Some((f, ino)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -306,6 +370,64 @@ mod tests {
         assert_eq!(entries.len(), 3);
         assert_eq!(entries[1].stream, LogStream::Stderr);
         assert_eq!(entries[1].line, "two\n");
+    }
+
+    #[tokio::test]
+    async fn rotated_files_are_read_oldest_first_and_tail_spans_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        std::fs::write(
+            dir.path().join("container.log.2"),
+            record("2026-01-01T00:00:01Z", "stdout", "a\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("container.log.1"),
+            record("2026-01-01T00:00:02Z", "stdout", "b\n")
+                + &record("2026-01-01T00:00:03Z", "stderr", "c\n"),
+        )
+        .unwrap();
+        std::fs::write(&path, record("2026-01-01T00:00:04Z", "stdout", "d\n")).unwrap();
+        assert_eq!(
+            collect(path.clone(), LogOptions::default()).await,
+            "a\nb\nc\nd\n"
+        );
+        let tail = LogOptions {
+            tail: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(collect(path.clone(), tail).await, "b\nc\nd\n");
+    }
+
+    #[tokio::test]
+    async fn follow_moves_on_to_the_new_file_after_a_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        std::fs::write(&path, record("2026-01-01T00:00:01Z", "stdout", "a\n")).unwrap();
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = running.clone();
+        let opts = LogOptions {
+            follow: true,
+            ..Default::default()
+        };
+        let mut s = Box::pin(stream(path.clone(), opts, move || {
+            let flag = flag.clone();
+            async move { flag.load(std::sync::atomic::Ordering::SeqCst) }
+        }));
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"a\n");
+        // The last record before the rotation, then the rotation, as the shim does.
+        let mut old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        old.write_all(record("2026-01-01T00:00:02Z", "stdout", "b\n").as_bytes())
+            .unwrap();
+        std::fs::rename(&path, dir.path().join("container.log.1")).unwrap();
+        std::fs::write(&path, record("2026-01-01T00:00:03Z", "stdout", "c\n")).unwrap();
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"b\n");
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"c\n");
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(s.next().await.is_none());
     }
 
     #[tokio::test]

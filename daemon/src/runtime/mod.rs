@@ -15,8 +15,10 @@
 //! Exits are learned from the shim (its control socket, then `exit.json`), never by
 //! being the app's parent. One monitor task per running container waits for it.
 
+pub mod attach;
 pub mod bundle;
 mod check;
+pub mod disk;
 mod error;
 pub mod exec;
 pub mod images;
@@ -38,7 +40,7 @@ use boxd_client::models::{
     Container, ContainerConfig, ContainerState, CreateContainer, CreateResponse, Image, Info,
     Version, WaitResponse,
 };
-use boxd_shim::protocol::{files, ExitRecord, Overlay, ShimConfig, StartReport};
+use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use futures_util::Stream;
@@ -119,6 +121,8 @@ pub struct HostInfo {
     pub root_dir: PathBuf,
     /// State dir.
     pub state_dir: PathBuf,
+    /// How shims bound container logs; `None`: unbounded.
+    pub log_rotation: Option<boxd_shim::protocol::LogRotation>,
 }
 
 /// Options of `logs`.
@@ -519,6 +523,9 @@ impl Runtime {
             labels: images::merged_labels(req, image),
             security: security::security_config(req)
                 .map_err(|e| RuntimeError::invalid("security", crate::error_chain(&e)))?,
+            tty: req.tty,
+            open_stdin: req.open_stdin,
+            stdin_once: req.stdin_once,
         })
     }
 
@@ -551,14 +558,17 @@ impl Runtime {
                 kind: "container",
                 reference: reference.to_owned(),
             })?;
+        if cause == restart::StartCause::Policy
+            && (rec.container.state == ContainerState::Running
+                || rec.stopped_by_user
+                || rec.container.next_restart_at.is_none())
+        {
+            // The user stopped it, or started it by hand, while the back-off ran (or
+            // another restart of the same exit won): nothing to do.
+            return Ok(());
+        }
         if rec.container.state == ContainerState::Running {
             return Err(RuntimeError::AlreadyRunning(rec.container.name));
-        }
-        if cause == restart::StartCause::Policy
-            && (rec.stopped_by_user || rec.container.next_restart_at.is_none())
-        {
-            // The user stopped it, or restarted it by hand, while the back-off ran.
-            return Ok(());
         }
         match cause {
             restart::StartCause::User => self.inner.store.reset_restarts(&id).await?,
@@ -637,17 +647,15 @@ impl Runtime {
             bundle: state_dir.to_owned(),
             state_dir: state_dir.to_owned(),
             log_path: self.inner.paths.log_path(id),
-            rootfs: Overlay {
-                lower: lowers,
-                upper: dir.join("upper"),
-                work: dir.join("work"),
-            },
+            rootfs: disk::writable_layer(&dir, lowers, c.resources.disk_bytes).await?,
             cgroup_procs: cgroup.procs,
             oom_counter: cgroup.oom_counter,
+            log_rotation: self.inner.info.log_rotation,
         };
         let config_path = state_dir.join(files::SHIM_CONFIG);
         let json = serde_json::to_vec_pretty(&shim_config).expect("shim config serialises");
         std::fs::write(&config_path, json).map_err(RuntimeError::io("write", &config_path))?;
+        attach::write_stdio_config(state_dir, &c.config)?;
 
         match self.inner.launcher.launch(&config_path).await? {
             StartReport::Started { shim_pid, pid } => {

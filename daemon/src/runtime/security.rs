@@ -130,10 +130,9 @@ pub enum SecurityError {
         /// What is wrong.
         reason: &'static str,
     },
-    /// `resources.disk_bytes`: accepted by the API, not enforced yet, so refused rather
-    /// than silently ignored.
-    #[error("disk limits (resources.disk_bytes) are not supported yet")]
-    DiskLimitUnsupported,
+    /// `resources.disk_bytes` that cannot be enforced (see `runtime::disk`).
+    #[error("invalid resources.disk_bytes: {0}")]
+    DiskLimit(String),
     /// A tmpfs mount with a bad path or option.
     #[error("invalid tmpfs {path:?}: {reason}")]
     Tmpfs {
@@ -203,8 +202,8 @@ pub fn oci_capability(name: &str) -> Option<Capability> {
 
 /// The request's security settings with defaults applied, checked.
 pub fn security_config(req: &CreateContainer) -> Result<SecurityConfig, SecurityError> {
-    if req.resources.disk_bytes.is_some() {
-        return Err(SecurityError::DiskLimitUnsupported);
+    if let Some(bytes) = req.resources.disk_bytes {
+        super::disk::check_limit(bytes).map_err(SecurityError::DiskLimit)?;
     }
     let capabilities = capability_set(&req.cap_add, &req.cap_drop)?;
 
@@ -474,9 +473,11 @@ mod tests {
         assert!(security_config(&r).is_err());
         let mut d = req();
         d.resources.disk_bytes = Some(1 << 30);
+        assert!(security_config(&d).is_ok());
+        d.resources.disk_bytes = Some(1 << 20);
         assert!(matches!(
             security_config(&d),
-            Err(SecurityError::DiskLimitUnsupported)
+            Err(SecurityError::DiskLimit(_))
         ));
         r.ulimits[0] = Ulimit {
             name: "bogus".into(),
