@@ -185,3 +185,61 @@ async fn root_cpu_and_other_limits_are_in_the_cgroup() {
     )
     .await;
 }
+
+/// Swappiness on cgroup v2 (no per-group knob): 0 becomes `memory.swap.max = 0`, any
+/// other value is refused loudly (a warning in the create answer), never dropped
+/// silently. On v1 it is `memory.swappiness`.
+#[tokio::test]
+async fn root_swappiness_is_applied_or_warned_about() {
+    boxd_tests::require_root!();
+    let d = boxd_tests::TestDaemon::start().await;
+    d.import_busybox().await;
+    let body = |name: &str, swappiness: u64| {
+        serde_json::json!({"image": "busybox", "name": name, "cmd": ["sleep", "1000"],
+            "resources": {"memory_bytes": 64 << 20, "memory_swappiness": swappiness}})
+    };
+    let created = d
+        .api_ok("POST", "/v1/containers", Some(body("s60", 60)), 201)
+        .await;
+    let warnings = created["warnings"].as_array().cloned().unwrap_or_default();
+    let zero = d
+        .api_ok("POST", "/v1/containers", Some(body("s0", 0)), 201)
+        .await;
+    assert_eq!(zero["warnings"], serde_json::json!([]), "{zero}");
+    d.api_ok("POST", "/v1/containers/s60/start", None, 204)
+        .await;
+    d.api_ok("POST", "/v1/containers/s0/start", None, 204).await;
+    let s60 = created["id"].as_str().unwrap().to_owned();
+    let s0 = zero["id"].as_str().unwrap().to_owned();
+    if boxd_tests::cgroup_v2_unified() {
+        assert_eq!(warnings.len(), 1, "{created}");
+        assert!(
+            warnings[0]
+                .as_str()
+                .unwrap()
+                .contains("memory_swappiness 60"),
+            "{created}"
+        );
+        assert_eq!(d.read_cgroup("memory", &s0, "memory.swap.max").trim(), "0");
+    } else {
+        assert!(warnings.is_empty(), "{created}");
+        assert_eq!(
+            d.read_cgroup("memory", &s60, "memory.swappiness").trim(),
+            "60"
+        );
+        assert_eq!(
+            d.read_cgroup("memory", &s0, "memory.swappiness").trim(),
+            "0"
+        );
+    }
+    for name in ["s60", "s0"] {
+        d.api_ok(
+            "DELETE",
+            &format!("/v1/containers/{name}?force=true"),
+            None,
+            204,
+        )
+        .await;
+    }
+    boxd_tests::assert_no_leaks(&d);
+}
