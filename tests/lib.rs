@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio::net::UnixStream;
 
 /// How long the daemon may take to answer its first `GET /v1/version`.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one API request may take before the test fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
