@@ -342,8 +342,10 @@ pub struct TestDaemon {
     pub state: PathBuf,
     /// `--socket`.
     pub socket: PathBuf,
-    /// `--cgroup-parent`.
+    /// `--cgroup-parent` (also where the teardown looks for leftover groups).
     pub cgroup_parent: String,
+    /// Whether `--cgroup-parent` is passed (off: the daemon picks its own default).
+    pub pass_cgroup_parent: bool,
     /// The daemon's stderr (all runs, appended).
     pub log: PathBuf,
     child: Option<Child>,
@@ -354,6 +356,15 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Make the dirs, start boxd and wait until it answers.
     pub async fn start() -> TestDaemon {
+        let mut d = TestDaemon::prepare();
+        // From here on, a panic runs Drop, which removes the dir again.
+        d.spawn().await;
+        d
+    }
+
+    /// Make the dirs of a daemon without starting it (for tests that start it in a
+    /// particular way, with [`TestDaemon::spawn_with`]).
+    pub fn prepare() -> TestDaemon {
         let (dir, suffix) = loop {
             // Short on purpose: `<state>/containers/<64-hex id>/control.sock` must fit in
             // a socket address (107 bytes, unix(7)), which leaves 18 for the state dir.
@@ -365,19 +376,17 @@ impl TestDaemon {
                 Err(e) => panic!("cannot create {}: {e}", dir.display()),
             }
         };
-        let mut d = TestDaemon {
+        TestDaemon {
             root: dir.join("r"),
             state: dir.join("s"),
             socket: dir.join("boxd.sock"),
             log: dir.join("boxd.log"),
             cgroup_parent: format!("boxd-test-{suffix}"),
+            pass_cgroup_parent: true,
             dir,
             child: None,
             seen_pids: Mutex::new(BTreeSet::new()),
-        };
-        // From here on, a panic runs Drop, which removes the dir again.
-        d.spawn().await;
-        d
+        }
     }
 
     /// Start the daemon process on this daemon's dirs and wait for readiness.
@@ -422,6 +431,9 @@ impl TestDaemon {
             command.arg(boxd_bin());
         }
         command.envs(envs.iter().copied());
+        if self.pass_cgroup_parent {
+            command.arg("--cgroup-parent").arg(&self.cgroup_parent);
+        }
         let child = command
             .arg("--socket")
             .arg(&self.socket)
@@ -429,8 +441,6 @@ impl TestDaemon {
             .arg(&self.root)
             .arg("--state-dir")
             .arg(&self.state)
-            .arg("--cgroup-parent")
-            .arg(&self.cgroup_parent)
             .arg("--log-level")
             .arg(std::env::var("BOXD_TEST_LOG").unwrap_or_else(|_| "info,boxd=debug".into()))
             // The log is read by people in a test's output, not on a terminal.
@@ -763,6 +773,28 @@ impl TestDaemon {
         self.api_ok("POST", &format!("/v1/containers/{id}/start"), None, 204)
             .await;
         self.remember_pids();
+    }
+
+    /// Stop a container (`POST .../stop?timeout=SECS`), expecting 204.
+    pub async fn stop_container(&self, id: &str, timeout_secs: u64) {
+        self.api_ok(
+            "POST",
+            &format!("/v1/containers/{id}/stop?timeout={timeout_secs}"),
+            None,
+            204,
+        )
+        .await;
+    }
+
+    /// Delete a container, running or not (`DELETE ...?force=true`), expecting 204.
+    pub async fn remove_container(&self, id: &str) {
+        self.api_ok(
+            "DELETE",
+            &format!("/v1/containers/{id}?force=true"),
+            None,
+            204,
+        )
+        .await;
     }
 
     /// Create and start; returns the id.

@@ -211,6 +211,12 @@ pub struct Resources {
     /// Swappiness 0..=100 (cgroup v1 `memory.swappiness`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_swappiness: Option<u64>,
+    /// Soft memory limit in bytes (cgroup v2 `memory.high`): above it the kernel
+    /// reclaims the group's memory and throttles its allocations, and every time use
+    /// goes over it a `memory_pressure` event is recorded. Not available on cgroup v1
+    /// (a warning says so). At most `memory_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_high_bytes: Option<u64>,
     /// Maximum number of processes (`pids.max`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_max: Option<i64>,

@@ -11,8 +11,6 @@ pub const DEFAULT_SOCKET: &str = boxd_client::DEFAULT_SOCKET;
 pub const DEFAULT_ROOT: &str = "/var/lib/boxd";
 /// Default runtime state dir (tmpfs: gone after a reboot, by design).
 pub const DEFAULT_STATE_DIR: &str = "/run/boxd";
-/// Default cgroup parent.
-pub const DEFAULT_CGROUP_PARENT: &str = "boxd";
 
 /// `boxd` command line.
 #[derive(Debug, Default, Parser)]
@@ -31,7 +29,9 @@ pub struct Args {
     /// Runtime state dir [default: /run/boxd].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// cgroup under which every container's group is made [default: boxd].
+    /// cgroup under which every container's group is made, relative to the hierarchy
+    /// root [default: boxd; on cgroup v2, the delegated group when systemd starts boxd
+    /// in `<group>/daemon`].
     #[arg(long)]
     pub cgroup_parent: Option<String>,
     /// TOML config file (keys as the flags, with underscores).
@@ -83,8 +83,9 @@ pub struct Config {
     pub root: PathBuf,
     /// Runtime state dir.
     pub state_dir: PathBuf,
-    /// cgroup parent name (relative to each hierarchy's root).
-    pub cgroup_parent: String,
+    /// cgroup parent name (relative to each hierarchy's root); `None`: chosen at start
+    /// (`cgroups::delegation::default_parent`).
+    pub cgroup_parent: Option<String>,
     /// Shim binary.
     pub shim: PathBuf,
     /// Log filter.
@@ -157,10 +158,7 @@ impl Config {
                 .state_dir
                 .or(file.state_dir)
                 .unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
-            cgroup_parent: args
-                .cgroup_parent
-                .or(file.cgroup_parent)
-                .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.into()),
+            cgroup_parent: args.cgroup_parent.or(file.cgroup_parent),
             shim,
             log_level: args.log_level.or(file.log_level),
             events_max: args
@@ -193,19 +191,8 @@ impl Config {
                 reason: "must be at least 1 (the current file)".to_owned(),
             });
         }
-        let parent = self.cgroup_parent.trim_matches('/');
-        if parent.is_empty()
-            || parent
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(ConfigError::Invalid {
-                key: "cgroup_parent",
-                reason: format!(
-                    "{:?} must be a relative cgroup path like \"boxd\"",
-                    self.cgroup_parent
-                ),
-            });
+        if let Some(given) = &self.cgroup_parent {
+            Self::validate_cgroup_parent(given)?;
         }
         for (key, path) in [
             ("root", &self.root),
@@ -218,6 +205,21 @@ impl Config {
                     reason: format!("{} must be an absolute path", path.display()),
                 });
             }
+        }
+        Ok(())
+    }
+
+    fn validate_cgroup_parent(given: &str) -> Result<(), ConfigError> {
+        let parent = given.trim_matches('/');
+        if parent.is_empty()
+            || parent
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(ConfigError::Invalid {
+                key: "cgroup_parent",
+                reason: format!("{given:?} must be a relative cgroup path like \"boxd\""),
+            });
         }
         Ok(())
     }
@@ -268,7 +270,7 @@ mod tests {
         };
         let c = Config::load(args).unwrap();
         assert_eq!(c.root, PathBuf::from("/srv/boxd"));
-        assert_eq!(c.cgroup_parent, "fromflag");
+        assert_eq!(c.cgroup_parent.as_deref(), Some("fromflag"));
         assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));
         assert_eq!(c.db_path(), PathBuf::from("/srv/boxd/boxd.db"));
     }

@@ -178,7 +178,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let _lock = lock_root(&config.root)?;
 
     let store = Store::open(&config.db_path()).await?;
-    let cgroups = crate::cgroups::detect(&config.cgroup_parent)?;
+    let cgroups = crate::cgroups::detect(config.cgroup_parent.as_deref())?;
     let images = ImageStore::new(config.root.join("images"))?;
     let events = EventBus::new(store.clone());
     let info = HostInfo {

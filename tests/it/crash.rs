@@ -99,13 +99,7 @@ async fn root_crash_during_create_and_start_is_finished_or_undone() {
         };
         let c = d.inspect(&name).await;
         assert_eq!(c["state"], "running", "{point}: {c}");
-        d.api_ok(
-            "DELETE",
-            &format!("/v1/containers/{name}?force=true"),
-            None,
-            204,
-        )
-        .await;
+        d.remove_container(&name).await;
         assert_consistent(&d, point).await;
     }
     assert_no_leaks(&d);

@@ -114,13 +114,7 @@ async fn root_stop_escalates_to_sigkill_when_term_is_ignored() {
         Some("ready")
     );
     let t = Instant::now();
-    d.api_ok(
-        "POST",
-        &format!("/v1/containers/{id}/stop?timeout=1"),
-        None,
-        204,
-    )
-    .await;
+    d.stop_container(&id, 1).await;
     let took = t.elapsed();
     let w = d.wait(&id).await;
     assert_eq!(w["exit_code"], 137, "{w}");
@@ -147,13 +141,7 @@ async fn root_stop_escalates_to_sigkill_when_term_is_ignored() {
         Some("ready")
     );
     let t = Instant::now();
-    d.api_ok(
-        "POST",
-        &format!("/v1/containers/{id}/stop?timeout=10"),
-        None,
-        204,
-    )
-    .await;
+    d.stop_container(&id, 10).await;
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "stop waited {:?}",
@@ -207,13 +195,7 @@ async fn root_delete_leaves_no_cgroup_mount_process_or_dir() {
     assert_eq!(body["code"], "container_running");
     assert!(process_alive(pid));
 
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
     assert!(
         boxd_tests::wait_gone(&[pid], Duration::from_secs(5)).is_empty(),
         "process {pid} outlived its container"

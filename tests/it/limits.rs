@@ -93,13 +93,7 @@ async fn root_fork_loop_is_capped_by_pids_max_and_container_survives() {
     assert_eq!(c["state"], "running", "the container did not survive: {c}");
     let pid = c["pid"].as_i64().unwrap() as i32;
     assert!(boxd_tests::process_alive(pid));
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
     d.assert_container_gone(&id);
 }
 
@@ -177,13 +171,7 @@ async fn root_cpu_and_other_limits_are_in_the_cgroup() {
             .unwrap_or_else(|| panic!("no {ctrl} line in /proc/{pid}/cgroup:\n{cgroups}"));
         assert!(line.ends_with(&wanted), "pid {pid} not in {wanted}: {line}");
     }
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
 }
 
 /// Swappiness on cgroup v2 (no per-group knob): 0 becomes `memory.swap.max = 0`, any
@@ -233,13 +221,7 @@ async fn root_swappiness_is_applied_or_warned_about() {
         );
     }
     for name in ["s60", "s0"] {
-        d.api_ok(
-            "DELETE",
-            &format!("/v1/containers/{name}?force=true"),
-            None,
-            204,
-        )
-        .await;
+        d.remove_container(name).await;
     }
     boxd_tests::assert_no_leaks(&d);
 }

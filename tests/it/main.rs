@@ -8,6 +8,8 @@
 mod attach;
 mod boxctl;
 mod crash;
+mod delegation;
+mod devices;
 mod errors;
 mod exec;
 mod harness;

@@ -136,13 +136,7 @@ async fn root_daemon_restart_brings_back_always_but_not_a_stopped_unless_stopped
         d.run(json!({"image": "busybox", "name": name, "restart_policy": policy, "cmd": ["sleep", "1000"]})).await;
     }
     for name in ["a", "u", "n"] {
-        d.api_ok(
-            "POST",
-            &format!("/v1/containers/{name}/stop?timeout=1"),
-            None,
-            204,
-        )
-        .await;
+        d.stop_container(name, 1).await;
     }
     d.restart(StopHow::Term).await;
     wait_for(
@@ -167,13 +161,7 @@ async fn root_daemon_restart_brings_back_always_but_not_a_stopped_unless_stopped
         );
     }
     for name in ["a", "u", "u2", "n"] {
-        d.api_ok(
-            "DELETE",
-            &format!("/v1/containers/{name}?force=true"),
-            None,
-            204,
-        )
-        .await;
+        d.remove_container(name).await;
     }
     assert_no_leaks(&d);
 }
@@ -229,13 +217,7 @@ async fn root_after_a_reboot_only_policy_containers_come_back() {
         "{check}"
     );
     for name in ["keep", "keep2", "gone"] {
-        d.api_ok(
-            "DELETE",
-            &format!("/v1/containers/{name}?force=true"),
-            None,
-            204,
-        )
-        .await;
+        d.remove_container(name).await;
     }
     assert_no_leaks(&d);
 }

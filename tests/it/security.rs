@@ -386,10 +386,6 @@ async fn root_devices_are_allow_listed() {
             "unexpected /dev/{n} in {nodes:?}"
         );
     }
-    if boxd_tests::cgroup_v2_unified() {
-        eprintln!("root_devices_are_allow_listed: no eBPF device program on cgroup v2 yet; node check only");
-        return;
-    }
     // Even with CAP_MKNOD, the device controller refuses a node not listed (v1 checks
     // mknod itself, the `m` access), while a listed one can be made and used.
     let (code, out) = sh(
@@ -436,13 +432,7 @@ async fn root_shim_runs_from_a_sealed_memfd() {
         .open(format!("/proc/{shim_pid}/exe"))
         .and_then(|mut f| std::io::Write::write_all(&mut f, b"x"));
     assert!(write.is_err(), "wrote into the shim's executable");
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
 }
 
 #[tokio::test]

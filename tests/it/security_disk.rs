@@ -121,26 +121,14 @@ echo ready; exec sleep 300";
     assert_eq!(loops.len(), 1, "{loops:?}");
 
     // What was written before a stop is there after the next start.
-    d.api_ok(
-        "POST",
-        &format!("/v1/containers/{id}/stop?timeout=1"),
-        None,
-        204,
-    )
-    .await;
+    d.stop_container(&id, 1).await;
     d.wait_state(&id, "exited", Duration::from_secs(20)).await;
     d.start_container(&id).await;
     output_with(&d, &id, "found=written").await;
     assert_eq!(loops_backed_under(&dir).len(), 1);
 
     // Delete: no file, mount or loop device stays.
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
     d.assert_container_gone(&id);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -199,6 +199,7 @@ fn full_resources() -> Resources {
         memory_bytes: Some(64 << 20),
         memory_swap_bytes: Some(-1),
         memory_swappiness: Some(0),
+        memory_high_bytes: Some(48 << 20),
         pids_max: Some(32),
         cpu_quota_us: Some(50_000),
         cpu_period_us: Some(100_000),

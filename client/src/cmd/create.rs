@@ -59,6 +59,10 @@ pub struct ContainerOpts {
     /// Swappiness of the container's memory (0 to 100).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=100))]
     pub memory_swappiness: Option<u64>,
+    /// Soft memory limit (cgroup v2 memory.high): above it the kernel reclaims and
+    /// throttles the container, and a memory_pressure event is recorded.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_high: Option<u64>,
     /// Maximum number of processes (-1 for unlimited).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -188,6 +192,7 @@ fn resources(opts: &ContainerOpts) -> anyhow::Result<Resources> {
         memory_bytes: opts.memory,
         memory_swap_bytes: opts.memory_swap,
         memory_swappiness: opts.memory_swappiness,
+        memory_high_bytes: opts.memory_high,
         pids_max: opts.pids_limit,
         cpu_quota_us,
         cpu_period_us,
@@ -414,6 +419,7 @@ mod tests {
             memory: Some(64 << 20),
             memory_swap: Some(128 << 20),
             memory_swappiness: Some(0),
+            memory_high: Some(48 << 20),
             pids_limit: Some(64),
             cpus: Some(0.5),
             cpu_shares: Some(512),
@@ -439,6 +445,7 @@ mod tests {
         assert_eq!(r.memory_bytes, Some(64 << 20));
         assert_eq!(r.memory_swap_bytes, Some(128 << 20));
         assert_eq!(r.memory_swappiness, Some(0));
+        assert_eq!(r.memory_high_bytes, Some(48 << 20));
         assert_eq!(r.pids_max, Some(64));
         assert_eq!(r.cpu_quota_us, Some(50_000));
         assert_eq!(r.cpu_period_us, Some(100_000));

@@ -14,6 +14,7 @@
 //!    reports, and becomes its monitor (`monitor`).
 
 mod attach;
+pub mod bpf;
 mod child;
 mod config;
 mod console;

@@ -540,3 +540,234 @@ fn configure_loop(dev: &OwnedFd, backing: &OwnedFd) -> nix::Result<()> {
     }
     Ok(())
 }
+
+// ---- bpf(2), for the cgroup v2 device program (see crate::bpf) ----
+
+/// `enum bpf_cmd` values (include/uapi/linux/bpf.h).
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_PROG_QUERY: libc::c_long = 16;
+
+/// Bytes passed as `union bpf_attr`: more than the kernel's union (144 bytes in 6.1),
+/// because some commands write results into fields past the ones a caller fills in
+/// (BPF_PROG_QUERY stores `revision` at offset 56 since 6.6, whatever size it was
+/// given). The kernel reads `min(size, sizeof(attr))` and requires any excess to be zero.
+const BPF_ATTR_SIZE: usize = 256;
+
+/// The BPF_PROG_LOAD part of `union bpf_attr`.
+#[repr(C)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+    _zero: [u8; BPF_ATTR_SIZE - 72],
+}
+
+/// The BPF_PROG_ATTACH / BPF_PROG_DETACH part of `union bpf_attr`.
+#[repr(C)]
+struct ProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+    _zero: [u8; BPF_ATTR_SIZE - 20],
+}
+
+/// The BPF_PROG_QUERY part of `union bpf_attr`.
+#[repr(C)]
+struct ProgQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    _zero: [u8; BPF_ATTR_SIZE - 28],
+}
+
+/// The BPF_PROG_GET_FD_BY_ID part of `union bpf_attr`.
+#[repr(C)]
+struct ProgGetFdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+    _zero: [u8; BPF_ATTR_SIZE - 12],
+}
+
+const _: () = assert!(std::mem::size_of::<ProgLoadAttr>() == BPF_ATTR_SIZE);
+const _: () = assert!(std::mem::size_of::<ProgAttachAttr>() == BPF_ATTR_SIZE);
+const _: () = assert!(std::mem::size_of::<ProgQueryAttr>() == BPF_ATTR_SIZE);
+const _: () = assert!(std::mem::size_of::<ProgGetFdAttr>() == BPF_ATTR_SIZE);
+
+fn fd_u32(fd: BorrowedFd<'_>) -> u32 {
+    // A valid descriptor is never negative.
+    fd.as_raw_fd() as u32
+}
+
+/// bpf(BPF_PROG_LOAD): loads `insns` (each one `struct bpf_insn` in memory order) as a
+/// program of `prog_type`. With `log`, the verifier writes its log there (level 1).
+pub(crate) fn bpf_prog_load(
+    prog_type: u32,
+    insns: &[u64],
+    license: &std::ffi::CStr,
+    name: &str,
+    log: Option<&mut [u8]>,
+) -> nix::Result<OwnedFd> {
+    let insn_cnt = u32::try_from(insns.len()).map_err(|_| Errno::E2BIG)?;
+    let mut prog_name = [0u8; 16];
+    // 15 bytes and a NUL; the kernel accepts only [A-Za-z0-9_.].
+    let n = name.len().min(15);
+    prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    let (log_level, log_size, log_buf) = match log {
+        Some(buf) if !buf.is_empty() => (
+            1,
+            u32::try_from(buf.len()).unwrap_or(u32::MAX),
+            buf.as_mut_ptr() as u64,
+        ),
+        _ => (0, 0, 0),
+    };
+    let attr = ProgLoadAttr {
+        prog_type,
+        insn_cnt,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        log_level,
+        log_size,
+        log_buf,
+        kern_version: 0,
+        prog_flags: 0,
+        prog_name,
+        prog_ifindex: 0,
+        expected_attach_type: 0,
+        _zero: [0; BPF_ATTR_SIZE - 72],
+    };
+    // SAFETY: `attr` is a valid, fully initialised `union bpf_attr` prefix of
+    // BPF_ATTR_SIZE bytes, zero past the load fields; `insns` (insn_cnt 8-byte
+    // instructions), `license` (NUL-terminated) and the log buffer (log_size bytes,
+    // writable, borrowed mutably for the call) all outlive the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_LOAD,
+            &attr as *const ProgLoadAttr,
+            BPF_ATTR_SIZE as libc::c_uint,
+        )
+    };
+    let fd = Errno::result(rc)? as i32;
+    // SAFETY: BPF_PROG_LOAD returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn bpf_prog_attach_cmd(
+    cmd: libc::c_long,
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    attach_flags: u32,
+) -> nix::Result<()> {
+    let attr = ProgAttachAttr {
+        target_fd: fd_u32(target),
+        attach_bpf_fd: fd_u32(prog),
+        attach_type,
+        attach_flags,
+        replace_bpf_fd: 0,
+        _zero: [0; BPF_ATTR_SIZE - 20],
+    };
+    // SAFETY: `attr` is a valid, fully initialised `union bpf_attr` prefix of
+    // BPF_ATTR_SIZE bytes; both descriptors are borrowed, so open, for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            &attr as *const ProgAttachAttr,
+            BPF_ATTR_SIZE as libc::c_uint,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// bpf(BPF_PROG_ATTACH): attaches `prog` to the cgroup directory `target`.
+pub(crate) fn bpf_prog_attach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> nix::Result<()> {
+    bpf_prog_attach_cmd(BPF_PROG_ATTACH, target, prog, attach_type, flags)
+}
+
+/// bpf(BPF_PROG_DETACH): detaches `prog` from the cgroup directory `target`.
+pub(crate) fn bpf_prog_detach(
+    target: BorrowedFd<'_>,
+    prog: BorrowedFd<'_>,
+    attach_type: u32,
+) -> nix::Result<()> {
+    bpf_prog_attach_cmd(BPF_PROG_DETACH, target, prog, attach_type, 0)
+}
+
+/// bpf(BPF_PROG_QUERY): the ids of the programs attached to `target` itself (not
+/// inherited ones) for `attach_type`, at most `ids.len()` of them written to `ids`.
+/// Returns how many are attached (which may exceed `ids.len()`).
+pub(crate) fn bpf_prog_query(
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+    ids: &mut [u32],
+) -> nix::Result<usize> {
+    let mut attr = ProgQueryAttr {
+        target_fd: fd_u32(target),
+        attach_type,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: u32::try_from(ids.len()).unwrap_or(u32::MAX),
+        _zero: [0; BPF_ATTR_SIZE - 28],
+    };
+    // SAFETY: `attr` is a valid `union bpf_attr` of BPF_ATTR_SIZE writable bytes
+    // (the kernel writes prog_cnt, attach_flags and later fields back into it); `ids`
+    // has room for prog_cnt u32s and is borrowed mutably for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_QUERY,
+            &mut attr as *mut ProgQueryAttr,
+            BPF_ATTR_SIZE as libc::c_uint,
+        )
+    };
+    Errno::result(rc)?;
+    Ok(attr.prog_cnt as usize)
+}
+
+/// bpf(BPF_PROG_GET_FD_BY_ID): a descriptor of the loaded program `id`.
+pub(crate) fn bpf_prog_get_fd_by_id(id: u32) -> nix::Result<OwnedFd> {
+    let attr = ProgGetFdAttr {
+        prog_id: id,
+        next_id: 0,
+        open_flags: 0,
+        _zero: [0; BPF_ATTR_SIZE - 12],
+    };
+    // SAFETY: `attr` is a valid, fully initialised `union bpf_attr` prefix of
+    // BPF_ATTR_SIZE bytes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_GET_FD_BY_ID,
+            &attr as *const ProgGetFdAttr,
+            BPF_ATTR_SIZE as libc::c_uint,
+        )
+    };
+    let fd = Errno::result(rc)? as i32;
+    // SAFETY: BPF_PROG_GET_FD_BY_ID returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -49,6 +49,12 @@ pub enum InvalidResources {
     /// `memory_swappiness` over 100.
     #[error("memory_swappiness must be between 0 and 100, got {0}")]
     Swappiness(u64),
+    /// `memory_high_bytes` under [`MIN_MEMORY_BYTES`] or beyond what the kernel holds.
+    #[error("memory_high_bytes must be between 6 MiB ({MIN_MEMORY_BYTES} bytes) and {max}, got {0}", max = i64::MAX)]
+    MemoryHighRange(u64),
+    /// `memory_high_bytes` above `memory_bytes`: it could never take effect.
+    #[error("memory_high_bytes ({high}) must not exceed memory_bytes ({memory}): the hard limit would act first")]
+    MemoryHighAboveLimit { high: u64, memory: u64 },
     /// `pids_max` zero or negative but not -1.
     #[error("pids_max must be at least 1, or -1 for no limit, got {0}")]
     PidsMax(i64),
@@ -72,12 +78,41 @@ impl InvalidResources {
                 "memory_swap_bytes"
             }
             Self::Swappiness(_) => "memory_swappiness",
+            Self::MemoryHighRange(_) | Self::MemoryHighAboveLimit { .. } => "memory_high_bytes",
             Self::PidsMax(_) => "pids_max",
             Self::CpuPeriod(_) => "cpu_period_us",
             Self::CpuQuota(_) => "cpu_quota_us",
             Self::CpuShares(_) => "cpu_shares",
         }
     }
+}
+
+/// Limits the hierarchy cannot apply as asked, in words for the create answer and
+/// `inspect`: swappiness other than 0 on v2 (no per-group swappiness there), and
+/// `memory_high_bytes` on v1 (no memory.high; soft_limit_in_bytes acts only under
+/// host-wide pressure, which is not what memory.high promises).
+pub fn hierarchy_warnings(version: super::CgroupVersion, r: &Resources) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match version {
+        super::CgroupVersion::V2 => {
+            if let Some(s) = r.memory_swappiness.filter(|s| *s != 0) {
+                warnings.push(format!(
+                    "memory_swappiness {s} is not applied: cgroup v2 has no per-group \
+                     swappiness (only 0, meaning no swap, is honoured)"
+                ));
+            }
+        }
+        super::CgroupVersion::V1 => {
+            if let Some(high) = r.memory_high_bytes {
+                warnings.push(format!(
+                    "memory_high_bytes {high} is not applied: cgroup v1 has no memory.high \
+                     (no throttling and no pressure events from it; memory_warning_percent \
+                     still warns)"
+                ));
+            }
+        }
+    }
+    warnings
 }
 
 /// Rejects values the kernel would refuse, or that make no sense together.
@@ -103,6 +138,14 @@ pub fn validate(r: &Resources) -> Result<(), InvalidResources> {
     }
     if let Some(s) = r.memory_swappiness.filter(|s| *s > 100) {
         return Err(InvalidResources::Swappiness(s));
+    }
+    if let Some(high) = r.memory_high_bytes {
+        if high < MIN_MEMORY_BYTES || i64::try_from(high).is_err() {
+            return Err(InvalidResources::MemoryHighRange(high));
+        }
+        if let Some(memory) = r.memory_bytes.filter(|m| high > *m) {
+            return Err(InvalidResources::MemoryHighAboveLimit { high, memory });
+        }
     }
     if let Some(p) = r.pids_max.filter(|p| *p < 1 && *p != -1) {
         return Err(InvalidResources::PidsMax(p));
@@ -302,6 +345,23 @@ mod tests {
                     ..Resources::default()
                 },
                 InvalidResources::Swappiness(101),
+            ),
+            (
+                Resources {
+                    memory_high_bytes: Some(MIB),
+                    ..Resources::default()
+                },
+                InvalidResources::MemoryHighRange(MIB),
+            ),
+            (
+                Resources {
+                    memory_high_bytes: Some(128 * MIB),
+                    ..mem(64 * MIB, None)
+                },
+                InvalidResources::MemoryHighAboveLimit {
+                    high: 128 * MIB,
+                    memory: 64 * MIB,
+                },
             ),
             (
                 Resources {

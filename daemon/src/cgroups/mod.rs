@@ -14,6 +14,7 @@
 //! calls for the runtime's unit tests. Pure parsing lives in [`files`], limit checks and
 //! translations in [`limits`].
 
+pub mod delegation;
 pub mod devices;
 pub mod fake;
 pub mod files;
@@ -149,6 +150,13 @@ pub enum CgroupError {
     /// its children, so the parent (and every ancestor below the root) must hold none.
     #[error("cannot enable controllers in {path}: it holds processes; run boxd in a leaf group outside the parent")]
     InternalProcesses { path: PathBuf },
+    /// Moving the daemon into a leaf of its own group failed.
+    #[error("failed to move the daemon into {path}")]
+    MoveDaemon {
+        path: PathBuf,
+        #[source]
+        source: FileError,
+    },
     /// Writing a limit failed.
     #[error("failed to set {file} in {path}")]
     SetLimit {
@@ -217,7 +225,13 @@ pub enum CgroupError {
 /// Detects the hierarchy and returns the manager for it: pure v2 when
 /// `/sys/fs/cgroup/cgroup.controllers` exists, else v1/hybrid with controllers found in
 /// `/proc/self/mountinfo`.
-pub fn detect(parent: &str) -> Result<Box<dyn CgroupManager>, CgroupError> {
+///
+/// `parent` is the configured parent group; without one, v2 uses the delegated group
+/// the daemon runs in, if any ([`delegation::default_parent`]), and both hierarchies
+/// fall back to `boxd`. On v2, when the daemon's own group is the parent or above it,
+/// the daemon first moves itself into the leaf `<own>/daemon`
+/// ([`delegation::leave_internal_group`]).
+pub fn detect(parent: Option<&str>) -> Result<Box<dyn CgroupManager>, CgroupError> {
     let root = Path::new(CGROUP_ROOT);
     if root.join("cgroup.controllers").exists() {
         // On a v1 host /sys/fs/cgroup is a writable tmpfs, where a stray
@@ -227,7 +241,16 @@ pub fn detect(parent: &str) -> Result<Box<dyn CgroupManager>, CgroupError> {
                 path: root.to_owned(),
             });
         }
-        return Ok(Box::new(v2::V2Manager::new(root.to_owned(), parent)?));
+        let own = delegation::own_group();
+        let parent = match parent {
+            Some(p) => p.trim_matches('/').to_owned(),
+            None => delegation::default_parent(root, own.as_deref()),
+        };
+        let manager = v2::V2Manager::new(root.to_owned(), &parent)?;
+        if let Some(own) = &own {
+            delegation::leave_internal_group(root, own, &parent)?;
+        }
+        return Ok(Box::new(manager));
     }
     let mounts = files::read_v1_mounts(Path::new("/proc/self/mountinfo"))
         .map_err(CgroupError::ReadMounts)?;
@@ -236,6 +259,7 @@ pub fn detect(parent: &str) -> Result<Box<dyn CgroupManager>, CgroupError> {
             path: root.to_owned(),
         });
     }
+    let parent = parent.map_or(delegation::DEFAULT_PARENT, |p| p.trim_matches('/'));
     Ok(Box::new(v1::V1Manager::new(&mounts, parent)?))
 }
 

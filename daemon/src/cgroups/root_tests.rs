@@ -37,7 +37,7 @@ struct Parent {
 impl Parent {
     fn new() -> Self {
         let name = format!("boxd-test-{:016x}", rand::random::<u64>());
-        let mgr = detect(&name).expect("detect the cgroup hierarchy");
+        let mgr = detect(Some(&name)).expect("detect the cgroup hierarchy");
         eprintln!("cgroup {} under {name}", mgr.version().as_str());
         Self { mgr }
     }
@@ -340,4 +340,133 @@ fn root_list_sees_groups_and_remove_is_idempotent() {
         );
     }
     p.mgr.remove_parent().unwrap();
+}
+
+#[test]
+fn root_device_filter_allows_only_listed_nodes() {
+    let test = "root_device_filter_allows_only_listed_nodes";
+    if !require_root(test) {
+        return;
+    }
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+
+    let p = Parent::new();
+    let cg = p.mgr.create("dev", &Resources::default()).unwrap();
+    let dir = group_dirs(&cg)[0].to_owned();
+    match p.mgr.version() {
+        CgroupVersion::V1 => {
+            eprintln!("{test}: cgroup v1, so devices.deny/devices.allow (no eBPF program)");
+            let devices = group_dirs(&cg)
+                .into_iter()
+                .map(|d| d.join("devices.list"))
+                .find(|f| f.exists())
+                .expect("a devices group");
+            let list = fs::read_to_string(devices).unwrap();
+            assert!(!list.contains("a *:* rwm"), "{list}");
+            assert!(list.lines().any(|l| l == "c 1:3 rwm"), "{list}");
+        }
+        CgroupVersion::V2 => {
+            eprintln!("{test}: cgroup v2, so the eBPF device program");
+            let first = boxd_shim::bpf::device_program_ids(&dir).unwrap();
+            assert_eq!(first.len(), 1, "{first:?}");
+            // A reused group gets a fresh program in place of the old one, not a second.
+            p.mgr.create("dev", &Resources::default()).unwrap();
+            let again = boxd_shim::bpf::device_program_ids(&dir).unwrap();
+            assert_eq!(again.len(), 1, "{again:?}");
+            assert_ne!(again, first);
+        }
+    }
+
+    // Nodes made outside the group (as a bind mount would bring them in); the child in
+    // the group may open only the listed one, and make only listed ones. They live on a
+    // tmpfs of the test's own, since /tmp may be mounted nodev (it is in the v2 VM).
+    let tmp = DevTmpfs::new();
+    let node = |name: &str, kind: SFlag, major: u64, minor: u64| {
+        mknod(
+            &tmp.path().join(name),
+            kind,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .unwrap();
+    };
+    node("null", SFlag::S_IFCHR, 1, 3);
+    node("mem", SFlag::S_IFCHR, 1, 1);
+    node("loop", SFlag::S_IFBLK, 7, 0);
+    let d = tmp.path().display();
+    let script = format!(
+        "t() {{ n=$1; shift; if \"$@\" >/dev/null; then echo $n:ok; else echo $n:failed; fi; }}
+         t read-null head -c 1 {d}/null
+         t write-null sh -c 'echo x > {d}/null'
+         t read-mem head -c 1 {d}/mem
+         t read-loop head -c 1 {d}/loop
+         t mknod-zero mknod {d}/zero c 1 5
+         t mknod-kmem mknod {d}/kmem c 1 2
+         t mknod-sda mknod {d}/sda b 8 0"
+    );
+    let out = joined_shell(&cg, &script)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the shell");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stdout} {stderr}", out.status);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "read-null:ok",
+            "write-null:ok",
+            "read-mem:failed",
+            "read-loop:failed",
+            "mknod-zero:ok",
+            "mknod-kmem:failed",
+            "mknod-sda:failed",
+        ],
+        "{stderr}"
+    );
+    // Refused by the device filter, not for another reason (a nodev mount, ENXIO).
+    assert_eq!(
+        stderr.matches("Operation not permitted").count(),
+        4,
+        "{stderr}"
+    );
+    // Outside the group the same node opens, unless the kernel lacks /dev/mem (ENXIO)
+    // or a filter above this process refuses it; the EPERMs above still came first.
+    if let Err(e) = fs::File::open(tmp.path().join("mem")) {
+        eprintln!("{test}: 1:1 does not open outside the group either: {e}");
+    }
+}
+
+/// A temp dir with a fresh tmpfs (device nodes allowed) on it; unmounted and removed on
+/// drop.
+struct DevTmpfs(Option<tempfile::TempDir>);
+
+impl DevTmpfs {
+    fn new() -> Self {
+        use nix::mount::{mount, MsFlags};
+        let dir = tempfile::tempdir().unwrap();
+        mount(
+            Some("tmpfs"),
+            dir.path(),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID,
+            Some("size=64k,mode=0755"),
+        )
+        .expect("mount a tmpfs");
+        Self(Some(dir))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().expect("mounted").path()
+    }
+}
+
+impl Drop for DevTmpfs {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            if let Err(e) = nix::mount::umount2(dir.path(), nix::mount::MntFlags::MNT_DETACH) {
+                eprintln!("cleanup: unmount {}: {e}", dir.path().display());
+            }
+        }
+    }
 }

@@ -209,6 +209,7 @@ impl V1Manager {
             mem.set_swappiness(s)
                 .map_err(set_err(&mem_dir, "memory.swappiness"))?;
         }
+        warnings.extend(limits::hierarchy_warnings(CgroupVersion::V1, r));
 
         if let Some(p) = r.pids_max {
             let (mount, dir) = (self.required_mount("pids")?, self.required_dir("pids", id)?);

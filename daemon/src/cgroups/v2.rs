@@ -156,6 +156,9 @@ impl V2Manager {
         if let Some(m) = r.memory_bytes {
             write("memory.max", &m.to_string())?;
         }
+        if let Some(high) = r.memory_high_bytes {
+            write("memory.high", &high.to_string())?;
+        }
         if let Some(swap) = limits::v2_swap_max(r) {
             if dir.join("memory.swap.max").exists() {
                 write("memory.swap.max", &swap.to_string())?;
@@ -168,12 +171,7 @@ impl V2Manager {
                 );
             }
         }
-        if let Some(s) = r.memory_swappiness.filter(|s| *s != 0) {
-            warnings.push(format!(
-                "memory_swappiness {s} ignored: cgroup v2 has no per-group swappiness \
-                 (only 0, which disables swap, is honoured)"
-            ));
-        }
+        warnings.extend(limits::hierarchy_warnings(CgroupVersion::V2, r));
         if let Some(p) = r.pids_max {
             let max = if p == -1 {
                 Limit::Max
@@ -254,7 +252,9 @@ impl CgroupManager for V2Manager {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
             Err(source) => return Err(CgroupError::CreateCgroup { path: dir, source }),
         };
-        let warnings = match self.apply(&dir, resources) {
+        // Devices first, so no process can join a group without its device filter.
+        let made = super::devices::restrict_v2(&dir).and_then(|()| self.apply(&dir, resources));
+        let warnings = match made {
             Ok(warnings) => warnings,
             Err(e) => {
                 // A group this call made must not outlive the failure; a reused one is
@@ -311,7 +311,11 @@ impl CgroupManager for V2Manager {
     }
 
     fn list(&self) -> Result<Vec<String>, CgroupError> {
-        files::child_dirs(&self.parent_dir()).map_err(CgroupError::ListCgroups)
+        // In a delegated group the daemon's own leaf (and any group systemd keeps, which
+        // it names with a leading dot) sits beside the containers' groups.
+        let mut names = files::child_dirs(&self.parent_dir()).map_err(CgroupError::ListCgroups)?;
+        names.retain(|n| n != super::delegation::DAEMON_LEAF && !n.starts_with('.'));
+        Ok(names)
     }
 
     fn oom_kill_count(&self, id: &str) -> Result<u64, CgroupError> {

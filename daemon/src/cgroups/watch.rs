@@ -94,6 +94,10 @@ pub struct WatchTarget {
     pub dir: PathBuf,
     /// Memory use in bytes above which pressure is reported; `None`: no warning.
     pub warning_bytes: Option<u64>,
+    /// v2: the group's `memory.high` (`memory_high_bytes`), if set: every rise of the
+    /// `high` counter of `memory.events` (the kernel reclaimed and throttled the group
+    /// because it went over) is reported as pressure too.
+    pub high_bytes: Option<u64>,
 }
 
 /// The kernel's memory event counters of a group at one moment.
@@ -114,6 +118,11 @@ impl Snapshot {
     /// Times memory use hit the limit (v2 `max`).
     pub fn max(&self) -> u64 {
         self.counters.get("max").copied().unwrap_or(0)
+    }
+
+    /// v2: how many times use went over `memory.high`.
+    pub fn high(&self) -> u64 {
+        self.counters.get("high").copied().unwrap_or(0)
     }
 }
 
@@ -193,6 +202,8 @@ pub struct PressureState {
     pub above: bool,
     /// v2: the `max` counter at the last reading.
     pub last_max: u64,
+    /// v2: the `high` counter at the last reading.
+    pub last_high: u64,
     /// When pressure was last reported.
     pub last_report: Option<Instant>,
 }
@@ -200,19 +211,23 @@ pub struct PressureState {
 /// What the kernel said about the threshold since the last reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PressureSignal {
-    /// v2: whether use is at or above the threshold now, and the `max` counter.
+    /// v2: whether use is at or above the threshold now, and the `max` and `high`
+    /// counters.
     Level {
         /// `memory.current` >= threshold.
         above: bool,
         /// `max` of `memory.events`.
         max: u64,
+        /// `high` of `memory.events` (rises only when `memory.high` is set).
+        high: u64,
     },
     /// v1: `n` threshold crossings (either direction) signalled on the eventfd.
     Crossings(u64),
 }
 
 /// Decides whether to report pressure: on a rise over the threshold (v2: use went from
-/// below to above, or the limit was hit again; v1: a crossing upwards, from the parity
+/// below to above, the limit was hit again, or use went over `memory.high` again; v1: a
+/// crossing upwards, from the parity
 /// of the crossings), at most once per `quiet`. Returns the verdict and the state.
 pub fn decide_pressure(
     state: PressureState,
@@ -222,10 +237,11 @@ pub fn decide_pressure(
 ) -> (bool, PressureState) {
     let mut next = state;
     let rose = match signal {
-        PressureSignal::Level { above, max } => {
+        PressureSignal::Level { above, max, high } => {
             next.above = above;
             next.last_max = max.max(state.last_max);
-            (above && !state.above) || max > state.last_max
+            next.last_high = high.max(state.last_high);
+            (above && !state.above) || max > state.last_max || high > state.last_high
         }
         PressureSignal::Crossings(0) => false,
         PressureSignal::Crossings(n) => {
@@ -395,6 +411,7 @@ pub fn arm(
         pressure: PressureState {
             above,
             last_max: first.max(),
+            last_high: first.high(),
             last_report: None,
         },
         tx,
@@ -573,13 +590,20 @@ impl Watcher {
     }
 
     fn pressure(&mut self, snapshot: &Snapshot, crossings: Option<u64>) {
-        if let Some(threshold) = self.target.warning_bytes {
+        let high_bytes = self
+            .target
+            .high_bytes
+            .filter(|_| self.target.version == CgroupVersion::V2);
+        // Over `memory.high` again: the threshold that was crossed is that one.
+        let over_high = high_bytes.filter(|_| snapshot.high() > self.pressure.last_high);
+        if let Some(threshold) = over_high.or(self.target.warning_bytes).or(high_bytes) {
             let signal = match (self.target.version, crossings) {
                 (CgroupVersion::V2, _) => usage_bytes(self.target.version, &self.target.dir)
                     .ok()
                     .map(|u| PressureSignal::Level {
-                        above: u >= threshold,
+                        above: self.target.warning_bytes.is_some_and(|w| u >= w),
                         max: snapshot.max(),
+                        high: snapshot.high(),
                     }),
                 (CgroupVersion::V1, Some(n)) => Some(PressureSignal::Crossings(n)),
                 (CgroupVersion::V1, None) => None,
@@ -668,7 +692,11 @@ mod tests {
         let (r, _) = decide_pressure(below, PressureSignal::Crossings(0), t0, quiet);
         assert!(!r);
         // v2: use went from below to above.
-        let level = |above, max| PressureSignal::Level { above, max };
+        let level = |above, max| PressureSignal::Level {
+            above,
+            max,
+            high: 0,
+        };
         let (r, s) = decide_pressure(below, level(true, 0), t0, quiet);
         assert!(r && s.above);
         let (r, s1) = decide_pressure(s, level(true, 0), t0 + quiet, quiet);
@@ -682,6 +710,19 @@ mod tests {
         let (r, s2) = decide_pressure(s, level(true, 5), t0 + Duration::from_secs(1), quiet);
         assert!(!r && s2.last_max == 5 && s2.last_report == s.last_report);
         let (r, _) = decide_pressure(s2, level(true, 6), t0 + quiet, quiet);
+        assert!(r);
+        // memory.high: use went over it again (the kernel throttled the group) while
+        // below the warning threshold and the limit.
+        let high = |n| PressureSignal::Level {
+            above: false,
+            max: 0,
+            high: n,
+        };
+        let (r, s3) = decide_pressure(below, high(3), t0, quiet);
+        assert!(r && s3.last_high == 3);
+        let (r, s3) = decide_pressure(s3, high(3), t0 + quiet, quiet);
+        assert!(!r, "no new crossing of memory.high");
+        let (r, _) = decide_pressure(s3, high(4), t0 + quiet, quiet);
         assert!(r);
     }
 
@@ -759,6 +800,7 @@ mod tests {
             version: CgroupVersion::V2,
             dir: dir.path().to_owned(),
             warning_bytes: Some(900),
+            high_bytes: None,
         };
         let watch = arm(target, Reported::default(), tx).unwrap();
         let got = next_report(&mut rx).await;

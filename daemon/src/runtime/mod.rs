@@ -431,18 +431,7 @@ impl Runtime {
 
     /// Limits this host cannot honour exactly, said at create rather than dropped.
     fn create_warnings(&self, r: &boxd_client::models::Resources) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if self.inner.cgroups.version() == CgroupVersion::V2 {
-            // cgroup v2 has no per-group swappiness: 0 maps to memory.swap.max = 0, any
-            // other value cannot be applied.
-            if let Some(s) = r.memory_swappiness.filter(|s| *s != 0) {
-                warnings.push(format!(
-                    "memory_swappiness {s} is not applied: cgroup v2 has no per-group swappiness \
-                     (only 0, meaning no swap, is honoured)"
-                ));
-            }
-        }
-        warnings
+        crate::cgroups::limits::hierarchy_warnings(self.inner.cgroups.version(), r)
     }
 
     /// Applies defaults and checks the request's fields.

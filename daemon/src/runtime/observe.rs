@@ -147,6 +147,7 @@ impl Runtime {
             version: dirs.version,
             dir: dirs.memory,
             warning_bytes: watch::warning_bytes(c.resources.memory_bytes, percent),
+            high_bytes: c.resources.memory_high_bytes,
         };
         let reported = Reported {
             oom_kills: baseline + run.oom_kills,
