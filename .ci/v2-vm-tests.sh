@@ -45,8 +45,9 @@ run_vm "daemon unit + cgroup root tests" -- "$daemon_lib" --test-threads 2
 run_vm "shim integration tests" -- "$shim_it" --test-threads 2
 run_vm "integration suite" -- "$suite" root_ --test-threads 2
 # Under delegation, the tests that drive cgroups (limits, OOM and memory events, stats,
-# delete/leak checks, the cgroup namespace): the whole suite twice would not fit the
-# VM's time budget under emulation.
+# delete/leak checks, the cgroup namespace, the device program, the daemon's own leaf):
+# the whole suite twice would not fit the VM's time budget under emulation.
 run_vm "cgroup tests, delegated (boxd.slice/boxd.service)" --cgroup boxd.slice/boxd.service -- \
     "$suite" --test-threads 2 limits::root_ observe::root_ lifecycle::root_delete \
-    isolation::root_container_sees_its_own_cgroup restart::root_
+    isolation::root_container_sees_its_own_cgroup restart::root_ delegation::root_ \
+    devices::root_

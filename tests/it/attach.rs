@@ -35,7 +35,7 @@ async fn attach_upgrade(d: &TestDaemon, name: &str, query: &str) -> Result<UnixS
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut byte))
+        let n = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut byte))
             .await
             .expect("answer in time")
             .unwrap();
@@ -55,7 +55,7 @@ async fn attach_upgrade(d: &TestDaemon, name: &str, query: &str) -> Result<UnixS
 
 /// Reads until `needle` shows up; everything read is appended to `seen`.
 async fn read_until(stream: &mut UnixStream, seen: &mut Vec<u8>, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(seen).contains(needle) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -80,7 +80,7 @@ async fn read_until(stream: &mut UnixStream, seen: &mut Vec<u8>, needle: &str) {
 /// Reads until the daemon closes the stream.
 async fn read_to_end(stream: &mut UnixStream) -> Vec<u8> {
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut out))
         .await
         .expect("stream ends in time")
         .unwrap();
@@ -101,7 +101,7 @@ async fn tty_shell(d: &TestDaemon, name: &str) -> String {
 }
 
 fn pty_read_until(master: &mut std::fs::File, seen: &mut Vec<u8>, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(seen).contains(needle) {
         assert!(
@@ -156,7 +156,7 @@ async fn root_run_it_through_a_pty_exit_status_is_the_containers() {
         String::from_utf8_lossy(&seen)
     );
     master.write_all(b"exit 5\r").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(st) = child.0.try_wait().unwrap() {
             break st;
