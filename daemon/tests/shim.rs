@@ -271,6 +271,7 @@ impl Case {
                 .collect(),
             oom_counter: cgroup.map(|c| c.1.clone()).filter(|c| c.path.exists()),
             log_rotation: None,
+            seccomp_bpf: None,
         };
         std::fs::write(
             self.state().join("shim.json"),

@@ -408,6 +408,38 @@ async fn root_devices_are_allow_listed() {
     );
 }
 
+/// The daemon compiles each seccomp profile once and hands the program to the shim;
+/// the filter in force is that program (the escape tests above run under it).
+#[tokio::test]
+async fn root_seccomp_program_is_compiled_by_the_daemon_and_loaded_by_the_shim() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let confined = d
+        .run(json!({"image": "busybox", "cmd": ["sleep", "30"]}))
+        .await;
+    let unconfined = d
+        .run(json!({"image": "busybox", "cmd": ["sleep", "30"], "seccomp": "unconfined"}))
+        .await;
+    let bpf = std::fs::read(d.state_dir_of(&confined).join("seccomp.bpf")).unwrap();
+    assert!(!bpf.is_empty() && bpf.len() % 8 == 0, "{} bytes", bpf.len());
+    assert!(!d.state_dir_of(&unconfined).join("seccomp.bpf").exists());
+    let status = |id: &str| {
+        let pid = std::fs::read_to_string(d.state_dir_of(id).join("container.pid")).unwrap();
+        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap()
+    };
+    assert!(status(&confined).contains("Seccomp:\t2"));
+    assert!(status(&unconfined).contains("Seccomp:\t0"));
+    // The same profile again: the same program.
+    let again = d
+        .run(json!({"image": "busybox", "cmd": ["sleep", "30"]}))
+        .await;
+    assert_eq!(
+        std::fs::read(d.state_dir_of(&again).join("seccomp.bpf")).unwrap(),
+        bpf
+    );
+}
+
 #[tokio::test]
 async fn root_shim_runs_from_a_sealed_memfd() {
     require_root!();

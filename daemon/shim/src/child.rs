@@ -285,7 +285,7 @@ pub(crate) fn setup_process(plan: &Plan) -> Result<(), ChildError> {
     let p = &plan.process;
     let seccomp = p.seccomp.as_ref();
     if let Some(s) = seccomp.filter(|_| !p.no_new_privileges) {
-        crate::seccomp::install(s).map_err(ChildError::Seccomp)?;
+        crate::seccomp::install_for(s, p.seccomp_bpf.as_deref()).map_err(ChildError::Seccomp)?;
     }
     for r in &p.rlimits {
         // Never ask for more than the current hard limit: raising it needs
@@ -371,7 +371,7 @@ pub(crate) fn setup_process(plan: &Plan) -> Result<(), ChildError> {
     }
     nix::sys::stat::umask(Mode::from_bits_truncate(p.umask));
     if let Some(s) = seccomp.filter(|_| p.no_new_privileges) {
-        crate::seccomp::install(s).map_err(ChildError::Seccomp)?;
+        crate::seccomp::install_for(s, p.seccomp_bpf.as_deref()).map_err(ChildError::Seccomp)?;
     }
     Ok(())
 }
@@ -435,6 +435,7 @@ mod tests {
                 cgroup_procs: vec![],
                 oom_counter: None,
                 log_rotation: None,
+                seccomp_bpf: None,
             },
             pid_ns: None,
             namespaces: vec![],
@@ -462,6 +463,7 @@ mod tests {
                 no_new_privileges: false,
                 capabilities: None,
                 seccomp: None,
+                seccomp_bpf: None,
             },
         }
     }

@@ -25,6 +25,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("failed to read the compiled seccomp filter {path}")]
+    ReadSeccompBpf {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to parse {path}")]
     ParseShimConfig {
         path: PathBuf,
@@ -127,6 +133,8 @@ pub struct ProcessPlan {
     pub capabilities: Option<CapsPlan>,
     /// `linux.seccomp` (checked); `None`: no filter.
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// The same filter compiled by the daemon, if it gave one.
+    pub seccomp_bpf: Option<Vec<u8>>,
 }
 
 /// Everything the shim will do, checked.
@@ -375,6 +383,15 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
     if let Some(s) = &seccomp {
         crate::seccomp::check(s).map_err(ConfigError::Seccomp)?;
     }
+    let seccomp_bpf = match shim.seccomp_bpf.as_ref().filter(|_| seccomp.is_some()) {
+        Some(path) => Some(
+            std::fs::read(path).map_err(|source| ConfigError::ReadSeccompBpf {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
     let user = process.user();
     let process = ProcessPlan {
         exec_candidates: exec_candidates(arg0, &env),
@@ -398,6 +415,7 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         capabilities,
         seccomp,
+        seccomp_bpf,
     };
     Ok(Plan {
         shim,
@@ -434,6 +452,7 @@ mod tests {
             cgroup_procs: vec![],
             oom_counter: None,
             log_rotation: None,
+            seccomp_bpf: None,
         }
     }
 

@@ -759,6 +759,7 @@ mod tests {
                 cgroup_procs: vec![],
                 oom_counter: None,
                 log_rotation: None,
+                seccomp_bpf: None,
             },
             pid_ns: Some(NsAction::Create),
             namespaces: vec![
@@ -805,6 +806,7 @@ mod tests {
                     ambient: all,
                 }),
                 seccomp: None,
+                seccomp_bpf: None,
             },
         }
     }

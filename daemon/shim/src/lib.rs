@@ -28,7 +28,7 @@ mod monitor;
 mod mounts;
 pub mod protocol;
 pub mod sealed;
-mod seccomp;
+pub mod seccomp;
 mod state;
 mod sys;
 

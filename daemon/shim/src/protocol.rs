@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 pub mod files {
     /// The [`super::ShimConfig`] the daemon wrote.
     pub const SHIM_CONFIG: &str = "shim.json";
+    /// `config.json`'s seccomp filter, compiled by the daemon (raw `sock_filter`s).
+    pub const SECCOMP_BPF: &str = "seccomp.bpf";
     /// Pid of the long-lived shim, decimal, written once it runs.
     pub const SHIM_PID: &str = "shim.pid";
     /// Host pid of the container's first process, decimal.
@@ -62,6 +64,10 @@ pub struct ShimConfig {
     /// Size-based rotation of `log_path`; `None`: the log grows without bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_rotation: Option<LogRotation>,
+    /// A file holding `config.json`'s `linux.seccomp` already compiled
+    /// (`seccomp::compile`); `None`: the shim compiles it itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_bpf: Option<PathBuf>,
 }
 
 /// How the shim bounds the container log: before a record would take the file past

@@ -771,3 +771,33 @@ pub(crate) fn bpf_prog_get_fd_by_id(id: u32) -> nix::Result<OwnedFd> {
     // SAFETY: BPF_PROG_GET_FD_BY_ID returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, 0, prog)` with a classic BPF program given as its
+/// raw `struct sock_filter` entries (8 bytes each, native endian; the caller checked the
+/// length).
+pub(crate) fn seccomp_set_filter(bpf: &[u8]) -> nix::Result<()> {
+    let filters: Vec<libc::sock_filter> = bpf
+        .chunks_exact(8)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: u16::try_from(filters.len()).map_err(|_| Errno::EINVAL)?,
+        filter: filters.as_ptr().cast_mut(),
+    };
+    // SAFETY: `prog` points at `filters`, both alive for the whole call; the kernel
+    // copies the program and keeps no pointer into our memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            std::ptr::from_ref(&prog),
+        )
+    };
+    Errno::result(r).map(drop)
+}

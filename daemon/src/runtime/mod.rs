@@ -110,6 +110,8 @@ struct Inner {
     backoff: Mutex<HashMap<String, u32>>,
     /// What the start-up reconcile did, for `GET /v1/system/check`.
     reconciled: Mutex<Vec<String>>,
+    /// Seccomp programs compiled once per profile (see `seccomp::CompiledFilters`).
+    filters: seccomp::CompiledFilters,
 }
 
 /// Facts about the host, read once.
@@ -160,6 +162,7 @@ impl Runtime {
                 execs: exec::ExecRegistry::default(),
                 backoff: Mutex::new(HashMap::new()),
                 reconciled: Mutex::new(Vec::new()),
+                filters: Default::default(),
             }),
         };
         rt.reconcile().await?;
@@ -647,7 +650,7 @@ impl Runtime {
         for sub in ["upper", "work"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(RuntimeError::io("create", &dir))?;
         }
-        let shim_config = ShimConfig {
+        let mut shim_config = ShimConfig {
             id: id.clone(),
             bundle: state_dir.to_owned(),
             state_dir: state_dir.to_owned(),
@@ -656,7 +659,18 @@ impl Runtime {
             cgroup_procs: cgroup.procs,
             oom_counter: cgroup.oom_counter,
             log_rotation: self.inner.info.log_rotation,
+            seccomp_bpf: None,
         };
+        if let Some(bpf) = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| self.inner.filters.get(s))
+        {
+            let path = state_dir.join(files::SECCOMP_BPF);
+            std::fs::write(&path, bpf.as_slice()).map_err(RuntimeError::io("write", &path))?;
+            shim_config.seccomp_bpf = Some(path);
+        }
         let config_path = state_dir.join(files::SHIM_CONFIG);
         let json = serde_json::to_vec_pretty(&shim_config).expect("shim config serialises");
         std::fs::write(&config_path, json).map_err(RuntimeError::io("write", &config_path))?;
