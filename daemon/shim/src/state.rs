@@ -2,10 +2,13 @@
 //! OOM counter it reads from the cgroup.
 //!
 //! A reader of the state dir sees either no file or a whole one: every file is
-//! written to a temporary name, fsynced, renamed into place, and the directory is
-//! fsynced so the rename survives a crash.
+//! written to a temporary name and renamed into place. Nothing is fsynced: the files
+//! only have to outlive a crash of the daemon or the shim (a process; the kernel keeps
+//! what was written), never a crash of the host, after which the state dir counts for
+//! nothing (it is a tmpfs by default, and reconcile tells a reboot by the boot id).
+//! An fsync here cost a journal commit on every start on disk-backed state dirs.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -23,7 +26,7 @@ pub enum StateError {
     },
 }
 
-/// Write `bytes` to `dir/name` atomically (temp file, fsync, rename, fsync dir).
+/// Write `bytes` to `dir/name` atomically (temp file, rename).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateError> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -39,10 +42,8 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StateErr
         .open(&tmp)
         .map_err(err)?;
     f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
     drop(f);
-    std::fs::rename(&tmp, &path).map_err(err)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(err)
+    std::fs::rename(&tmp, &path).map_err(err)
 }
 
 /// The value of `key` in a `key value` lines file (`memory.oom_control`,
