@@ -30,6 +30,7 @@ pub mod sealed;
 mod seccomp;
 mod state;
 mod sys;
+pub mod userns;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
