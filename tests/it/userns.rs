@@ -321,3 +321,22 @@ async fn root_userns_works_with_a_disk_limit() {
     );
     assert_no_leaks(&d);
 }
+
+#[tokio::test]
+async fn root_userns_terminal_belongs_to_the_container_user() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let id = d
+        .run(
+            json!({"image": "busybox", "userns": "auto", "tty": true, "user": "1000:1000",
+                    "cmd": ["/bin/sh", "-c", "stat -c tty=%u $(tty)"]}),
+        )
+        .await;
+    d.wait(&id).await;
+    let out = d.stdout_of(&id).await;
+    assert!(out.contains("tty=1000"), "{out}");
+    d.api_ok("DELETE", &format!("/v1/containers/{id}"), None, 204)
+        .await;
+    assert_no_leaks(&d);
+}
