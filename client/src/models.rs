@@ -196,6 +196,46 @@ pub struct Mount {
     pub read_only: bool,
 }
 
+/// One line of a user namespace's uid or gid map: container ids
+/// `container_id..container_id+size` are host ids `host_id..host_id+size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdMapping {
+    /// First id inside the container.
+    pub container_id: u32,
+    /// First id on the host.
+    pub host_id: u32,
+    /// How many ids.
+    pub size: u32,
+}
+
+/// The `userns` of a create request: `"host"` (the default: no user namespace),
+/// `"auto"` (a free 65536-id range of the daemon's `userns_range`), or explicit maps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UsernsRequest {
+    /// `"host"` or `"auto"`.
+    Mode(String),
+    /// Explicit maps.
+    Maps {
+        /// The uid map.
+        uid_map: Vec<IdMapping>,
+        /// The gid map.
+        gid_map: Vec<IdMapping>,
+    },
+}
+
+/// A container's user namespace, shown by `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsernsConfig {
+    /// `auto` (allocated by the daemon, freed at delete) or `explicit`.
+    pub mode: String,
+    /// The uid map.
+    pub uid_map: Vec<IdMapping>,
+    /// The gid map.
+    pub gid_map: Vec<IdMapping>,
+}
+
 /// Resource limits of a container. Every field is optional; absent means unlimited
 /// (or the kernel default).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,6 +355,9 @@ pub struct CreateContainer {
     /// Close the app's stdin when the attached client closes its side.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_once: bool,
+    /// User namespace: `"host"` (default), `"auto"`, or `{uid_map, gid_map}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<UsernsRequest>,
 }
 
 /// `201` answer to `POST /v1/containers`.
@@ -405,6 +448,9 @@ pub struct ContainerConfig {
     /// The app's stdin closes when the attached client closes its side.
     #[serde(default)]
     pub stdin_once: bool,
+    /// The container's user namespace; absent: it shares the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<UsernsConfig>,
 }
 
 /// A resource limit of the container's processes, as Docker's `--ulimit name=soft:hard`.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::runtime::userns::UsernsRange;
+
 /// Default API socket.
 pub const DEFAULT_SOCKET: &str = boxd_client::DEFAULT_SOCKET;
 /// Default root: database, images, container dirs.
@@ -72,6 +74,7 @@ struct FileConfig {
     events_max_days: Option<u64>,
     log_max_bytes: Option<u64>,
     log_max_files: Option<u32>,
+    userns_range: Option<crate::runtime::userns::UsernsRange>,
 }
 
 /// The effective configuration.
@@ -98,6 +101,10 @@ pub struct Config {
     pub log_max_bytes: u64,
     /// Container log files kept, the current one included.
     pub log_max_files: u32,
+    /// Host ids for `userns: "auto"` (file key `userns_range = { uid_start, gid_start,
+    /// slots }`; else `/etc/subuid` + `/etc/subgid` `boxd` entries; else
+    /// [`UsernsRange::DEFAULT`]).
+    pub userns_range: UsernsRange,
 }
 
 /// Errors reading the configuration.
@@ -179,12 +186,22 @@ impl Config {
                 .log_max_files
                 .or(file.log_max_files)
                 .unwrap_or(crate::runtime::logs::DEFAULT_LOG_MAX_FILES),
+            userns_range: file.userns_range.unwrap_or_else(|| {
+                UsernsRange::from_subid_files(Path::new("/etc/subuid"), Path::new("/etc/subgid"))
+                    .unwrap_or(UsernsRange::DEFAULT)
+            }),
         };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.userns_range
+            .check()
+            .map_err(|reason| ConfigError::Invalid {
+                key: "userns_range",
+                reason,
+            })?;
         if self.log_max_files == 0 {
             return Err(ConfigError::Invalid {
                 key: "log_max_files",

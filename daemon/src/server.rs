@@ -186,6 +186,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         root_dir: config.root.clone(),
         state_dir: config.state_dir.clone(),
         log_rotation: config.log_rotation(),
+        userns_range: config.userns_range,
     };
     // Reconcile runs inside `new`, before the socket answers.
     let runtime = Runtime::new(

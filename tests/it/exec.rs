@@ -112,7 +112,11 @@ impl Session {
 }
 
 /// A plain (non-upgraded) exec: `(exec id, stdout, stderr)`.
-async fn exec_plain(d: &TestDaemon, name: &str, cmd: &[&str]) -> (String, String, String) {
+pub(crate) async fn exec_plain(
+    d: &TestDaemon,
+    name: &str,
+    cmd: &[&str],
+) -> (String, String, String) {
     let resp = d
         .request(
             hyper::Method::POST,

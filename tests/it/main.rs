@@ -25,3 +25,4 @@ mod security;
 mod security_disk;
 mod spec;
 mod systemd;
+mod userns;

@@ -97,6 +97,21 @@ fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
 /// Check `value` (serialised from a model) against `schema`; push every disagreement.
 fn check(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     let schema = resolve(spec, schema);
+    if let Some(alternatives) = schema["oneOf"].as_array() {
+        // Exactly one alternative must accept the value.
+        let fits = alternatives
+            .iter()
+            .filter(|alt| {
+                let mut errs = Vec::new();
+                check(spec, alt, value, at, &mut errs);
+                errs.is_empty()
+            })
+            .count();
+        if fits != 1 {
+            errors.push(format!("{at}: {value} fits {fits} of the spec's oneOf"));
+        }
+        return;
+    }
     let ty = schema["type"].as_str().unwrap_or("");
     if value.is_null() {
         if schema["nullable"] != true {
@@ -190,6 +205,14 @@ fn check_model(spec: &Value, name: &str, full: &impl Serialize, minimal: &impl S
     );
 }
 
+fn id_mapping() -> boxd_client::models::IdMapping {
+    boxd_client::models::IdMapping {
+        container_id: 0,
+        host_id: 100_000,
+        size: 65536,
+    }
+}
+
 fn time() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap()
 }
@@ -247,6 +270,11 @@ fn container(full: bool) -> Container {
             user: "nobody".into(),
             mounts: if full { vec![mount()] } else { vec![] },
             labels: if full { labels() } else { BTreeMap::new() },
+            userns: full.then(|| boxd_client::models::UsernsConfig {
+                mode: "auto".into(),
+                uid_map: vec![id_mapping()],
+                gid_map: vec![id_mapping()],
+            }),
             ..Default::default()
         },
         resources: if full {
@@ -406,7 +434,16 @@ fn spec_schemas_match_models() {
             soft: 100,
             hard: 200,
         }],
+        userns: Some(boxd_client::models::UsernsRequest::Mode("auto".into())),
     };
+    let create_maps = CreateContainer {
+        userns: Some(boxd_client::models::UsernsRequest::Maps {
+            uid_map: vec![id_mapping()],
+            gid_map: vec![id_mapping()],
+        }),
+        ..create_full.clone()
+    };
+    check_model(&spec, "CreateContainer", &create_maps, &create_full);
     let create_min = CreateContainer {
         image: "busybox".into(),
         ..Default::default()

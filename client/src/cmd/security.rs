@@ -1,11 +1,12 @@
 //! The security flags of `boxctl create` / `run` (docker's names): `--cap-add`,
-//! `--cap-drop`, `--security-opt`, `--read-only`, `--tmpfs`, `--ulimit`, `--disk`.
+//! `--cap-drop`, `--security-opt`, `--read-only`, `--tmpfs`, `--ulimit`, `--disk`,
+//! `--userns`.
 //!
 //! `--security-opt seccomp=FILE` reads the profile here, on the client, and sends its
 //! JSON (as docker does), so the daemon never opens a path a client names.
 
 use anyhow::{bail, Context as _};
-use boxd_client::models::{CreateContainer, Ulimit};
+use boxd_client::models::{CreateContainer, Ulimit, UsernsRequest};
 use clap::Args as ClapArgs;
 
 use super::create::parse_size;
@@ -34,6 +35,10 @@ pub struct SecurityOpts {
     /// Size limit of the container's writable layer (b, k, m, g suffixes).
     #[arg(long = "disk", value_name = "SIZE", value_parser = parse_size)]
     pub disk: Option<u64>,
+    /// User namespace: host (default), auto (the container's root is an unprivileged
+    /// host id range), or explicit maps as JSON ({"uid_map":[...],"gid_map":[...]}).
+    #[arg(long = "userns", value_name = "host|auto|JSON")]
+    pub userns: Option<String>,
 }
 
 /// Adds `opts` to `req`, reading a seccomp profile file with `read`.
@@ -66,6 +71,13 @@ pub fn apply_with(
     }
     if opts.disk.is_some() {
         req.resources.disk_bytes = opts.disk;
+    }
+    if let Some(u) = &opts.userns {
+        req.userns = Some(if u.trim_start().starts_with('{') {
+            serde_json::from_str(u).with_context(|| format!("invalid --userns maps {u:?}"))?
+        } else {
+            UsernsRequest::Mode(u.clone())
+        });
     }
     Ok(())
 }
@@ -133,6 +145,7 @@ mod tests {
             tmpfs: vec!["/tmp:size=1m".into(), "/run".into()],
             ulimit: vec!["nofile=10:20".into()],
             disk: Some(1 << 26),
+            userns: Some("auto".into()),
         };
         let mut r = req();
         apply_with(&opts, &mut r, |p| {
@@ -155,6 +168,24 @@ mod tests {
         assert_eq!(r.tmpfs["/run"], "");
         assert_eq!((r.ulimits[0].soft, r.ulimits[0].hard), (10, 20));
         assert_eq!(r.resources.disk_bytes, Some(1 << 26));
+        assert_eq!(r.userns, Some(UsernsRequest::Mode("auto".into())));
+        let maps = SecurityOpts {
+            userns: Some(
+                r#"{"uid_map":[{"container_id":0,"host_id":100000,"size":10}],"gid_map":[]}"#
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        let mut r = req();
+        apply(&maps, &mut r).unwrap();
+        assert!(
+            matches!(&r.userns, Some(UsernsRequest::Maps { uid_map, gid_map }) if uid_map[0].host_id == 100_000 && gid_map.is_empty())
+        );
+        let bad = SecurityOpts {
+            userns: Some("{oops".into()),
+            ..Default::default()
+        };
+        assert!(apply(&bad, &mut req()).is_err());
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::config::{NsAction, Plan};
 use crate::mounts::{self, MountError};
 use crate::protocol::StartReport;
 use crate::sys::{self, LinuxSys, Sys};
+use crate::userns::UsernsFds;
 
 /// The descriptors the child keeps from the shim.
 pub(crate) struct ChildFds {
@@ -48,6 +49,8 @@ pub(crate) struct ChildFds {
     /// The detached mount of the disk image, when the writable layer is size-limited
     /// (see `mounts::open_disk`).
     pub disk: Option<OwnedFd>,
+    /// The container's user namespace and the namespaces it owns (see `userns`).
+    pub userns: Option<UsernsFds>,
 }
 
 /// A set-up step of the child that failed.
@@ -79,6 +82,12 @@ pub enum ChildError {
     },
     #[error("failed to set up the root filesystem")]
     Rootfs(#[from] MountError),
+    #[error("failed to set the filesystem ids to the container root's")]
+    SetFsIds(#[source] Errno),
+    #[error("the container's user and group 0 are not mapped")]
+    UnmappedRoot,
+    #[error("failed to join the user namespace")]
+    JoinUserNamespace(#[source] Errno),
     #[error("failed to set the hostname")]
     SetHostname(#[source] Errno),
     #[error("failed to bring lo up")]
@@ -140,6 +149,7 @@ impl ChildError {
         match self {
             ParentDeathSignal(_) | ShimGone | WaitForShim(_) => "init",
             OpenNamespace { .. } | JoinNamespace { .. } | CreateNamespace { .. } => "namespace",
+            SetFsIds(_) | UnmappedRoot | JoinUserNamespace(_) => "userns",
             Rootfs(e) => e.stage(),
             SetHostname(_) => "hostname",
             LoopbackUp(_) => "network",
@@ -196,12 +206,29 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<Infallible, ChildError>
         return Err(ChildError::ShimGone);
     }
 
-    enter_namespaces(plan)?;
+    enter_namespaces(plan, fds.userns.as_ref())?;
     nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
-    setup_sandbox(&LinuxSys, plan, fds.disk.as_ref().map(AsFd::as_fd))?;
+    let mut tty_owner = plan.process.uid;
+    if let Some(u) = &plan.userns {
+        let host_id = |map, id| crate::userns::map_id(map, id).ok_or(ChildError::UnmappedRoot);
+        set_fs_ids(host_id(&u.uid_map, 0)?, host_id(&u.gid_map, 0)?)?;
+        tty_owner = host_id(&u.uid_map, plan.process.uid).unwrap_or(tty_owner);
+    }
+    setup_sandbox(
+        &LinuxSys,
+        plan,
+        fds.disk.as_ref().map(AsFd::as_fd),
+        fds.userns.as_ref().map(|u| u.user.as_fd()),
+    )?;
     // A terminal from the container's own devpts, made while still root (`console`).
-    let terminal = crate::console::open_in_child(fds.console.as_ref(), plan.process.uid)
+    let terminal = crate::console::open_in_child(fds.console.as_ref(), tty_owner)
         .map_err(ChildError::Stdio)?;
+    if let Some(u) = &fds.userns {
+        // Last of the privileged steps: from here on, capabilities count only in the
+        // container's user namespace (see `userns`).
+        nix::sched::setns(&u.user, CloneFlags::CLONE_NEWUSER)
+            .map_err(ChildError::JoinUserNamespace)?;
+    }
     setup_process(plan)?;
 
     nix::unistd::dup2_stdin(&fds.stdin).map_err(ChildError::Stdio)?;
@@ -230,8 +257,37 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<Infallible, ChildError>
     exec(plan)
 }
 
-fn enter_namespaces(plan: &Plan) -> Result<(), ChildError> {
+/// Make everything the set-up creates belong to the container's root: files,
+/// directories, device nodes, and the tmpfs mounts (whose root takes the mounter's
+/// fsuid). Changing the fsuid away from 0 clears the file capabilities from the
+/// effective set (capabilities(7)); they are raised again from the permitted set, as
+/// the set-up still needs them (mknod, reading the image).
+fn set_fs_ids(uid: u32, gid: u32) -> Result<(), ChildError> {
+    nix::unistd::setfsgid(Gid::from_raw(gid));
+    nix::unistd::setfsuid(Uid::from_raw(uid));
+    // setfsuid reports no error; the previous value returned by a second call does.
+    if nix::unistd::setfsuid(Uid::from_raw(uid)) != Uid::from_raw(uid)
+        || nix::unistd::setfsgid(Gid::from_raw(gid)) != Gid::from_raw(gid)
+    {
+        return Err(ChildError::SetFsIds(Errno::EPERM));
+    }
+    let permitted = caps::read(None, caps::CapSet::Permitted)
+        .map_err(|_| ChildError::SetFsIds(Errno::EPERM))?;
+    caps::set(None, caps::CapSet::Effective, &permitted)
+        .map_err(|_| ChildError::SetFsIds(Errno::EPERM))
+}
+
+fn enter_namespaces(plan: &Plan, userns: Option<&UsernsFds>) -> Result<(), ChildError> {
     for ns in &plan.namespaces {
+        // Made by the shim's helper, owned by the container's user namespace.
+        let owned = userns.and_then(|u| u.owned.iter().find(|(f, _)| *f == ns.flag));
+        if let (NsAction::Create, Some((flag, fd))) = (&ns.action, owned) {
+            nix::sched::setns(fd, *flag).map_err(|source| ChildError::CreateNamespace {
+                flag: *flag,
+                source,
+            })?;
+            continue;
+        }
         match &ns.action {
             NsAction::Create => {
                 nix::sched::unshare(ns.flag).map_err(|source| ChildError::CreateNamespace {
@@ -260,8 +316,9 @@ pub(crate) fn setup_sandbox(
     sys: &dyn Sys,
     plan: &Plan,
     disk: Option<std::os::fd::BorrowedFd<'_>>,
+    userns: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<(), ChildError> {
-    mounts::setup_rootfs(sys, &plan.rootfs, disk)?;
+    mounts::setup_rootfs(sys, &plan.rootfs, disk, userns)?;
     if let Some(h) = &plan.hostname {
         sys.sethostname(h).map_err(ChildError::SetHostname)?;
     }
@@ -442,6 +499,7 @@ mod tests {
             rootfs: RootfsPlan {
                 rootfs: "/b/rootfs".into(),
                 overlay_data: "lowerdir=/l".into(),
+                idmapped_lowers: vec![],
                 mounts: vec![],
                 readonly: false,
                 masked_paths: vec![],
@@ -465,6 +523,7 @@ mod tests {
                 seccomp: None,
                 seccomp_bpf: None,
             },
+            userns: None,
         }
     }
 
@@ -472,7 +531,7 @@ mod tests {
     fn hostname_and_lo_come_before_pivot_root() {
         let fs = FakeSys::new();
         fs.add("/b/rootfs", Entry::Dir);
-        setup_sandbox(&fs, &plan(), None).unwrap();
+        setup_sandbox(&fs, &plan(), None, None).unwrap();
         let calls = fs.calls();
         let pos = |s: &str| calls.iter().position(|c| c == s).unwrap();
         assert!(pos("sethostname box") < pos("pivot_root . ."));
@@ -484,7 +543,7 @@ mod tests {
         let fs = FakeSys::new();
         fs.add("/b/rootfs", Entry::Dir);
         fs.fail_on("mount overlay", Errno::EINVAL);
-        let err = setup_sandbox(&fs, &plan(), None).unwrap_err();
+        let err = setup_sandbox(&fs, &plan(), None, None).unwrap_err();
         assert_eq!(err.stage(), "mount");
         assert!(!fs.calls().iter().any(|c| c.starts_with("pivot_root")));
         assert!(!fs.calls().iter().any(|c| c.starts_with("sethostname")));
@@ -492,7 +551,7 @@ mod tests {
         let fs = FakeSys::new();
         fs.add("/b/rootfs", Entry::Dir);
         fs.fail_on("pivot_root", Errno::EINVAL);
-        let err = setup_sandbox(&fs, &plan(), None).unwrap_err();
+        let err = setup_sandbox(&fs, &plan(), None, None).unwrap_err();
         assert_eq!(err.stage(), "pivot_root");
         assert_eq!(
             crate::error_chain(&err),

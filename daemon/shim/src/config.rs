@@ -15,6 +15,7 @@ use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
 
 use crate::mounts::{MountError, MountPlan, RootfsPlan};
 use crate::protocol::ShimConfig;
+use crate::userns::{IdMap, UsernsPlan};
 
 /// Why the inputs cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,12 @@ pub enum ConfigError {
     Mount(#[from] MountError),
     #[error("invalid linux.seccomp in config.json")]
     Seccomp(#[source] crate::seccomp::SeccompError),
+    #[error("invalid user namespace maps in config.json")]
+    UserMaps(#[source] crate::userns::MapError),
+    #[error("joining an existing user namespace is not supported")]
+    JoinUserNamespace,
+    #[error("mount options {0:?} name an id the user namespace does not map")]
+    UnmappedMountId(String),
 }
 
 /// What to do for one namespace type.
@@ -155,6 +162,8 @@ pub struct Plan {
     pub loopback_up: bool,
     /// The app.
     pub process: ProcessPlan,
+    /// A new user namespace with these maps (see [`crate::userns`]); `None`: the host's.
+    pub userns: Option<UsernsPlan>,
 }
 
 /// Read `shim.json` and the bundle's `config.json`, and check them.
@@ -202,7 +211,13 @@ pub fn exec_candidates(arg0: &str, env: &[String]) -> Vec<PathBuf> {
         .collect()
 }
 
-fn overlay_data(shim: &ShimConfig) -> Result<String, ConfigError> {
+/// Where the idmapped clone of lower layer `i` is attached, inside the container's
+/// own mount namespace only (see [`crate::userns`]).
+fn idmap_staging(shim: &ShimConfig, i: usize) -> PathBuf {
+    shim.state_dir.join("idmapped").join(i.to_string())
+}
+
+fn overlay_data(shim: &ShimConfig, idmapped: bool) -> Result<String, ConfigError> {
     let o = &shim.rootfs;
     if o.lower.is_empty() {
         return Err(ConfigError::NoLowerDir);
@@ -217,7 +232,13 @@ fn overlay_data(shim: &ShimConfig) -> Result<String, ConfigError> {
             Ok(s.into_owned())
         }
     };
-    let lower = o.lower.iter().map(check).collect::<Result<Vec<_>, _>>()?;
+    let mut lower = o.lower.iter().map(check).collect::<Result<Vec<_>, _>>()?;
+    if idmapped {
+        // The layers are stacked from their idmapped clones.
+        lower = (0..o.lower.len())
+            .map(|i| check(&idmap_staging(shim, i)))
+            .collect::<Result<Vec<_>, _>>()?;
+    }
     // index=off: with the index feature on (a kernel or module default on some hosts),
     // overlayfs records the lower layers' file handles in the upper/work dirs and then
     // refuses a later mount of that upper dir over a differently-laid-out lower stack,
@@ -286,6 +307,7 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
     let linux = spec.linux().as_ref();
 
     let mut pid_ns = None;
+    let mut has_userns = false;
     let mut namespaces = Vec::new();
     let mut seen = HashSet::new();
     for ns in linux
@@ -311,11 +333,17 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
             LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
             LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
             LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
-            // User namespaces need uid/gid maps written from outside and a different
-            // set-up order; time namespaces are not asked for by the daemon.
-            LinuxNamespaceType::User | LinuxNamespaceType::Time => {
-                return Err(ConfigError::UnsupportedNamespace(name))
+            // Made by the shim with its maps (`userns`), never joined: its owner
+            // would not be known to be a container's.
+            LinuxNamespaceType::User => {
+                if action != NsAction::Create {
+                    return Err(ConfigError::JoinUserNamespace);
+                }
+                has_userns = true;
+                continue;
             }
+            // Not asked for by the daemon.
+            LinuxNamespaceType::Time => return Err(ConfigError::UnsupportedNamespace(name)),
         };
         namespaces.push(Namespace { flag, action });
     }
@@ -338,21 +366,60 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
         .iter()
         .any(|n| n.flag == CloneFlags::CLONE_NEWNET && n.action == NsAction::Create);
 
+    let userns = if has_userns {
+        let maps = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>, what| {
+            let map: Vec<IdMap> = m
+                .into_iter()
+                .flatten()
+                .map(|l| IdMap {
+                    container_id: l.container_id(),
+                    host_id: l.host_id(),
+                    size: l.size(),
+                })
+                .collect();
+            crate::userns::check_map(&map, what).map_err(ConfigError::UserMaps)?;
+            Ok::<_, ConfigError>(map)
+        };
+        Some(UsernsPlan {
+            uid_map: maps(linux.and_then(|l| l.uid_mappings().as_ref()), "uid map")?,
+            gid_map: maps(linux.and_then(|l| l.gid_mappings().as_ref()), "gid map")?,
+        })
+    } else {
+        None
+    };
+
     let rootfs = if root.path().is_absolute() {
         root.path().clone()
     } else {
         shim.bundle.join(root.path())
     };
-    let mounts = spec
+    let mut mounts = spec
         .mounts()
         .iter()
         .flatten()
         .map(|m| MountPlan::from_oci(m, &shim.bundle))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(u) = &userns {
+        for m in mounts.iter_mut().filter(|m| !m.options.data.is_empty()) {
+            m.options.data = crate::userns::translate_mount_data(&m.options.data, u)
+                .ok_or_else(|| ConfigError::UnmappedMountId(m.options.data.clone()))?;
+        }
+    }
+    let idmapped_lowers = match &userns {
+        Some(_) => shim
+            .rootfs
+            .lower
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.clone(), idmap_staging(&shim, i)))
+            .collect(),
+        None => Vec::new(),
+    };
     let paths = |l: Option<&Vec<String>>| l.into_iter().flatten().map(PathBuf::from).collect();
     let rootfs = RootfsPlan {
         rootfs,
-        overlay_data: overlay_data(&shim)?,
+        overlay_data: overlay_data(&shim, userns.is_some())?,
+        idmapped_lowers,
         mounts,
         readonly: root.readonly().unwrap_or(false),
         masked_paths: paths(linux.and_then(|l| l.masked_paths().as_ref())),
@@ -425,6 +492,7 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
         hostname,
         loopback_up,
         process,
+        userns,
     })
 }
 
@@ -521,8 +589,11 @@ mod tests {
 
     #[test]
     fn plan_refuses_what_it_cannot_do() {
-        let e = plan(shim(), &spec(&[T::Pid, T::Mount, T::User], None)).unwrap_err();
-        assert!(matches!(e, ConfigError::UnsupportedNamespace(n) if n == "user"));
+        // A user namespace needs its maps.
+        let e = plan(shim(), &spec(&[T::Pid, T::Mount, T::User, T::Uts], None)).unwrap_err();
+        assert!(matches!(e, ConfigError::UserMaps(_)), "{e:?}");
+        let e = plan(shim(), &spec(&[T::Pid, T::Mount, T::Time], None)).unwrap_err();
+        assert!(matches!(e, ConfigError::UnsupportedNamespace(n) if n == "time"));
         let e = plan(shim(), &spec(&[T::Pid, T::Mount], Some("h"))).unwrap_err();
         assert!(matches!(e, ConfigError::HostnameWithoutUts));
         let e = plan(shim(), &spec(&[T::Pid], None)).unwrap_err();
@@ -533,6 +604,52 @@ mod tests {
         s.rootfs.lower.push("/a:b".into());
         let e = plan(s, &spec(&ALL, None)).unwrap_err();
         assert!(matches!(e, ConfigError::OverlayPath(_)));
+    }
+
+    #[test]
+    fn a_user_namespace_stacks_idmapped_layers_and_maps_mount_ids() {
+        use oci_spec::runtime::LinuxIdMappingBuilder;
+        let map = |host: u32| {
+            vec![LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host)
+                .size(65536u32)
+                .build()
+                .unwrap()]
+        };
+        let mut s = spec(&[T::Pid, T::Mount, T::User, T::Uts], None);
+        let mut linux = s.linux().clone().unwrap();
+        linux.set_uid_mappings(Some(map(100_000)));
+        linux.set_gid_mappings(Some(map(200_000)));
+        s.set_linux(Some(linux));
+        s.set_mounts(Some(vec![oci_spec::runtime::MountBuilder::default()
+            .destination("/dev/pts")
+            .typ("devpts")
+            .source("devpts")
+            .options(vec!["newinstance".to_string(), "gid=5".to_string()])
+            .build()
+            .unwrap()]));
+        let p = plan(shim(), &s).unwrap();
+        let u = p.userns.as_ref().unwrap();
+        assert_eq!(crate::userns::map_id(&u.uid_map, 0), Some(100_000));
+        assert_eq!(crate::userns::map_id(&u.gid_map, 5), Some(200_005));
+        assert_eq!(p.rootfs.mounts[0].options.data, "newinstance,gid=200005");
+        assert_eq!(
+            p.rootfs.idmapped_lowers,
+            vec![
+                (PathBuf::from("/l1"), PathBuf::from("/s/idmapped/0")),
+                (PathBuf::from("/l2"), PathBuf::from("/s/idmapped/1")),
+            ]
+        );
+        assert_eq!(
+            p.rootfs.overlay_data,
+            "lowerdir=/s/idmapped/0:/s/idmapped/1,upperdir=/u,workdir=/w,index=off"
+        );
+        // The user namespace is not one of the namespaces the child enters itself.
+        assert!(!p
+            .namespaces
+            .iter()
+            .any(|n| n.flag == CloneFlags::CLONE_NEWUSER));
     }
 
     #[test]

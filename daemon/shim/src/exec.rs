@@ -238,6 +238,9 @@ pub(crate) fn namespace_flags(plan: &Plan) -> CloneFlags {
     for ns in &plan.namespaces {
         flags |= ns.flag;
     }
+    if plan.userns.is_some() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
     flags
 }
 
@@ -293,7 +296,12 @@ fn start(args: &[OsString], input: &mut File) -> Result<Started, Failure> {
                 source,
             })?;
     }
-    nix::sched::setns(&container, namespace_flags(&plan)).map_err(ExecError::JoinNamespaces)?;
+    // The user namespace is joined on its own and last, as the container's first
+    // process does (`userns`): the mount and cgroup namespaces belong to the host's
+    // user namespace, and joining them needs host root's capabilities.
+    let flags = namespace_flags(&plan);
+    nix::sched::setns(&container, flags - CloneFlags::CLONE_NEWUSER)
+        .map_err(ExecError::JoinNamespaces)?;
     // Joined the mount namespace: `/` is now the container's root.
     let _ = nix::unistd::chdir("/");
 
@@ -308,7 +316,12 @@ fn start(args: &[OsString], input: &mut File) -> Result<Started, Failure> {
         let peer = sys::pty_peer(&master).map_err(ExecError::SetupPty)?;
         // The user must own its terminal (as login(1) arranges), or a non-root
         // process could not reopen /dev/tty.
-        nix::unistd::fchown(&peer, Some(nix::unistd::Uid::from_raw(spec.uid)), None)
+        // Still host root here, so the owner is the user's host id.
+        let owner = match &plan.userns {
+            Some(u) => crate::userns::map_id(&u.uid_map, spec.uid).unwrap_or(spec.uid),
+            None => spec.uid,
+        };
+        nix::unistd::fchown(&peer, Some(nix::unistd::Uid::from_raw(owner)), None)
             .map_err(ExecError::SetupPty)?;
         if let Some((rows, cols)) = spec.size {
             sys::set_winsize(&master, rows, cols).map_err(ExecError::SetupPty)?;
@@ -344,6 +357,10 @@ fn start(args: &[OsString], input: &mut File) -> Result<Started, Failure> {
             [in_r, out_w, err_w],
         )
     };
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
+        nix::sched::setns(&container, CloneFlags::CLONE_NEWUSER)
+            .map_err(ExecError::JoinNamespaces)?;
+    }
     let (errors_r, errors_w) = pipe()?;
 
     let pid = match sys::fork().map_err(ExecError::Fork)? {
@@ -775,6 +792,7 @@ mod tests {
             rootfs: RootfsPlan {
                 rootfs: "/b/rootfs".into(),
                 overlay_data: "lowerdir=/l".into(),
+                idmapped_lowers: vec![],
                 mounts: vec![],
                 readonly: false,
                 masked_paths: vec![],
@@ -808,6 +826,7 @@ mod tests {
                 seccomp: None,
                 seccomp_bpf: None,
             },
+            userns: None,
         }
     }
 
@@ -856,6 +875,12 @@ mod tests {
             f,
             CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS
         );
+        let mut p = plan();
+        p.userns = Some(crate::userns::UsernsPlan {
+            uid_map: vec![],
+            gid_map: vec![],
+        });
+        assert!(namespace_flags(&p).contains(CloneFlags::CLONE_NEWUSER));
     }
 
     #[test]

@@ -180,4 +180,16 @@ impl Sys for FakeSys {
     fn move_mount(&self, _mount: std::os::fd::BorrowedFd<'_>, target: &Path) -> nix::Result<()> {
         self.record(format!("move_mount {}", target.display()))
     }
+
+    fn idmapped_clone(
+        &self,
+        path: &Path,
+        _userns: std::os::fd::BorrowedFd<'_>,
+    ) -> nix::Result<std::os::fd::OwnedFd> {
+        self.record(format!("idmapped_clone {}", path.display()))?;
+        // Any live descriptor stands for the detached mount.
+        std::fs::File::open("/dev/null")
+            .map(std::os::fd::OwnedFd::from)
+            .map_err(|_| Errno::EBADF)
+    }
 }

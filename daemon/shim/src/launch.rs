@@ -91,6 +91,8 @@ pub enum LaunchError {
     },
     #[error("failed to set up the terminal")]
     Terminal(#[source] Errno),
+    #[error("failed to set up the user namespace")]
+    Userns(#[from] crate::userns::UsernsError),
     #[error("failed to bind control socket {path}")]
     BindControl {
         path: PathBuf,
@@ -112,6 +114,7 @@ impl LaunchError {
             Pipe(_) | OpenDevNull(_) | Fork(_) | PidFd(_) | ReadChildReport(_) => "clone",
             JoinCgroup { .. } => "cgroup",
             BindControl { .. } => "control",
+            Userns(_) => "userns",
         }
     }
 
@@ -254,6 +257,28 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
             source,
         })?;
 
+    // Before any other namespace: the ones the container creates are made owned by its
+    // user namespace (see `userns`).
+    let userns = match &plan.userns {
+        Some(u) => {
+            let mut create = CloneFlags::empty();
+            for ns in &plan.namespaces {
+                if ns.action == NsAction::Create
+                    && [
+                        CloneFlags::CLONE_NEWNET,
+                        CloneFlags::CLONE_NEWUTS,
+                        CloneFlags::CLONE_NEWIPC,
+                    ]
+                    .contains(&ns.flag)
+                {
+                    create |= ns.flag;
+                }
+            }
+            Some(crate::userns::create(u, create).map_err(LaunchError::from)?)
+        }
+        None => None,
+    };
+
     match &plan.pid_ns {
         None => {}
         Some(NsAction::Create) => {
@@ -309,6 +334,7 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
                     stderr: stderr_w,
                     console: console_child,
                     disk,
+                    userns,
                 },
             )
         }
@@ -318,6 +344,8 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
     // The child has its own copy; ours would keep the disk's mount alive after the
     // container's namespace is gone.
     drop(disk);
+    // The child holds them now; the shim must not keep the namespaces alive after it.
+    drop(userns);
     let mut guard = ChildGuard(Some(pid));
 
     let pidfd = sys::pidfd_open(pid).map_err(LaunchError::PidFd)?;

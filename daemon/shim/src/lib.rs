@@ -31,6 +31,7 @@ pub mod sealed;
 pub mod seccomp;
 mod state;
 mod sys;
+pub mod userns;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};

@@ -49,6 +49,19 @@ pub enum MountError {
     },
     #[error("the overlay's {path} is not below the disk mount point")]
     LayerOutsideDisk { path: PathBuf },
+    #[error("failed to make an idmapped mount of {path} at {target} (idmapped mounts need Linux 5.12 and a filesystem that supports them)")]
+    Idmap {
+        path: PathBuf,
+        target: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("failed to detach the staged layer at {path}")]
+    Unstage {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
     #[error("failed to mount overlay at {target}")]
     MountOverlay {
         target: PathBuf,
@@ -122,6 +135,7 @@ impl MountError {
         match self {
             MountError::PivotRoot { .. } | MountError::DetachOldRoot(_) => "pivot_root",
             MountError::CreateDevice { .. } | MountError::CreateLink { .. } => "devices",
+            MountError::Idmap { .. } => "userns",
             _ => "mount",
         }
     }
@@ -398,6 +412,9 @@ pub struct RootfsPlan {
     pub rootfs: PathBuf,
     /// overlayfs mount data (`lowerdir=...,upperdir=...,workdir=...,index=off`).
     pub overlay_data: String,
+    /// With a user namespace: each image layer and where its idmapped clone is
+    /// attached for the overlay (whose `lowerdir` names the latter).
+    pub idmapped_lowers: Vec<(PathBuf, PathBuf)>,
     /// OCI `mounts`, in order.
     pub mounts: Vec<MountPlan>,
     /// `root.readonly`.
@@ -492,6 +509,37 @@ pub(crate) fn open_disk(plan: &RootfsPlan) -> Result<Option<OwnedFd>, StartRepor
         })
 }
 
+/// Attach an idmapped clone of each image layer at its staging dir (made if missing),
+/// inside this (private) mount namespace: overlayfs takes its layers by path, and the
+/// kernel only idmaps a detached mount (mount_setattr(2)).
+fn stage_idmapped_lowers(
+    sys: &dyn Sys,
+    lowers: &[(PathBuf, PathBuf)],
+    userns: Option<BorrowedFd<'_>>,
+) -> Result<(), MountError> {
+    for (lower, staging) in lowers {
+        let err = |source| MountError::Idmap {
+            path: lower.clone(),
+            target: staging.clone(),
+            source,
+        };
+        let userns = userns.ok_or_else(|| err(Errno::EBADF))?;
+        let mut missing = Vec::new();
+        let mut dir = staging.as_path();
+        while sys.lstat(dir).map_err(err)?.is_none() {
+            missing.push(dir.to_path_buf());
+            dir = dir.parent().ok_or_else(|| err(Errno::ENOENT))?;
+        }
+        for d in missing.iter().rev() {
+            sys.mkdir(d, 0o700).map_err(err)?;
+        }
+        let tree = sys.idmapped_clone(lower, userns).map_err(err)?;
+        use std::os::fd::AsFd;
+        sys.move_mount(tree.as_fd(), staging).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Attach the disk's detached mount and make the layer dirs on it that are missing.
 fn mount_disk(
     sys: &dyn Sys,
@@ -539,11 +587,13 @@ const DEV_LINKS: [(&str, &str); 5] = [
 ];
 
 /// Build the root filesystem at `plan.rootfs` (not yet pivoted into); `disk` is the
-/// detached mount from [`open_disk`] when the plan has a disk.
+/// detached mount from [`open_disk`] when the plan has a disk, `userns` the container's
+/// user namespace when the plan has idmapped layers.
 pub fn setup_rootfs(
     sys: &dyn Sys,
     plan: &RootfsPlan,
     disk: Option<BorrowedFd<'_>>,
+    userns: Option<BorrowedFd<'_>>,
 ) -> Result<(), MountError> {
     // Our mount namespace is a copy of the host's, with the host's shared peer groups:
     // without this, every mount below would appear on the host too.
@@ -575,6 +625,7 @@ pub fn setup_rootfs(
     if let Some(plan_disk) = &plan.disk {
         mount_disk(sys, plan_disk, disk)?;
     }
+    stage_idmapped_lowers(sys, &plan.idmapped_lowers, userns)?;
     sys.mount(
         Some(Path::new("overlay")),
         &plan.rootfs,
@@ -586,6 +637,15 @@ pub fn setup_rootfs(
         target: plan.rootfs.clone(),
         source,
     })?;
+    // overlayfs took private clones of its layers at mount time; the staged mounts
+    // are no longer needed, and a container's namespace keeps nothing it does not use.
+    for (_, staging) in &plan.idmapped_lowers {
+        sys.umount2(staging, MntFlags::MNT_DETACH)
+            .map_err(|source| MountError::Unstage {
+                path: staging.clone(),
+                source,
+            })?;
+    }
 
     for m in &plan.mounts {
         mount_one(sys, &plan.rootfs, m)?;
@@ -909,6 +969,7 @@ mod tests {
         RootfsPlan {
             rootfs: "/b/rootfs".into(),
             overlay_data: "lowerdir=/l,upperdir=/u,workdir=/w,index=off".into(),
+            idmapped_lowers: vec![],
             mounts,
             readonly: true,
             masked_paths: vec!["/proc/kcore".into(), "/missing".into()],
@@ -931,7 +992,7 @@ mod tests {
         fs.add("/host/data", Entry::Dir);
         fs.add("/b/rootfs/proc/kcore", Entry::File);
         fs.add("/b/rootfs/proc/sys", Entry::Dir);
-        setup_rootfs(&fs, &plan(), None).unwrap();
+        setup_rootfs(&fs, &plan(), None, None).unwrap();
         pivot_root(&fs, Path::new("/b/rootfs")).unwrap();
         let calls = fs.calls();
         let private = position(&calls, "mount - / - REC|PRIVATE");
@@ -982,7 +1043,7 @@ mod tests {
         let mut p = plan();
         p.disk = DiskPlan::from_overlay(&overlay_on_disk("/c/disk/upper", "/c/disk/work")).unwrap();
         let mount = std::fs::File::open("/dev/null").unwrap();
-        setup_rootfs(&fs, &p, Some(mount.as_fd())).unwrap();
+        setup_rootfs(&fs, &p, Some(mount.as_fd()), None).unwrap();
         let calls = fs.calls();
         let private = position(&calls, "mount - / - REC|PRIVATE");
         let disk = position(&calls, "move_mount /c/disk");
@@ -1029,12 +1090,12 @@ mod tests {
         let mut p = plan();
         p.disk = DiskPlan::from_overlay(&overlay_on_disk("/c/disk/upper", "/c/disk/work")).unwrap();
         let mount = std::fs::File::open("/dev/null").unwrap();
-        let e = setup_rootfs(&fs, &p, Some(mount.as_fd())).unwrap_err();
+        let e = setup_rootfs(&fs, &p, Some(mount.as_fd()), None).unwrap_err();
         assert!(matches!(e, MountError::MountDisk { .. }), "{e:?}");
         assert_eq!(e.stage(), "mount");
         assert!(!fs.calls().iter().any(|c| c.starts_with("mount overlay")));
         // A plan with a disk but no mount for it is refused, not mounted without.
-        let e = setup_rootfs(&FakeSys::new(), &p, None).unwrap_err();
+        let e = setup_rootfs(&FakeSys::new(), &p, None, None).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -1048,6 +1109,56 @@ mod tests {
     }
 
     #[test]
+    fn idmapped_layers_are_staged_before_the_overlay_and_detached_after() {
+        let fs = FakeSys::new();
+        fs.add("/b", Entry::Dir);
+        fs.add("/host/data", Entry::Dir);
+        fs.add("/s", Entry::Dir);
+        let mut p = plan();
+        p.idmapped_lowers = vec![
+            ("/img/l0".into(), "/s/idmapped/0".into()),
+            ("/img/l1".into(), "/s/idmapped/1".into()),
+        ];
+        let userns = std::fs::File::open("/dev/null").unwrap();
+        setup_rootfs(&fs, &p, None, Some(userns.as_fd())).unwrap();
+        let calls = fs.calls();
+        let private = position(&calls, "mount - / - REC|PRIVATE");
+        let mkdir = position(&calls, "mkdir /s/idmapped/0");
+        let clone0 = position(&calls, "idmapped_clone /img/l0");
+        let stage0 = position(&calls, "move_mount /s/idmapped/0");
+        let stage1 = position(&calls, "move_mount /s/idmapped/1");
+        let overlay = position(&calls, "mount overlay /b/rootfs overlay");
+        let detach = position(&calls, "umount2 /s/idmapped/1 DETACH");
+        let order = [private, mkdir, clone0, stage0, stage1, overlay, detach];
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{calls:#?}");
+
+        // No user namespace to map through: refused, never mounted unmapped.
+        let fs = FakeSys::new();
+        fs.add("/b/rootfs", Entry::Dir);
+        let e = setup_rootfs(&fs, &p, None, None).unwrap_err();
+        assert!(matches!(e, MountError::Idmap { .. }), "{e:?}");
+        assert_eq!(e.stage(), "userns");
+        assert!(!fs.calls().iter().any(|c| c.starts_with("mount overlay")));
+        // A kernel without idmapped mounts fails the same way.
+        let fs = FakeSys::new();
+        fs.add("/b/rootfs", Entry::Dir);
+        fs.add("/s", Entry::Dir);
+        fs.fail_on("idmapped_clone", Errno::ENOSYS);
+        let e = setup_rootfs(&fs, &p, None, Some(userns.as_fd())).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MountError::Idmap {
+                    source: Errno::ENOSYS,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(!fs.calls().iter().any(|c| c.starts_with("mount overlay")));
+    }
+
+    #[test]
     fn mount_target_behind_an_evil_symlink_stays_inside() {
         let fs = FakeSys::new();
         fs.add("/b/rootfs", Entry::Dir);
@@ -1056,7 +1167,7 @@ mod tests {
         p.mounts.truncate(1);
         p.masked_paths.clear();
         p.readonly_paths.clear();
-        setup_rootfs(&fs, &p, None).unwrap();
+        setup_rootfs(&fs, &p, None, None).unwrap();
         let calls = fs.calls();
         assert!(
             calls.contains(&"mount proc /b/rootfs/etc proc - -".to_string()),

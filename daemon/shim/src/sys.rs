@@ -74,6 +74,10 @@ pub(crate) trait Sys {
     fn loopback_up(&self) -> nix::Result<()>;
     /// move_mount(2) of a detached mount (from [`detached_disk_mount`]) onto `target`.
     fn move_mount(&self, mount: BorrowedFd<'_>, target: &Path) -> nix::Result<()>;
+    /// A detached clone of the mount at `path` (open_tree, OPEN_TREE_CLONE), idmapped
+    /// through the user namespace `userns` (mount_setattr, MOUNT_ATTR_IDMAP, Linux 5.12);
+    /// attach it with [`Sys::move_mount`].
+    fn idmapped_clone(&self, path: &Path, userns: BorrowedFd<'_>) -> nix::Result<OwnedFd>;
 }
 
 /// The real kernel.
@@ -195,6 +199,58 @@ impl Sys for LinuxSys {
         };
         Errno::result(rc).map(drop)
     }
+
+    fn idmapped_clone(&self, path: &Path, userns: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
+        let path = path_cstring(path)?;
+        // SAFETY: `path` is a valid NUL-terminated string that outlives the call; the
+        // flags are plain integers. The result is checked.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_open_tree,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+            )
+        };
+        let fd = i32::try_from(Errno::result(rc)?).map_err(|_| Errno::EBADF)?;
+        // SAFETY: the kernel returned a new descriptor that nothing else owns.
+        let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+        let attr = MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: u64::try_from(userns.as_raw_fd()).map_err(|_| Errno::EBADF)?,
+        };
+        // SAFETY: `tree` is live, the empty path is a valid NUL-terminated string, and
+        // `attr` is a properly laid out `struct mount_attr` (repr(C), as
+        // <linux/mount.h>) whose size is passed with it; the kernel only reads both.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                tree.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_EMPTY_PATH,
+                &attr as *const MountAttr,
+                std::mem::size_of::<MountAttr>(),
+            )
+        };
+        Errno::result(rc)?;
+        Ok(tree)
+    }
+}
+
+/// `<linux/mount.h>`: open_tree(2) and mount_setattr(2) constants (the `libc` crate
+/// has them for Android only).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `struct mount_attr` of `<linux/mount.h>` (MOUNT_ATTR_SIZE_VER0).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
 }
 
 fn path_cstring(path: &Path) -> nix::Result<CString> {

@@ -54,6 +54,7 @@ impl ApiError {
             ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => StatusCode::NOT_FOUND,
+                R::Store(crate::store::StoreError::NoUsernsSlot(_)) => StatusCode::CONFLICT,
                 R::Ambiguous { .. } | R::Invalid { .. } | R::NoCommand | R::StartRefused { .. } => {
                     StatusCode::BAD_REQUEST
                 }
@@ -83,6 +84,7 @@ impl ApiError {
             ApiError::NoRoute { .. } => "no_route",
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => "not_found",
+                R::Store(crate::store::StoreError::NoUsernsSlot(_)) => "userns_exhausted",
                 R::Ambiguous { .. } => "ambiguous_reference",
                 R::Invalid { .. } => "bad_request",
                 R::NoCommand => "no_command",

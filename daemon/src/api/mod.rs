@@ -207,6 +207,7 @@ mod tests {
             root_dir: dir.join("root"),
             state_dir: dir.join("state"),
             log_rotation: None,
+            userns_range: crate::runtime::userns::UsernsRange::DEFAULT,
         };
         let runtime = Runtime::new(
             store.clone(),

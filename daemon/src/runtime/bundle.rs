@@ -199,6 +199,9 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         LinuxNamespaceType::Cgroup,
     ]
     .into_iter()
+    // A user namespace (see `userns`): the shim makes it first, so that it owns the
+    // network, uts, ipc and pid namespaces.
+    .chain(config.userns.as_ref().map(|_| LinuxNamespaceType::User))
     .map(|typ| {
         LinuxNamespaceBuilder::default()
             .typ(typ)
@@ -207,6 +210,23 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
     })
     .collect::<Result<Vec<_>, _>>()?;
     let mut linux = LinuxBuilder::default();
+    if let Some(u) = &config.userns {
+        let lines = |map: &[boxd_client::models::IdMapping]| {
+            map.iter()
+                .map(|m| {
+                    oci_spec::runtime::LinuxIdMappingBuilder::default()
+                        .container_id(m.container_id)
+                        .host_id(m.host_id)
+                        .size(m.size)
+                        .build()
+                        .map_err(BundleError::Build)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        linux = linux
+            .uid_mappings(lines(&u.uid_map)?)
+            .gid_mappings(lines(&u.gid_map)?);
+    }
     if let Some(seccomp) = seccomp_section(sec)? {
         linux = linux.seccomp(seccomp);
     }

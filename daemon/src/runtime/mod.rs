@@ -30,6 +30,7 @@ pub mod restart;
 pub mod seccomp;
 pub mod security;
 pub mod shim;
+pub mod userns;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -125,6 +126,8 @@ pub struct HostInfo {
     pub state_dir: PathBuf,
     /// How shims bound container logs; `None`: unbounded.
     pub log_rotation: Option<boxd_shim::protocol::LogRotation>,
+    /// Where `userns: "auto"` takes host ids from.
+    pub userns_range: userns::UsernsRange,
 }
 
 /// Options of `logs`.
@@ -368,7 +371,12 @@ impl Runtime {
             .parse()
             .map_err(|r| RuntimeError::invalid("restart_policy", r))?;
         let image = self.image(&req.image).await?;
-        let config = self.container_config(&req, &image, &name)?;
+        let mut config = self.container_config(&req, &image, &name)?;
+        let range = self.inner.info.userns_range;
+        let userns = userns::resolve(req.userns.as_ref(), &range)?;
+        if let userns::Userns::Explicit(maps) = &userns {
+            config.userns = Some(maps.clone());
+        }
         // Resolving the user now turns a typo into a 400 at create, not a failed start.
         users::resolve_layers(&self.image_lowers(&image.id).await?, &config.user)?;
 
@@ -396,19 +404,36 @@ impl Runtime {
         };
         let lock = self.lock_for(&id);
         let _guard = lock.lock().await;
-        self.inner
-            .store
-            .insert_container(&container)
-            .await
-            .map_err(|e| match e {
-                crate::store::StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
-                other => other.into(),
-            })?;
+        let inserted = match userns {
+            userns::Userns::Auto => {
+                let mut config = container.config.clone();
+                let slot = self
+                    .inner
+                    .store
+                    .insert_container_with_userns_slot(&container, range.slots, |slot| {
+                        config.userns = Some(range.slot_config(slot));
+                        config.clone()
+                    })
+                    .await;
+                slot.map(|slot| Some(range.slot_config(slot)))
+            }
+            _ => self
+                .inner
+                .store
+                .insert_container(&container)
+                .await
+                .map(|()| container.config.userns.clone()),
+        };
+        let maps = inserted.map_err(|e| match e {
+            crate::store::StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
+            other => other.into(),
+        })?;
         crate::fault::crash_point("create.after_insert");
         let dir = self.inner.paths.container_dir(&id);
         let made = std::fs::create_dir_all(dir.join("upper"))
             .and_then(|()| std::fs::create_dir_all(dir.join("work")))
-            .map_err(RuntimeError::io("create", &dir));
+            .map_err(RuntimeError::io("create", &dir))
+            .and_then(|()| userns::chown_upper(&dir.join("upper"), maps.as_ref()));
         if let Err(err) = made {
             // Undo: nothing half-made stays.
             let _ = std::fs::remove_dir_all(&dir);
@@ -534,6 +559,8 @@ impl Runtime {
             tty: req.tty,
             open_stdin: req.open_stdin,
             stdin_once: req.stdin_once,
+            // Set by `create` once the request's `userns` is resolved.
+            userns: None,
         })
     }
 
@@ -650,6 +677,7 @@ impl Runtime {
         for sub in ["upper", "work"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(RuntimeError::io("create", &dir))?;
         }
+        userns::chown_upper(&dir.join("upper"), c.config.userns.as_ref())?;
         let mut shim_config = ShimConfig {
             id: id.clone(),
             bundle: state_dir.to_owned(),

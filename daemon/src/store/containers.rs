@@ -119,30 +119,7 @@ pub enum Resolved<T> {
 impl Store {
     /// Inserts a new container; `NameInUse` if the name is taken.
     pub async fn insert_container(&self, c: &Container) -> Result<(), StoreError> {
-        let config = serde_json::to_string(&c.config).expect("config serialises");
-        let resources = serde_json::to_string(&c.resources).expect("resources serialise");
-        let res = sqlx::query(
-            "INSERT INTO containers (id, name, image, image_id, state, config, resources, created_at, \
-             restart_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.id)
-        .bind(&c.name)
-        .bind(&c.image)
-        .bind(&c.image_id)
-        .bind(c.state.as_str())
-        .bind(config)
-        .bind(resources)
-        .bind(c.created_at)
-        .bind(&c.restart_policy)
-        .execute(self.pool())
-        .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::NameInUse(c.name.clone()))
-            }
-            Err(e) => Err(query_err("insert container")(e)),
-        }
+        insert_container_row(self.pool(), c).await
     }
 
     /// The container with exactly this id.
@@ -363,6 +340,40 @@ impl Store {
             .await
             .map_err(query_err("count containers of image"))?;
         Ok(n.max(0) as u64)
+    }
+}
+
+/// The INSERT of [`Store::insert_container`], on any connection (a transaction's too).
+pub(super) async fn insert_container_row<'e, E>(
+    executor: E,
+    c: &Container,
+) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let config = serde_json::to_string(&c.config).expect("config serialises");
+    let resources = serde_json::to_string(&c.resources).expect("resources serialise");
+    let res = sqlx::query(
+        "INSERT INTO containers (id, name, image, image_id, state, config, resources, created_at, \
+         restart_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.id)
+    .bind(&c.name)
+    .bind(&c.image)
+    .bind(&c.image_id)
+    .bind(c.state.as_str())
+    .bind(config)
+    .bind(resources)
+    .bind(c.created_at)
+    .bind(&c.restart_policy)
+    .execute(executor)
+    .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::NameInUse(c.name.clone()))
+        }
+        Err(e) => Err(query_err("insert container")(e)),
     }
 }
 

@@ -11,6 +11,7 @@ mod events;
 mod exits;
 mod images;
 mod layers;
+mod userns;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -66,6 +67,9 @@ pub enum StoreError {
     /// The unique name is taken.
     #[error("the name {0:?} is already in use")]
     NameInUse(String),
+    /// Every user namespace slot is taken.
+    #[error("all {0} user namespace slots are in use")]
+    NoUsernsSlot(u32),
 }
 
 pub(crate) fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
