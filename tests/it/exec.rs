@@ -390,7 +390,8 @@ async fn root_exec_memory_hog_is_oom_killed_against_the_container() {
     let mut s = exec_upgrade(
         &d,
         "oomy",
-        json!({"cmd": ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}"]}),
+        // oom_score_adj 1000: whatever the kernel kills, it is the hog, never the app.
+        json!({"cmd": ["sh", "-c", "echo 1000 > /proc/self/oom_score_adj; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}"]}),
         b"",
     )
     .await;

@@ -83,7 +83,9 @@ async fn root_oom_of_pid_1_is_an_event_and_an_exit_record() {
         lag < chrono::TimeDelta::seconds(1),
         "oom event {lag:?} after the exit"
     );
-    // Exactly one oom event for the one kill.
+    // One oom event per kill. Usually the kernel kills once; on a loaded host it may
+    // pick a second victim (tr, head) before the first one's memory is freed, and that
+    // kill is counted and reported too.
     let all = d
         .api_ok("GET", &format!("/v1/containers/{id}/exits"), None, 200)
         .await;
@@ -93,7 +95,8 @@ async fn root_oom_of_pid_1_is_an_event_and_an_exit_record() {
     assert_eq!(e["exit_code"], 137, "{e}");
     assert_eq!(e["signal"], 9, "{e}");
     assert_eq!(e["oom_killed"], true, "{e}");
-    assert_eq!(e["oom_kill_count"], 1, "{e}");
+    let kills = e["oom_kill_count"].as_u64().unwrap_or(0);
+    assert!((1..=3).contains(&kills), "{e}");
     assert_eq!(e["memory_limit"], 32 * MIB, "{e}");
     let peak = e["memory_peak"].as_u64().expect("peak recorded");
     assert!(
@@ -101,10 +104,10 @@ async fn root_oom_of_pid_1_is_an_event_and_an_exit_record() {
         "peak {peak} is not about the 32 MiB limit"
     );
     assert!(e["cpu_user_usec"].as_u64().is_some(), "{e}");
-    assert_eq!(e["last_log"], json!(["starting"]), "{e}");
+    assert_eq!(e["last_log"][0], "starting", "{e}");
     // inspect carries the last record and the counters.
     assert_eq!(c["last_exit"]["seq"], e["seq"], "{c}");
-    assert_eq!(c["oom_kill_count"], 1, "{c}");
+    assert_eq!(c["oom_kill_count"], kills, "{c}");
     assert_eq!(c["oom_killed"], true, "{c}");
     let replay = d
         .stream_lines(&format!(
@@ -114,7 +117,7 @@ async fn root_oom_of_pid_1_is_an_event_and_an_exit_record() {
         .await
         .collect_json(Duration::from_secs(5))
         .await;
-    assert_eq!(replay.len(), 1, "oom events: {replay:?}");
+    assert_eq!(replay.len() as u64, kills, "oom events: {replay:?}");
 }
 
 #[tokio::test]
@@ -125,7 +128,9 @@ async fn root_oom_of_a_child_is_an_event_while_the_container_runs_on() {
     let id = d
         .create(json!({
             "image": "busybox",
-            "cmd": ["/bin/sh", "-c", format!("({HOG}); echo survived; exec sleep 1000")],
+            // The hog raises its own oom_score_adj (allowed without privilege), so that
+            // whatever the kernel kills, it is the hog's processes, never pid 1.
+            "cmd": ["/bin/sh", "-c", format!("(echo 1000 > /proc/self/oom_score_adj; {HOG}); echo survived; exec sleep 1000")],
             "resources": {"memory_bytes": 32 * MIB},
         }))
         .await;
@@ -150,7 +155,7 @@ async fn root_oom_of_a_child_is_an_event_while_the_container_runs_on() {
     assert!(c["oom_kill_count"].as_u64() >= Some(1), "{c}");
     assert!(c["memory_events"]["oom_kill"].as_u64() >= Some(1), "{c}");
     assert!(d.stdout_of(&id).await.contains("survived"));
-    // No die event, and the one kill was reported once.
+    // No die event, and each kill was reported once.
     d.api_ok("POST", &format!("/v1/containers/{id}/kill"), None, 204)
         .await;
     d.wait(&id).await;
@@ -161,12 +166,13 @@ async fn root_oom_of_a_child_is_an_event_while_the_container_runs_on() {
         .await;
     let ooms = all.iter().filter(|e| e["action"] == "oom").count();
     let dies: Vec<&Value> = all.iter().filter(|e| e["action"] == "die").collect();
-    assert_eq!(ooms, 1, "{all:?}");
     assert_eq!(dies.len(), 1, "{all:?}");
     let exits = d
         .api_ok("GET", &format!("/v1/containers/{id}/exits"), None, 200)
         .await;
-    assert_eq!(exits[0]["oom_kill_count"], 1, "{exits}");
+    let kills = exits[0]["oom_kill_count"].as_u64().unwrap_or(0);
+    assert!(kills >= 1, "{exits}");
+    assert_eq!(ooms as u64, kills, "{all:?}");
     assert_eq!(exits[0]["signal"], 9, "{exits}");
 }
 
