@@ -63,13 +63,7 @@ async fn idmap_supported(d: &TestDaemon) -> bool {
     if supported {
         d.wait(&id).await;
     }
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
     d.assert_container_gone(&id);
     assert_no_leaks(d);
     supported
@@ -157,13 +151,7 @@ async fn root_userns_auto_makes_root_an_unprivileged_host_range() {
     let busybox = boxd_tests_busybox_layer_owner(&d).await;
     assert_eq!(busybox, 0, "the shared layer was chowned");
 
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
     d.assert_container_gone(&id);
     assert_no_leaks(&d);
 }
@@ -311,13 +299,7 @@ async fn root_userns_exec_runs_as_the_same_mapped_root() {
     );
     let made = std::fs::metadata(d.root_dir_of(&id).join("upper/from-exec")).unwrap();
     assert_eq!(u64::from(made.uid()), uid0);
-    d.api_ok(
-        "DELETE",
-        &format!("/v1/containers/{id}?force=true"),
-        None,
-        204,
-    )
-    .await;
+    d.remove_container(&id).await;
     assert_no_leaks(&d);
 }
 
