@@ -168,15 +168,12 @@ pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlRe
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(req).expect("request serialises");
     line.push('\n');
-    write
-        .write_all(line.as_bytes())
-        .await
-        .map_err(ShimError::Io)?;
+    write.write_all(line.as_bytes()).await.map_err(io_error)?;
     let mut answer = String::new();
     let n = BufReader::new(read)
         .read_line(&mut answer)
         .await
-        .map_err(ShimError::Io)?;
+        .map_err(io_error)?;
     if n == 0 {
         return Err(ShimError::Closed);
     }
@@ -185,6 +182,17 @@ pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlRe
         return Err(ShimError::Refused(message));
     }
     Ok(resp)
+}
+
+/// A shim that is exiting (its app is gone) drops connections it has not read from:
+/// the kernel answers a reset or a broken pipe. That is the same outcome as a clean
+/// close, and callers treat it so (the exit is recorded by the monitor).
+fn io_error(e: std::io::Error) -> ShimError {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
+    match e.kind() {
+        ConnectionReset | BrokenPipe | UnexpectedEof => ShimError::Closed,
+        _ => ShimError::Io(e),
+    }
 }
 
 /// Sends a signal to the container's first process.
@@ -230,4 +238,32 @@ pub fn pid_is_shim_for(pid: i32, state_dir: &Path) -> bool {
     let config = state_dir.join(files::SHIM_CONFIG);
     let config = config.as_os_str().as_encoded_bytes();
     cmdline.split(|b| *b == 0).any(|arg| arg == config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shim that drops a connection without reading the request (it is exiting)
+    /// makes the kernel answer a reset or a broken pipe: that is `Closed`, which the
+    /// callers treat as "the app is gone", never an internal error.
+    #[tokio::test]
+    async fn a_connection_dropped_unread_is_closed_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener =
+            tokio::net::UnixListener::bind(dir.path().join(files::CONTROL_SOCKET)).unwrap();
+        let server = tokio::spawn(async move {
+            for _ in 0..20 {
+                let (conn, _) = listener.accept().await.unwrap();
+                // Let the request arrive, then close with it unread: a reset.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(conn);
+            }
+        });
+        for _ in 0..20 {
+            let err = kill(dir.path(), libc::SIGKILL).await.unwrap_err();
+            assert!(matches!(err, ShimError::Closed), "{err:?}");
+        }
+        server.await.unwrap();
+    }
 }
