@@ -265,7 +265,7 @@ impl Case {
                 work: self.path("work"),
                 disk: None,
             },
-            cgroup_procs: cgroup
+            cgroup_join: cgroup
                 .map(|c| c.0.join("cgroup.procs"))
                 .into_iter()
                 .collect(),

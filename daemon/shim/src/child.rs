@@ -1,8 +1,8 @@
 //! The container's first process between fork and execve.
 //!
 //! Order (each step relies on the ones before it):
-//! 1. parent-death signal, then wait for the shim's "go" (sent once the child's pid is
-//!    in every cgroup, so the app never runs uncapped);
+//! 1. parent-death signal, join every cgroup (the child writes `0` itself: see
+//!    `join_cgroups`; so the app never runs uncapped), then wait for the shim's "go";
 //! 2. enter the namespaces (cgroup last, so its root is the container's cgroup);
 //! 3. build the root filesystem ([`mounts`]), hostname, `lo` up, `pivot_root`;
 //! 4. rlimits, bounding set, groups/gid/uid, cwd, no_new_privs, capability sets;
@@ -51,6 +51,8 @@ pub(crate) struct ChildFds {
     pub disk: Option<OwnedFd>,
     /// The container's user namespace and the namespaces it owns (see `userns`).
     pub userns: Option<UsernsFds>,
+    /// The cgroup files to write `0` into, opened by the shim (close-on-exec).
+    pub cgroups: Vec<(PathBuf, File)>,
 }
 
 /// A set-up step of the child that failed.
@@ -60,6 +62,12 @@ pub enum ChildError {
     ParentDeathSignal(#[source] Errno),
     #[error("the shim went away before the start")]
     ShimGone,
+    #[error("failed to add the container process to {path}")]
+    JoinCgroup {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("failed to wait for the shim")]
     WaitForShim(#[source] Errno),
     #[error("failed to open namespace {path}")]
@@ -148,6 +156,7 @@ impl ChildError {
         use ChildError::*;
         match self {
             ParentDeathSignal(_) | ShimGone | WaitForShim(_) => "init",
+            JoinCgroup { .. } => "cgroup",
             OpenNamespace { .. } | JoinNamespace { .. } | CreateNamespace { .. } => "namespace",
             SetFsIds(_) | UnmappedRoot | JoinUserNamespace(_) => "userns",
             Rootfs(e) => e.stage(),
@@ -163,6 +172,24 @@ impl ChildError {
             Exec { .. } | NotFound(_) => "exec",
         }
     }
+}
+
+/// Moves the calling process into each group by writing `0` ("the writer") to its
+/// file. The child is single-threaded (forked from the single-threaded shim), so on v1
+/// moving this one thread through `tasks` moves the whole process, and a thread moving
+/// itself skips the kernel's global threadgroup lock, whose write side waits for an
+/// RCU grace period (~10 ms; kernel/cgroup `cgroup_procs_write_start`). The shim
+/// writing the child's pid into `cgroup.procs` would pay that on every start.
+fn join_cgroups(files: &[(PathBuf, File)]) -> Result<(), ChildError> {
+    for (path, file) in files {
+        (&*file)
+            .write_all(b"0\n")
+            .map_err(|source| ChildError::JoinCgroup {
+                path: path.clone(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Run the child: set everything up and exec, or report and exit 127.
@@ -193,6 +220,8 @@ fn setup_and_exec(plan: &Plan, fds: &ChildFds) -> Result<Infallible, ChildError>
     // believe it dead while it still runs. As pid 1 of its namespace, its death takes
     // every other process of the container with it.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(ChildError::ParentDeathSignal)?;
+    // Into the cgroups first, while the shim reads its baseline (the two overlap).
+    join_cgroups(&fds.cgroups)?;
     // The "go" byte. EOF means the shim died before the prctl above took effect (or
     // gave up on us): stop quietly.
     let mut go = [0u8; 1];
@@ -489,7 +518,7 @@ mod tests {
                     work: "/w".into(),
                     disk: None,
                 },
-                cgroup_procs: vec![],
+                cgroup_join: vec![],
                 oom_counter: None,
                 log_rotation: None,
                 seccomp_bpf: None,

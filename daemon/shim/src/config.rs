@@ -517,7 +517,7 @@ mod tests {
                 work: "/w".into(),
                 disk: None,
             },
-            cgroup_procs: vec![],
+            cgroup_join: vec![],
             oom_counter: None,
             log_rotation: None,
             seccomp_bpf: None,

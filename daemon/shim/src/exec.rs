@@ -285,12 +285,13 @@ fn start(args: &[OsString], input: &mut File) -> Result<Started, Failure> {
     let plan = exec_plan(plan, &spec)?;
     let container = open_container(&state_dir)?;
 
-    let me = nix::unistd::getpid();
-    for path in &plan.shim.cgroup_procs {
+    // `0`: this (single-threaded) process itself, as the container's first process
+    // joins (`child::join_cgroups` says why that is the cheap way on v1).
+    for path in &plan.shim.cgroup_join {
         OpenOptions::new()
             .write(true)
             .open(path)
-            .and_then(|mut f| f.write_all(format!("{me}\n").as_bytes()))
+            .and_then(|mut f| f.write_all(b"0\n"))
             .map_err(|source| ExecError::JoinCgroup {
                 path: path.clone(),
                 source,
@@ -773,7 +774,7 @@ mod tests {
                     work: "/w".into(),
                     disk: None,
                 },
-                cgroup_procs: vec![],
+                cgroup_join: vec![],
                 oom_counter: None,
                 log_rotation: None,
                 seccomp_bpf: None,

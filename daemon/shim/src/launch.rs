@@ -73,7 +73,7 @@ pub enum LaunchError {
     Fork(#[source] Errno),
     #[error("failed to open a pidfd for the container process")]
     PidFd(#[source] Errno),
-    #[error("failed to add the container process to {path}")]
+    #[error("failed to open {path} to add the container process to its cgroup")]
     JoinCgroup {
         path: PathBuf,
         #[source]
@@ -321,6 +321,7 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
     };
 
     let disk = crate::mounts::open_disk(&plan.rootfs).map_err(Failure::Child)?;
+    let cgroups = open_cgroup_files(&shim.cgroup_join)?;
     let pid = match sys::fork().map_err(LaunchError::Fork)? {
         ForkResult::Child => {
             drop((sync_w, errors_r, stdout_r, stderr_r, log, stdin_w, console));
@@ -335,12 +336,21 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
                     console: console_child,
                     disk,
                     userns,
+                    cgroups,
                 },
             )
         }
         ForkResult::Parent { child } => child,
     };
-    drop((sync_r, errors_w, stdout_w, stderr_w, stdin, console_child));
+    drop((
+        sync_r,
+        errors_w,
+        stdout_w,
+        stderr_w,
+        stdin,
+        console_child,
+        cgroups,
+    ));
     // The child has its own copy; ours would keep the disk's mount alive after the
     // container's namespace is gone.
     drop(disk);
@@ -349,16 +359,6 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
     let mut guard = ChildGuard(Some(pid));
 
     let pidfd = sys::pidfd_open(pid).map_err(LaunchError::PidFd)?;
-    for path in &shim.cgroup_procs {
-        OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|mut f| f.write_all(format!("{pid}\n").as_bytes()))
-            .map_err(|source| LaunchError::JoinCgroup {
-                path: path.clone(),
-                source,
-            })?;
-    }
     let oom_baseline = state::read_counter(shim.oom_counter.as_ref());
     // "go". EPIPE (SIGPIPE is ignored) means the child already died; its report, or
     // the lack of one, tells what happened.
@@ -431,6 +431,26 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
         stdout: stdout_r,
         stderr: stderr_r,
     })
+}
+
+/// Opens the files the child writes itself into (`child::join_cgroups`). Opened here,
+/// by the shim, so that a missing group is the shim's clear error and the child's
+/// writes are checked against the shim's (root's) credentials whatever namespaces the
+/// child is in by then.
+fn open_cgroup_files(paths: &[PathBuf]) -> Result<Vec<(PathBuf, File)>, LaunchError> {
+    paths
+        .iter()
+        .map(|path| {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map(|f| (path.clone(), f))
+                .map_err(|source| LaunchError::JoinCgroup {
+                    path: path.clone(),
+                    source,
+                })
+        })
+        .collect()
 }
 
 /// `stdio.json` in the state dir (the cwd); absent: no terminal, stdin from /dev/null.

@@ -56,9 +56,11 @@ pub struct ShimConfig {
     pub log_path: PathBuf,
     /// The overlay that becomes the root filesystem.
     pub rootfs: Overlay,
-    /// `cgroup.procs` files the app's process is written into before it may go on
-    /// (one per v1 hierarchy, or the single v2 one). The app never runs uncapped.
-    pub cgroup_procs: Vec<PathBuf>,
+    /// Files the app's process writes `0` (itself) into before anything else: v1
+    /// `tasks` (one per hierarchy), v2 `cgroup.procs`. The app never runs uncapped.
+    /// (`cgroup_procs`: the name written by earlier daemons.)
+    #[serde(alias = "cgroup_procs")]
+    pub cgroup_join: Vec<PathBuf>,
     /// Where the kernel counts OOM kills for this container's cgroup.
     pub oom_counter: Option<OomCounter>,
     /// Size-based rotation of `log_path`; `None`: the log grows without bound.

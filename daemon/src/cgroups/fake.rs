@@ -171,7 +171,7 @@ impl CgroupManager for FakeCgroups {
         }
         st.groups.insert(id.to_owned(), resources.clone());
         Ok(ContainerCgroup {
-            procs: vec![dir.join("cgroup.procs")],
+            join_files: vec![dir.join("cgroup.procs")],
             oom_counter: Some(boxd_shim::protocol::OomCounter {
                 path: dir.join("memory.events"),
                 key: "oom_kill".to_owned(),
@@ -314,6 +314,6 @@ mod tests {
         );
         assert_eq!(fake.oom_kill_count("a").unwrap(), 2);
         fake.remove("a").unwrap();
-        assert!(!cg.procs[0].exists());
+        assert!(!cg.join_files[0].exists());
     }
 }

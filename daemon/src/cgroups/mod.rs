@@ -85,8 +85,11 @@ pub trait CgroupManager: Send + Sync + 'static {
 /// What a container's process needs to join its group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerCgroup {
-    /// Every `cgroup.procs` file the app must join, in order.
-    pub procs: Vec<PathBuf>,
+    /// The files the app's process writes `0` into to join its group, in order: on v1
+    /// each hierarchy's `tasks` (a single-threaded process moving itself there skips
+    /// the kernel's global threadgroup lock, whose write side waits for an RCU grace
+    /// period: ~10 ms per start), on v2 the group's `cgroup.procs`.
+    pub join_files: Vec<PathBuf>,
     /// v1 `memory.oom_control` / v2 `memory.events`, key `oom_kill`.
     pub oom_counter: Option<boxd_shim::protocol::OomCounter>,
     /// Limits that could not be honoured exactly.

@@ -107,13 +107,13 @@ fn joined_shell(cg: &ContainerCgroup, script: &str) -> Command {
             "for f in \"$@\"; do echo $$ > \"$f\" || exit 99; done; {script}"
         ))
         .arg("sh")
-        .args(&cg.procs);
+        .args(&cg.join_files);
     cmd
 }
 
 /// The file `name` in whichever of the group's directories has it.
 fn find(cg: &ContainerCgroup, name: &str) -> Option<PathBuf> {
-    cg.procs
+    cg.join_files
         .iter()
         .filter_map(|p| p.parent())
         .map(|d| d.join(name))
@@ -121,7 +121,7 @@ fn find(cg: &ContainerCgroup, name: &str) -> Option<PathBuf> {
 }
 
 fn read(cg: &ContainerCgroup, name: &str) -> String {
-    let file = find(cg, name).unwrap_or_else(|| panic!("{name} not found in {:?}", cg.procs));
+    let file = find(cg, name).unwrap_or_else(|| panic!("{name} not found in {:?}", cg.join_files));
     fs::read_to_string(&file).unwrap().trim().to_owned()
 }
 
@@ -139,7 +139,7 @@ fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 }
 
 fn group_dirs(cg: &ContainerCgroup) -> Vec<&Path> {
-    cg.procs.iter().filter_map(|p| p.parent()).collect()
+    cg.join_files.iter().filter_map(|p| p.parent()).collect()
 }
 
 #[test]
@@ -159,7 +159,11 @@ fn root_create_applies_every_limit() {
         ..Resources::default()
     };
     let cg = p.mgr.create("c1", &r).unwrap();
-    assert!(cg.procs.iter().all(|f| f.exists()), "{:?}", cg.procs);
+    assert!(
+        cg.join_files.iter().all(|f| f.exists()),
+        "{:?}",
+        cg.join_files
+    );
     assert_eq!(read(&cg, "pids.max"), "50");
     match p.mgr.version() {
         CgroupVersion::V1 => {
@@ -252,7 +256,7 @@ fn root_remove_kills_every_process_and_leaves_no_dir() {
         .unwrap();
     // One process joined from outside, as the brief for the shim does it...
     let sleeper = Proc::spawn(Command::new("sleep").arg("100"));
-    for procs in &cg.procs {
+    for procs in &cg.join_files {
         fs::write(procs, sleeper.pid().to_string()).unwrap();
     }
     // ...and one that joins itself and forks.

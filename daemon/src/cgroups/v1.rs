@@ -367,7 +367,7 @@ impl CgroupManager for V1Manager {
             return Err(e);
         }
         Ok(ContainerCgroup {
-            procs: dirs.iter().map(|d| d.join("cgroup.procs")).collect(),
+            join_files: dirs.iter().map(|d| d.join("tasks")).collect(),
             oom_counter: Some(boxd_shim::protocol::OomCounter {
                 path: self.required_dir("memory", id)?.join("memory.oom_control"),
                 key: "oom_kill".to_owned(),

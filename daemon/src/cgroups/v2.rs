@@ -266,7 +266,7 @@ impl CgroupManager for V2Manager {
             }
         };
         Ok(ContainerCgroup {
-            procs: vec![dir.join("cgroup.procs")],
+            join_files: vec![dir.join("cgroup.procs")],
             oom_counter: Some(boxd_shim::protocol::OomCounter {
                 path: dir.join("memory.events"),
                 key: "oom_kill".to_owned(),
@@ -427,7 +427,7 @@ mod tests {
         assert_eq!(read(g.join("pids.max")), "max");
         assert_eq!(read(g.join("cpu.max")), "50000 100000");
         assert_eq!(read(g.join("cpu.weight")), "39");
-        assert_eq!(cg.procs, vec![g.join("cgroup.procs")]);
+        assert_eq!(cg.join_files, vec![g.join("cgroup.procs")]);
         assert_eq!(cg.oom_counter.unwrap().path, g.join("memory.events"));
         assert_eq!(cg.warnings.len(), 1, "{:?}", cg.warnings);
         assert!(cg.warnings[0].contains("swappiness"));

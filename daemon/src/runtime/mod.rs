@@ -684,7 +684,7 @@ impl Runtime {
             state_dir: state_dir.to_owned(),
             log_path: self.inner.paths.log_path(id),
             rootfs: disk::writable_layer(&dir, lowers, c.resources.disk_bytes).await?,
-            cgroup_procs: cgroup.procs,
+            cgroup_join: cgroup.join_files,
             oom_counter: cgroup.oom_counter,
             log_rotation: self.inner.info.log_rotation,
             seccomp_bpf: None,
