@@ -109,8 +109,13 @@ impl ShimLauncher {
     }
 
     /// Starts the container described by `shim_config` and returns the shim's report.
+    ///
+    /// A "started" report is returned as soon as its line arrives; the starter exits
+    /// right after printing it and is reaped in the background. A failure (or no
+    /// report) waits for the starter's exit, which comes once nothing of the start is
+    /// left running, and keeps its stderr for the error.
     pub async fn launch(&self, shim_config: &Path) -> Result<StartReport, ShimError> {
-        let child = tokio::process::Command::new(self.program())
+        let mut child = tokio::process::Command::new(self.program())
             .arg("shim")
             .arg("--config")
             .arg(shim_config)
@@ -124,22 +129,34 @@ impl ShimLauncher {
                 bin: self.bin.clone(),
                 source,
             })?;
-        let output = tokio::time::timeout(START_TIMEOUT, child.wait_with_output())
-            .await
-            .map_err(|_| ShimError::StartTimeout(START_TIMEOUT))?
-            .map_err(|source| ShimError::Spawn {
-                bin: self.bin.clone(),
-                source,
-            })?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout
-            .lines()
-            .rev()
-            .find_map(|line| serde_json::from_str::<StartReport>(line.trim()).ok())
-            .ok_or_else(|| ShimError::NoReport {
+        let spawn_error = |source| ShimError::Spawn {
+            bin: self.bin.clone(),
+            source,
+        };
+        let stdout = child.stdout.take().expect("stdout is piped");
+        tokio::time::timeout(START_TIMEOUT, async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut failed = None;
+            while let Some(line) = lines.next_line().await.map_err(spawn_error)? {
+                match serde_json::from_str::<StartReport>(line.trim()) {
+                    Ok(started @ StartReport::Started { .. }) => {
+                        tokio::spawn(async move {
+                            let _ = child.wait_with_output().await;
+                        });
+                        return Ok(started);
+                    }
+                    Ok(report) => failed = Some(report),
+                    Err(_) => {}
+                }
+            }
+            let output = child.wait_with_output().await.map_err(spawn_error)?;
+            failed.ok_or_else(|| ShimError::NoReport {
                 status: output.status,
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
             })
+        })
+        .await
+        .map_err(|_| ShimError::StartTimeout(START_TIMEOUT))?
     }
 }
 

@@ -269,8 +269,11 @@ impl Store {
     /// forgotten.
     pub async fn reset_restarts(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query(
+            // Only a row with something to reset is written: a start that changes
+            // nothing then costs no commit (and no fsync).
             "UPDATE containers SET restart_count = 0, stopped_by_user = 0, next_restart_at = NULL \
-             WHERE id = ?",
+             WHERE id = ? AND (restart_count != 0 OR stopped_by_user != 0 \
+             OR next_restart_at IS NOT NULL)",
         )
         .bind(id)
         .execute(self.pool())
