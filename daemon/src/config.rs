@@ -39,7 +39,8 @@ pub struct Args {
     /// TOML config file (keys as the flags, with underscores).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The binary run as `<shim> shim --config ...` [default: this binary].
+    /// The binary run as `<shim> shim --config ...` [default: `boxd-shim` beside this
+    /// binary, else this binary].
     #[arg(long)]
     pub shim: Option<PathBuf>,
     /// Log filter (`info`, `debug`, `boxd=trace`, ...) [default: info, or RUST_LOG].
@@ -141,6 +142,19 @@ pub enum ConfigError {
     CurrentExe(#[source] std::io::Error),
 }
 
+/// `boxd-shim` beside the daemon when it is installed there: a binary with only the
+/// shim's code starts faster than the whole daemon (no async runtime, HTTP or SQL code
+/// to map and relocate) and leaves less private memory behind per container. `boxd`
+/// itself runs as the shim otherwise (`boxd shim ...`).
+fn default_shim(daemon: PathBuf) -> PathBuf {
+    let beside = daemon.with_file_name("boxd-shim");
+    if beside.is_file() {
+        beside
+    } else {
+        daemon
+    }
+}
+
 impl Config {
     /// Merges flags, the config file and defaults.
     pub fn load(args: Args) -> Result<Config, ConfigError> {
@@ -150,7 +164,7 @@ impl Config {
         };
         let shim = match args.shim.or(file.shim) {
             Some(p) => p,
-            None => std::env::current_exe().map_err(ConfigError::CurrentExe)?,
+            None => default_shim(std::env::current_exe().map_err(ConfigError::CurrentExe)?),
         };
         let config = Config {
             socket: args
@@ -269,6 +283,16 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shim_is_boxd_shim_beside_the_daemon_when_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = dir.path().join("boxd");
+        std::fs::write(&daemon, "").unwrap();
+        assert_eq!(default_shim(daemon.clone()), daemon);
+        std::fs::write(dir.path().join("boxd-shim"), "").unwrap();
+        assert_eq!(default_shim(daemon), dir.path().join("boxd-shim"));
+    }
 
     #[test]
     fn flags_win_over_file_and_file_over_defaults() {

@@ -251,7 +251,9 @@ impl Runtime {
 
         let state_dir = self.inner.paths.state_dir(&c.id);
         let oom_before = self.inner.cgroups.oom_kill_count(&c.id).ok();
-        let mut child = tokio::process::Command::new(self.inner.launcher.bin())
+        // The sealed copy the shims run from: the helper would otherwise copy the
+        // binary into a sealed memfd of its own before anything else.
+        let mut child = tokio::process::Command::new(self.inner.launcher.program())
             .arg("shim")
             .arg("exec")
             .arg(&state_dir)

@@ -103,7 +103,7 @@ impl ShimLauncher {
         }
     }
 
-    /// The shim binary (`boxd`), also run as `boxd shim exec`.
+    /// The shim binary (`boxd-shim`, or `boxd`), also run as `<shim> shim exec`.
     pub fn bin(&self) -> &Path {
         &self.bin
     }
