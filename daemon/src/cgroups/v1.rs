@@ -256,6 +256,10 @@ impl V1Manager {
     /// empty. This is runc's v1 `signalAllProcesses`; without the freeze a fork bomb can
     /// outrun a read-then-kill loop.
     fn kill_all(&self, id: &str) -> Result<(), CgroupError> {
+        // The usual case at an exit: nothing left, so nothing to freeze and thaw.
+        if self.pids(id)?.is_empty() {
+            return Ok(());
+        }
         let freezer = match (self.mount("freezer"), self.dir("freezer", id)) {
             (Some(mount), Some(dir)) if dir.exists() => Some((
                 FreezerController::new(dir.clone(), mount.to_owned(), false),
