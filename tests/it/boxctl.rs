@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use boxd_tests::{boxctl_bin, require_root, TestDaemon};
+use boxd_tests::{assert_no_leaks, boxctl_bin, require_root, TestDaemon};
 use serde_json::json;
 
 /// Run boxctl with `BOXD_SOCKET` pointing at the test daemon; (status, stdout, stderr).
@@ -62,4 +62,47 @@ async fn root_boxctl_reports_errors_in_one_line_and_fails() {
         1,
         "error is not one line:\n{err}"
     );
+}
+
+#[tokio::test]
+async fn root_boxctl_verbs_take_several_ids_and_go_on_after_a_failure() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    for name in ["one", "two"] {
+        let body = json!({"image": "busybox", "name": name, "cmd": ["sleep", "100"]});
+        d.api_ok("POST", "/v1/containers", Some(body), 201).await;
+    }
+    let lines = |s: &str| s.lines().map(str::to_owned).collect::<Vec<_>>();
+
+    let (code, out, err) = boxctl(&d, &["start", "one", "nope", "two"]).await;
+    assert_eq!(code, Some(1), "a failed id fails the command: {err}");
+    assert_eq!(lines(&out), ["one", "two"], "the others still ran");
+    assert!(err.contains("failed to start nope"), "{err}");
+    for name in ["one", "two"] {
+        assert_eq!(d.inspect(name).await["state"], "running");
+    }
+
+    let (code, out, err) = boxctl(&d, &["stop", "-t", "1", "one"]).await;
+    assert_eq!(
+        (code, lines(&out)),
+        (Some(0), vec!["one".to_owned()]),
+        "{err}"
+    );
+    let (code, out, err) = boxctl(&d, &["kill", "two", "nope"]).await;
+    assert_eq!(
+        (code, lines(&out)),
+        (Some(1), vec!["two".to_owned()]),
+        "{err}"
+    );
+    assert!(err.contains("failed to kill nope"), "{err}");
+    d.wait("two").await;
+
+    let (code, out, err) = boxctl(&d, &["rm", "one", "nope", "two"]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(lines(&out), ["one", "two"]);
+    assert!(err.contains("failed to remove nope"), "{err}");
+    let (_, out, _) = boxctl(&d, &["ps", "-a", "-q"]).await;
+    assert!(out.trim().is_empty(), "left: {out}");
+    assert_no_leaks(&d);
 }

@@ -1,9 +1,8 @@
 //! `boxctl kill [-s SIG] ID...`: sends a signal (SIGKILL by default).
 
-use anyhow::Context as _;
 use clap::Args as ClapArgs;
 
-use super::{report, Ctx};
+use super::{each_id, Ctx};
 
 /// The options of `kill`.
 #[derive(Debug, ClapArgs)]
@@ -18,20 +17,8 @@ pub struct Args {
 
 /// Runs `boxctl kill`: prints each signalled id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    let mut code = 0;
-    for id in &args.ids {
-        match ctx
-            .client
-            .kill(id, args.signal.as_deref())
-            .await
-            .with_context(|| format!("failed to kill {id}"))
-        {
-            Ok(()) => println!("{id}"),
-            Err(err) => {
-                report(&err);
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
+    Ok(each_id(&args.ids, "kill", |id| {
+        ctx.client.kill(id, args.signal.as_deref())
+    })
+    .await)
 }

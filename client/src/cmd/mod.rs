@@ -61,6 +61,30 @@ pub fn report(err: &anyhow::Error) {
     eprintln!("boxctl: {err:#}");
 }
 
+/// Runs `op` on each id in turn, as the multi-id commands (`start`, `stop`, `kill`,
+/// `rm`) do: the id is printed when it worked, a failure is reported (`failed to VERB
+/// ID: why`) and the rest go on. Returns the exit code: 1 if any failed.
+pub async fn each_id<'a, F, Fut>(ids: &'a [String], verb: &str, mut op: F) -> i32
+where
+    F: FnMut(&'a str) -> Fut,
+    Fut: std::future::Future<Output = boxd_client::Result<()>>,
+{
+    let mut code = 0;
+    for id in ids {
+        match op(id)
+            .await
+            .with_context(|| format!("failed to {verb} {id}"))
+        {
+            Ok(()) => println!("{id}"),
+            Err(err) => {
+                report(&err);
+                code = 1;
+            }
+        }
+    }
+    code
+}
+
 /// The first 12 hex digits of an id (without a `sha256:` prefix), as docker shows them.
 pub fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);

@@ -1,9 +1,8 @@
 //! `boxctl rm [-f] ID...`: removes containers (`-f` kills running ones first).
 
-use anyhow::Context as _;
 use clap::Args as ClapArgs;
 
-use super::{report, Ctx};
+use super::{each_id, Ctx};
 
 /// The options of `rm`.
 #[derive(Debug, ClapArgs)]
@@ -18,20 +17,8 @@ pub struct Args {
 
 /// Runs `boxctl rm`: prints each removed id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    let mut code = 0;
-    for id in &args.ids {
-        match ctx
-            .client
-            .remove_container(id, args.force)
-            .await
-            .with_context(|| format!("failed to remove {id}"))
-        {
-            Ok(()) => println!("{id}"),
-            Err(err) => {
-                report(&err);
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
+    Ok(each_id(&args.ids, "remove", |id| {
+        ctx.client.remove_container(id, args.force)
+    })
+    .await)
 }

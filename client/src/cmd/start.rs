@@ -1,9 +1,8 @@
 //! `boxctl start ID...`: starts created or exited containers.
 
-use anyhow::Context as _;
 use clap::Args as ClapArgs;
 
-use super::{report, Ctx};
+use super::{each_id, Ctx};
 
 /// The options of `start`.
 #[derive(Debug, ClapArgs)]
@@ -15,20 +14,5 @@ pub struct Args {
 
 /// Runs `boxctl start`: prints each started id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    let mut code = 0;
-    for id in &args.ids {
-        match ctx
-            .client
-            .start(id)
-            .await
-            .with_context(|| format!("failed to start {id}"))
-        {
-            Ok(()) => println!("{id}"),
-            Err(err) => {
-                report(&err);
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
+    Ok(each_id(&args.ids, "start", |id| ctx.client.start(id)).await)
 }

@@ -1,9 +1,8 @@
 //! `boxctl stop [-t SECS] ID...`: SIGTERM, then SIGKILL after the grace time.
 
-use anyhow::Context as _;
 use clap::Args as ClapArgs;
 
-use super::{report, Ctx};
+use super::{each_id, Ctx};
 
 /// The options of `stop`.
 #[derive(Debug, ClapArgs)]
@@ -24,20 +23,5 @@ pub struct Args {
 
 /// Runs `boxctl stop`: prints each stopped id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    let mut code = 0;
-    for id in &args.ids {
-        match ctx
-            .client
-            .stop(id, args.time)
-            .await
-            .with_context(|| format!("failed to stop {id}"))
-        {
-            Ok(()) => println!("{id}"),
-            Err(err) => {
-                report(&err);
-                code = 1;
-            }
-        }
-    }
-    Ok(code)
+    Ok(each_id(&args.ids, "stop", |id| ctx.client.stop(id, args.time)).await)
 }
