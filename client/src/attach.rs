@@ -8,13 +8,11 @@
 //! Attaching to a `created` container waits for its start, so `run -it` can attach
 //! first and miss nothing.
 
-use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::Method;
 use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
 
 use crate::exec::RawStream;
-use crate::{api_error, request, Client, Error, Result};
+use crate::{request, Client, Error, Result};
 
 /// What to attach to (Docker's query flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,31 +44,12 @@ impl Client {
     /// `POST /v1/containers/{id}/attach?stream=1&...` over an upgraded connection
     /// (409 `not_running` for a stopped container, 409 `stdin_in_use`).
     pub async fn attach(&self, container: &str, opts: &AttachOptions) -> Result<RawStream> {
-        let mut req = request(
+        let req = request(
             Method::POST,
             crate::container_path(container, &format!("/attach{}", opts.query())),
             crate::empty(),
         )?;
-        req.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-        req.headers_mut()
-            .insert(UPGRADE, HeaderValue::from_static("tcp"));
-        let stream = UnixStream::connect(self.socket.as_path())
-            .await
-            .map_err(|source| Error::Connect {
-                path: self.socket.to_path_buf(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(Error::Http)?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        let resp = sender.send_request(req).await.map_err(Error::Http)?;
-        if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
-            return Err(api_error(resp).await);
-        }
+        let resp = self.send_upgrade(req).await?;
         let upgraded = hyper::upgrade::on(resp).await.map_err(Error::Http)?;
         Ok(TokioIo::new(upgraded))
     }

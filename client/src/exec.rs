@@ -6,14 +6,12 @@
 //! (shut down the write side for EOF), what is read is its output, framed as Docker
 //! frames it without a terminal (see [`read_frame`]) and raw with one.
 
-use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
 use hyper::Method;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::net::UnixStream;
 
 use crate::models::{ExecCreate, ExecInspect, EXEC_ID_HEADER};
-use crate::{api_error, json_request, Client, Error, Result};
+use crate::{json_request, Client, Error, Result};
 
 /// The raw stream of an upgraded connection.
 pub type RawStream = TokioIo<hyper::upgrade::Upgraded>;
@@ -68,31 +66,12 @@ impl Client {
     /// `POST /v1/containers/{id}/exec` over an upgraded connection (409 `not_running`,
     /// 400 `exec_failed` for a command that cannot run).
     pub async fn exec(&self, container: &str, spec: &ExecCreate) -> Result<ExecSession> {
-        let mut req = json_request(
+        let req = json_request(
             Method::POST,
             crate::container_path(container, "/exec"),
             spec,
         )?;
-        req.headers_mut()
-            .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-        req.headers_mut()
-            .insert(UPGRADE, HeaderValue::from_static("tcp"));
-        let stream = UnixStream::connect(self.socket.as_path())
-            .await
-            .map_err(|source| Error::Connect {
-                path: self.socket.to_path_buf(),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(Error::Http)?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        let resp = sender.send_request(req).await.map_err(Error::Http)?;
-        if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
-            return Err(api_error(resp).await);
-        }
+        let resp = self.send_upgrade(req).await?;
         let id = resp
             .headers()
             .get(EXEC_ID_HEADER)

@@ -504,6 +504,34 @@ impl Client {
     }
 
     /// Connects, sends `req`, and turns an error status into [`Error::Api`].
+    /// Sends `req` asking for `Upgrade: tcp` and returns the `101 Switching Protocols`
+    /// answer (its headers, and the connection to upgrade with `hyper::upgrade::on`);
+    /// any other answer is the daemon's error.
+    async fn send_upgrade(&self, mut req: Request<ReqBody>) -> Result<Response<Incoming>> {
+        use hyper::header::{HeaderValue, CONNECTION, UPGRADE};
+        req.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        req.headers_mut()
+            .insert(UPGRADE, HeaderValue::from_static("tcp"));
+        let stream = UnixStream::connect(self.socket.as_path())
+            .await
+            .map_err(|source| Error::Connect {
+                path: self.socket.to_path_buf(),
+                source,
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(Error::Http)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        let resp = sender.send_request(req).await.map_err(Error::Http)?;
+        if resp.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(api_error(resp).await);
+        }
+        Ok(resp)
+    }
+
     async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>> {
         let stream = UnixStream::connect(self.socket.as_path())
             .await

@@ -26,7 +26,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufR
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
-use super::exec::{ExecInput, ExecOutput};
+use super::exec::{encode, ExecInput, ExecOutput};
 use super::shim::ShimError;
 use super::{Runtime, RuntimeError};
 
@@ -168,21 +168,6 @@ async fn replay(
         }
     }
     true
-}
-
-fn encode(input: &ExecInput) -> Vec<u8> {
-    let (kind, payload): (u8, Vec<u8>) = match input {
-        ExecInput::Stdin(b) => (frame::STDIN, b.to_vec()),
-        ExecInput::Eof => (frame::STDIN_EOF, Vec::new()),
-        ExecInput::Resize { rows, cols } => {
-            let mut p = rows.to_be_bytes().to_vec();
-            p.extend_from_slice(&cols.to_be_bytes());
-            (frame::RESIZE, p)
-        }
-    };
-    let mut out = frame::header(kind, payload.len()).to_vec();
-    out.extend_from_slice(&payload);
-    out
 }
 
 /// Relays between an attached connection and the API's channels until the shim closes

@@ -167,8 +167,8 @@ pub fn merge_env(base: &[String], extra: &[String]) -> Result<Vec<String>, Runti
     Ok(env)
 }
 
-/// One frame for the helper.
-fn encode(input: &ExecInput) -> Vec<u8> {
+/// One frame for the helper (`boxd-shim shim exec`) or an attached shim.
+pub(super) fn encode(input: &ExecInput) -> Vec<u8> {
     let (kind, payload): (u8, Vec<u8>) = match input {
         ExecInput::Stdin(b) => (frame::STDIN, b.to_vec()),
         ExecInput::Eof => (frame::STDIN_EOF, Vec::new()),
