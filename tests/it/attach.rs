@@ -332,3 +332,70 @@ async fn root_attach_to_a_stopped_container_is_409() {
         .await;
     assert_eq!(status.as_u16(), 400, "no terminal to resize");
 }
+
+/// Without a terminal, SIGTERM sent to `boxctl run -i` goes to the container (whose
+/// trap decides), and boxctl exits with the container's status.
+#[tokio::test]
+async fn root_run_i_forwards_sigterm_to_the_container() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let script = "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done";
+    let child = std::process::Command::new(boxctl_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args([
+            "run", "-i", "--name", "proxied", "busybox", "sh", "-c", script,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn boxctl");
+    let mut child = Reap(child);
+    // stdin stays open (the app must not see EOF); read until the trap is set.
+    let _stdin = child.0.stdin.take().unwrap();
+    let mut stdout = child.0.stdout.take().unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&out).contains("ready") {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "boxctl ended early: {}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+    }
+    let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "boxctl did not end after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    stdout.read_to_end(&mut out).unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(
+        out.contains("got-term"),
+        "the container's trap did not run: {out}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "boxctl exits with the container's status"
+    );
+    let c = d.inspect("proxied").await;
+    assert_eq!(
+        (c["state"].as_str(), c["exit_code"].as_i64()),
+        (Some("exited"), Some(3)),
+        "{c}"
+    );
+    d.remove_container("proxied").await;
+}

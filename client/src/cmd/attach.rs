@@ -3,8 +3,9 @@
 //! Both relay the local terminal (or pipe) to the app's stdio over an upgraded
 //! connection, as `exec -it` does (`exec::relay`): raw mode while attached (restored on
 //! every way out, error included), the window size sent at the start and on SIGWINCH,
-//! ctrl-p ctrl-q to detach (the container keeps running). When the output ends, the
-//! exit status is the container's; after a detach it is 0.
+//! ctrl-p ctrl-q to detach (the container keeps running). Without a terminal, SIGINT
+//! and SIGTERM sent to boxctl are forwarded to the container. When the output ends,
+//! the exit status is the container's; after a detach it is 0.
 //!
 //! `run -i/-t` attaches to the created container *before* starting it, so nothing the
 //! app prints is lost, and stdin typed (or piped) early waits for it.
@@ -18,7 +19,7 @@ use boxd_client::models::{ContainerState, CreateContainer};
 use boxd_client::Client;
 use clap::Args as ClapArgs;
 
-use super::{report, short_id, Ctx};
+use super::{forward_signal, report, short_id, Ctx, Signals};
 use crate::tty;
 
 /// How long to wait for the exit to be recorded once the output ended, before taking
@@ -122,6 +123,20 @@ async fn relay_and_exit(
         }
         spawn_resizer(client.clone(), id.to_owned());
     }
+    // Without a terminal, ^C and SIGTERM reach boxctl, not the app (with one, ^C is a
+    // byte on the app's terminal): forward them while attached.
+    let proxy = if tty {
+        None
+    } else {
+        let mut signals = Signals::new().context("failed to install signal handlers")?;
+        let (client, id) = (client.clone(), id.to_owned());
+        Some(tokio::spawn(async move {
+            loop {
+                let sig = signals.recv().await;
+                forward_signal(&client, &id, sig).await;
+            }
+        }))
+    };
     // Restored when this guard drops, on every path out.
     let raw = if tty && stdin {
         tty::RawMode::enter().context("failed to put the terminal into raw mode")?
@@ -134,6 +149,9 @@ async fn relay_and_exit(
     };
     let result = super::exec::relay(session, stdin, tty).await;
     drop(raw);
+    if let Some(proxy) = proxy {
+        proxy.abort();
+    }
     result?;
     exit_code(client, id).await
 }

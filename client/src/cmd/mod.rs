@@ -85,6 +85,45 @@ where
     code
 }
 
+/// SIGINT and SIGTERM, caught so they can be forwarded to a container (`run`, and
+/// `attach` / `run -i` without a terminal), as docker's signal proxy does.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Catches both from now on (for the rest of boxctl's life).
+    pub fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The name of the next signal received, as the kill route takes it.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.int.recv() => "SIGINT",
+            _ = self.term.recv() => "SIGTERM",
+        }
+    }
+}
+
+/// Sends `signal` to the container; one that already exited is not an error (its
+/// wait says how it ended).
+pub async fn forward_signal(client: &Client, id: &str, signal: &str) {
+    match client.kill(id, Some(signal)).await {
+        Ok(()) => {}
+        Err(err) if err.code() == Some("not_running") => {}
+        Err(err) => report(
+            &anyhow::Error::new(err)
+                .context(format!("failed to forward {signal} to the container")),
+        ),
+    }
+}
+
 /// The first 12 hex digits of an id (without a `sha256:` prefix), as docker shows them.
 pub fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);

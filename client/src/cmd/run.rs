@@ -12,11 +12,10 @@ use anyhow::{bail, Context as _};
 use boxd_client::{Error, LogsOptions};
 use clap::Args as ClapArgs;
 use futures_util::StreamExt;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::create::{self, ContainerOpts};
 use super::logs::LogPrinter;
-use super::{print_json, report, short_id, Ctx};
+use super::{forward_signal, print_json, report, short_id, Ctx, Signals};
 
 /// The options of `run`.
 #[derive(Debug, ClapArgs)]
@@ -112,7 +111,7 @@ async fn attach(ctx: &Ctx, id: &str, signals: &mut Signals) -> anyhow::Result<i3
                     }
                     None => break,
                 },
-                sig = signals.recv() => forward(ctx, id, sig).await,
+                sig = signals.recv() => forward_signal(&ctx.client, id, sig).await,
             }
         },
         // Still wait: the exit code matters more than the output.
@@ -124,7 +123,7 @@ async fn attach(ctx: &Ctx, id: &str, signals: &mut Signals) -> anyhow::Result<i3
     let exit = loop {
         tokio::select! {
             result = &mut wait => break result.context("failed to wait for the container")?,
-            sig = signals.recv() => forward(ctx, id, sig).await,
+            sig = signals.recv() => forward_signal(&ctx.client, id, sig).await,
         }
     };
     if exit.oom_killed {
@@ -133,46 +132,11 @@ async fn attach(ctx: &Ctx, id: &str, signals: &mut Signals) -> anyhow::Result<i3
     Ok(exit.exit_code)
 }
 
-async fn forward(ctx: &Ctx, id: &str, signal: &str) {
-    match ctx.client.kill(id, Some(signal)).await {
-        // It exited already; the wait will tell.
-        Ok(()) => {}
-        Err(err) if err.code() == Some("not_running") => {}
-        Err(err) => report(
-            &anyhow::Error::new(err)
-                .context(format!("failed to forward {signal} to the container")),
-        ),
-    }
-}
-
 async fn remove(ctx: &Ctx, id: &str) {
     if let Err(err) = ctx.client.remove_container(id, true).await {
         report(
             &anyhow::Error::new(err)
                 .context(format!("failed to remove container {}", short_id(id))),
         );
-    }
-}
-
-/// SIGINT and SIGTERM, caught so they can be forwarded.
-struct Signals {
-    int: Signal,
-    term: Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        Ok(Signals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// The name of the next signal received, as the kill route takes it.
-    async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.int.recv() => "SIGINT",
-            _ = self.term.recv() => "SIGTERM",
-        }
     }
 }
