@@ -369,6 +369,7 @@ async fn root_pull_with_bearer_token_keeps_secrets_out_of_the_log() {
     // No credentials configured: the token endpoint refuses, the pull is refused.
     let (status, v) = pull(&d, &reference).await;
     assert!((400..500).contains(&status), "{status} {v:?}");
+    assert_eq!(v[0]["code"], "registry_unauthorized", "{v:?}");
 
     // A wrong password: refused the same way, and it is not logged.
     let wrong = "wrong-pw-4d8e";
@@ -381,6 +382,7 @@ async fn root_pull_with_bearer_token_keeps_secrets_out_of_the_log() {
     );
     let (status, v) = pull(&d, &reference).await;
     assert!((400..500).contains(&status), "{status} {v:?}");
+    assert_eq!(v[0]["code"], "registry_unauthorized", "{v:?}");
     assert!(
         v[0]["message"]
             .as_str()
@@ -434,6 +436,7 @@ async fn root_pull_with_basic_auth() {
     let reference = proxy.reference("test/layered");
     let (status, v) = pull(&d, &reference).await;
     assert!((400..500).contains(&status), "{status} {v:?}");
+    assert_eq!(v[0]["code"], "registry_unauthorized", "{v:?}");
     write_registries(
         &d,
         &format!(

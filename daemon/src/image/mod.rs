@@ -173,6 +173,12 @@ impl ImageError {
         ) || matches!(self, ImageError::Registry(r) if r.is_bad_input())
     }
 
+    /// True when a registry refused the credentials it was given (or that none were
+    /// configured for it).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, ImageError::Registry(r) if r.is_unauthorized())
+    }
+
     /// True when a registry failed or sent content that is not what it claims (HTTP 502).
     pub fn is_upstream(&self) -> bool {
         matches!(

@@ -102,6 +102,18 @@ impl RegistryError {
         matches!(self, RegistryError::Status { status: 404, .. })
     }
 
+    /// The registry refused the credentials (or their absence).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Unauthorized { .. }
+                | RegistryError::Status {
+                    status: 401 | 403,
+                    ..
+                }
+        )
+    }
+
     /// The request itself was wrong (credentials, auth, an unknown platform).
     pub fn is_bad_input(&self) -> bool {
         matches!(
