@@ -618,3 +618,33 @@ async fn root_spec_matches_live_answers() {
         errors.join("\n  ")
     );
 }
+
+/// Every error `code` the daemon can answer (the string arms of `ApiError::code`) is in
+/// the spec's list of `ErrorBody.code`s, and the list names no code the daemon lacks.
+#[test]
+fn spec_lists_every_error_code() {
+    let source = std::fs::read_to_string(workspace_root().join("daemon/src/api/error.rs"))
+        .expect("read daemon/src/api/error.rs");
+    let body = &source[source.find("pub fn code(&self)").expect("ApiError::code")..];
+    let body = &body[..body.find("\n    }\n").expect("end of ApiError::code")];
+    let daemon: BTreeSet<String> = body
+        .split("=> \"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect();
+    assert!(daemon.len() > 10, "codes not found: {daemon:?}");
+    let described = spec()["components"]["schemas"]["ErrorBody"]["properties"]["code"]
+        ["description"]
+        .as_str()
+        .expect("ErrorBody.code description")
+        .to_owned();
+    let listed: BTreeSet<String> = described
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .map(str::to_owned)
+        .collect();
+    let listed: BTreeSet<String> = listed.into_iter().filter(|w| w != "snake_case").collect();
+    assert_eq!(listed, daemon, "spec (left) vs ApiError::code (right)");
+}
