@@ -353,23 +353,30 @@ async fn root_run_i_forwards_sigterm_to_the_container() {
         .spawn()
         .expect("spawn boxctl");
     let mut child = Reap(child);
-    // stdin stays open (the app must not see EOF); read until the trap is set.
+    // stdin stays open (the app must not see EOF); read until the trap is set. The
+    // output is read on a thread, so a boxctl that hangs fails the test, not CI.
     let _stdin = child.0.stdin.take().unwrap();
     let mut stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n @ 1..) = stdout.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
     let mut out = Vec::new();
-    let mut buf = [0u8; 256];
     while !String::from_utf8_lossy(&out).contains("ready") {
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(
-            n > 0,
-            "boxctl ended early: {}",
-            String::from_utf8_lossy(&out)
-        );
-        out.extend_from_slice(&buf[..n]);
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => out.extend_from_slice(&chunk),
+            Err(e) => panic!("no 'ready' ({e}): {}", String::from_utf8_lossy(&out)),
+        }
     }
     let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.0.try_wait().unwrap() {
             break status;
@@ -380,7 +387,10 @@ async fn root_run_i_forwards_sigterm_to_the_container() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    stdout.read_to_end(&mut out).unwrap();
+    // The reader ends with boxctl's stdout.
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(10)) {
+        out.extend_from_slice(&chunk);
+    }
     let out = String::from_utf8_lossy(&out);
     assert!(
         out.contains("got-term"),
