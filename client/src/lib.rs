@@ -503,7 +503,16 @@ impl Client {
         Ok(())
     }
 
-    /// Connects, sends `req`, and turns an error status into [`Error::Api`].
+    /// A new connection to the daemon's socket.
+    async fn open_socket(&self) -> Result<UnixStream> {
+        UnixStream::connect(self.socket.as_path())
+            .await
+            .map_err(|source| Error::Connect {
+                path: self.socket.to_path_buf(),
+                source,
+            })
+    }
+
     /// Sends `req` asking for `Upgrade: tcp` and returns the `101 Switching Protocols`
     /// answer (its headers, and the connection to upgrade with `hyper::upgrade::on`);
     /// any other answer is the daemon's error.
@@ -513,12 +522,7 @@ impl Client {
             .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         req.headers_mut()
             .insert(UPGRADE, HeaderValue::from_static("tcp"));
-        let stream = UnixStream::connect(self.socket.as_path())
-            .await
-            .map_err(|source| Error::Connect {
-                path: self.socket.to_path_buf(),
-                source,
-            })?;
+        let stream = self.open_socket().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(Error::Http)?;
@@ -532,13 +536,9 @@ impl Client {
         Ok(resp)
     }
 
+    /// Connects, sends `req`, and turns an error status into [`Error::Api`].
     async fn send(&self, req: Request<ReqBody>) -> Result<Response<Incoming>> {
-        let stream = UnixStream::connect(self.socket.as_path())
-            .await
-            .map_err(|source| Error::Connect {
-                path: self.socket.to_path_buf(),
-                source,
-            })?;
+        let stream = self.open_socket().await?;
         let io = TokioIo::new(Socket {
             stream,
             peer_gone: false,
