@@ -103,11 +103,6 @@ impl ShimLauncher {
         }
     }
 
-    /// The shim binary (`boxd-shim`, or `boxd`), also run as `<shim> shim exec`.
-    pub fn bin(&self) -> &Path {
-        &self.bin
-    }
-
     /// Starts the container described by `shim_config` and returns the shim's report.
     ///
     /// A "started" report is returned as soon as its line arrives; the starter exits
