@@ -69,6 +69,7 @@ impl ApiError {
                 | R::ContainerRunning(_)
                 | R::ImageInUse { .. }
                 | R::StdinInUse(_) => StatusCode::CONFLICT,
+                R::StopTimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -103,6 +104,7 @@ impl ApiError {
                 R::ContainerRunning(_) => "container_running",
                 R::ImageInUse { .. } => "image_in_use",
                 R::StdinInUse(_) => "stdin_in_use",
+                R::StopTimedOut(_) => "shim_unresponsive",
                 _ => "internal",
             },
         }
@@ -117,6 +119,7 @@ impl ApiError {
                     crate::error_chain(self)
                 }
                 ApiError::Runtime(e @ RuntimeError::ExecFailed { .. }) => e.to_string(),
+                ApiError::Runtime(e @ RuntimeError::StopTimedOut(_)) => e.to_string(),
                 _ => "internal error; the daemon log has the details".to_owned(),
             };
         }

@@ -76,6 +76,14 @@ impl Runtime {
                 problems.push(format!("container dir {name} belongs to no container"));
             }
         }
+        problems.extend(
+            inner
+                .anomalies
+                .lock()
+                .expect("anomalies poisoned")
+                .iter()
+                .map(|a| format!("a transition found an unexpected state: {a}")),
+        );
         let reconciled = inner
             .reconciled
             .lock()

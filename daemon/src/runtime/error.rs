@@ -44,6 +44,9 @@ pub enum RuntimeError {
     /// Signal to a container that is not running.
     #[error("container {0} is not running")]
     NotRunning(String),
+    /// A stop whose SIGKILL went unanswered (the shim does not report the exit).
+    #[error("container {0} did not exit after SIGKILL: its shim does not answer; remove it with force=true")]
+    StopTimedOut(String),
     /// Delete of a running container without force.
     #[error("container {0} is running; stop it first or remove it with force=true")]
     ContainerRunning(String),

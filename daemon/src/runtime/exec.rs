@@ -253,7 +253,7 @@ impl Runtime {
         let oom_before = self.inner.cgroups.oom_kill_count(&c.id).ok();
         // The sealed copy the shims run from: the helper would otherwise copy the
         // binary into a sealed memfd of its own before anything else.
-        let mut child = tokio::process::Command::new(self.inner.launcher.program())
+        let mut child = tokio::process::Command::new(self.inner.shim.program())
             .arg("shim")
             .arg("exec")
             .arg(&state_dir)

@@ -13,7 +13,8 @@
 //!   container dir are removed, and the row goes last.
 //!
 //! Exits are learned from the shim (its control socket, then `exit.json`), never by
-//! being the app's parent. One monitor task per running container waits for it.
+//! being the app's parent. Every transition of one container (start, stop, kill, exit,
+//! restart, delete) is made by that container's actor, one at a time: see [`lifecycle`].
 
 pub mod attach;
 pub mod bundle;
@@ -22,6 +23,8 @@ pub mod disk;
 mod error;
 pub mod exec;
 pub mod images;
+pub mod launcher;
+mod lifecycle;
 pub mod logs;
 pub mod names;
 mod observe;
@@ -35,31 +38,27 @@ pub mod userns;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use boxd_client::models::{
     Container, ContainerConfig, ContainerState, CreateContainer, CreateResponse, Image, Info,
     Version, WaitResponse,
 };
-use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
 use bytes::Bytes;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use futures_util::Stream;
 use tokio::sync::watch;
 
 use crate::cgroups::{CgroupManager, CgroupVersion};
 use crate::events::EventBus;
-use crate::image::users::{self, ResolvedUser};
+use crate::image::users;
 use crate::image::ImageStore;
-use crate::store::{ContainerRecord, ExitUpdate, Resolved, Store};
+use crate::store::{ContainerRecord, Resolved, Store};
 
 pub use error::RuntimeError;
 pub use observe::{DEFAULT_EVENTS_MAX, DEFAULT_EVENTS_MAX_AGE, DEFAULT_MEMORY_WARNING_PERCENT};
 
 /// The default `PATH` when neither the image nor the request sets one (Docker's).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// How long a forced delete or a stop waits for the exit after SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(10);
 
 /// Where things live on disk.
 #[derive(Debug, Clone)]
@@ -96,13 +95,18 @@ struct Inner {
     events: EventBus,
     images: ImageStore,
     cgroups: Box<dyn CgroupManager>,
-    launcher: shim::ShimLauncher,
+    /// The shim binary (exec helpers run from its sealed copy).
+    shim: shim::ShimLauncher,
+    /// Starts runs and reaches their shims (the shim itself, or a fake in tests).
+    launcher: Arc<dyn launcher::Launcher>,
     paths: Paths,
     info: HostInfo,
     /// Per container: a counter bumped on every recorded exit (waiters watch it).
     exits: Mutex<HashMap<String, watch::Sender<u64>>>,
-    /// Per container: serialises create/start/delete of one container.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per container: the actor that makes its transitions (see `lifecycle`).
+    actors: lifecycle::Actors,
+    /// Transitions that found the store in a state their writer did not expect.
+    anomalies: Mutex<Vec<String>>,
     /// Memory-event watchers of running containers (see `observe`).
     observers: observe::Observers,
     /// Exec'd processes of this daemon's run (see `exec`).
@@ -143,6 +147,21 @@ impl Runtime {
         shim_bin: PathBuf,
         info: HostInfo,
     ) -> Result<Self, RuntimeError> {
+        let shim = shim::ShimLauncher::new(shim_bin);
+        let launcher = Arc::new(shim.clone());
+        Self::with_launcher(store, events, images, cgroups, shim, launcher, info).await
+    }
+
+    /// As [`Runtime::new`], with the launcher given (tests use a fake one).
+    pub async fn with_launcher(
+        store: Store,
+        events: EventBus,
+        images: ImageStore,
+        cgroups: Box<dyn CgroupManager>,
+        shim: shim::ShimLauncher,
+        launcher: Arc<dyn launcher::Launcher>,
+        info: HostInfo,
+    ) -> Result<Self, RuntimeError> {
         let paths = Paths {
             containers: info.root_dir.join("containers"),
             state: info.state_dir.join("containers"),
@@ -156,11 +175,13 @@ impl Runtime {
                 events,
                 images,
                 cgroups,
-                launcher: shim::ShimLauncher::new(shim_bin),
+                shim,
+                launcher,
                 paths,
                 info,
                 exits: Mutex::new(HashMap::new()),
-                locks: Mutex::new(HashMap::new()),
+                actors: Default::default(),
+                anomalies: Mutex::new(Vec::new()),
                 observers: Default::default(),
                 execs: exec::ExecRegistry::default(),
                 backoff: Mutex::new(HashMap::new()),
@@ -168,8 +189,16 @@ impl Runtime {
                 filters: Default::default(),
             }),
         };
-        rt.reconcile().await?;
+        let live = rt.reconcile().await?;
         rt.resume_restart_policies().await?;
+        // Every container gets its actor only now: until here the reconcile was the one
+        // writer.
+        for rec in rt.inner.store.list_containers(true).await? {
+            let c = &rec.container;
+            let running = live.contains(&c.id);
+            let restart_at = c.next_restart_at.filter(|_| !running);
+            rt.spawn_actor(&c.id, running, restart_at);
+        }
         Ok(rt)
     }
 
@@ -330,11 +359,6 @@ impl Runtime {
         Ok(c)
     }
 
-    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.locks.lock().expect("locks poisoned");
-        locks.entry(id.to_owned()).or_default().clone()
-    }
-
     fn exit_watch(&self, id: &str) -> watch::Receiver<u64> {
         let mut exits = self.inner.exits.lock().expect("exits poisoned");
         exits
@@ -352,8 +376,16 @@ impl Runtime {
 
     // ----- create -------------------------------------------------------------------
 
-    /// Creates a container (state `created`).
+    /// Creates a container (state `created`). Runs to its end even if the caller goes
+    /// away: a row without its dirs and actor is never left behind.
     pub async fn create(&self, req: CreateContainer) -> Result<CreateResponse, RuntimeError> {
+        let rt = self.clone();
+        tokio::spawn(async move { rt.create_detached(req).await })
+            .await
+            .expect("create panicked")
+    }
+
+    async fn create_detached(&self, req: CreateContainer) -> Result<CreateResponse, RuntimeError> {
         let name = match &req.name {
             Some(n) => {
                 names::validate_container_name(n).map_err(|r| RuntimeError::invalid("name", r))?;
@@ -402,8 +434,6 @@ impl Runtime {
             next_restart_at: None,
             observed: Default::default(),
         };
-        let lock = self.lock_for(&id);
-        let _guard = lock.lock().await;
         let inserted = match userns {
             userns::Userns::Auto => {
                 let mut config = container.config.clone();
@@ -429,6 +459,8 @@ impl Runtime {
             other => other.into(),
         })?;
         crate::fault::crash_point("create.after_insert");
+        // From the row on, the container has its actor: every later transition is its.
+        self.spawn_actor(&id, false, None);
         let dir = self.inner.paths.container_dir(&id);
         let made = std::fs::create_dir_all(dir.join("upper"))
             .and_then(|()| std::fs::create_dir_all(dir.join("work")))
@@ -436,6 +468,7 @@ impl Runtime {
             .and_then(|()| userns::chown_upper(&dir.join("upper"), maps.as_ref()));
         if let Err(err) = made {
             // Undo: nothing half-made stays.
+            self.inner.actors.remove(&id);
             let _ = std::fs::remove_dir_all(&dir);
             self.inner.store.delete_container(&id).await?;
             return Err(err);
@@ -564,329 +597,7 @@ impl Runtime {
         })
     }
 
-    // ----- start --------------------------------------------------------------------
-
-    /// Starts a created or exited container, as the user asked.
-    pub async fn start(&self, reference: &str) -> Result<(), RuntimeError> {
-        let id = self.resolve(reference).await?.container.id;
-        self.start_as(&id, reference, restart::StartCause::User)
-            .await
-    }
-
-    /// Starts a container for the user or for its restart policy.
-    pub(crate) async fn start_as(
-        &self,
-        id: &str,
-        reference: &str,
-        cause: restart::StartCause,
-    ) -> Result<(), RuntimeError> {
-        let id = id.to_owned();
-        let lock = self.lock_for(&id);
-        let _guard = lock.lock().await;
-        // Re-read under the lock: another start may have won.
-        let rec = self
-            .inner
-            .store
-            .container(&id)
-            .await?
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "container",
-                reference: reference.to_owned(),
-            })?;
-        if cause == restart::StartCause::Policy
-            && (rec.container.state == ContainerState::Running
-                || rec.stopped_by_user
-                || rec.container.next_restart_at.is_none())
-        {
-            // The user stopped it, or started it by hand, while the back-off ran (or
-            // another restart of the same exit won): nothing to do.
-            return Ok(());
-        }
-        if rec.container.state == ContainerState::Running {
-            return Err(RuntimeError::AlreadyRunning(rec.container.name));
-        }
-        match cause {
-            restart::StartCause::User => self.inner.store.reset_restarts(&id).await?,
-            restart::StartCause::Policy => self.inner.store.count_restart(&id).await?,
-        }
-        crate::fault::crash_point("start.before_launch");
-        let c = rec.container;
-        let state_dir = self.inner.paths.state_dir(&id);
-        let result = self.start_locked(&c, &state_dir).await;
-        match result {
-            Ok((shim_pid, pid)) => {
-                self.inner
-                    .store
-                    .set_running(&id, pid, shim_pid, Utc::now())
-                    .await?;
-                crate::fault::crash_point("start.after_launch_recorded");
-                if cause == restart::StartCause::Policy {
-                    self.inner
-                        .events
-                        .emit("container", "restart", &id, &[("name", c.name.clone())])
-                        .await;
-                }
-                self.inner
-                    .events
-                    .emit("container", "start", &id, &[("name", c.name.clone())])
-                    .await;
-                self.spawn_monitor(id);
-                Ok(())
-            }
-            Err(err) => {
-                // Undo everything the failed start made; the container stays as it was.
-                if let Err(e) = self.inner.cgroups.remove(&id) {
-                    tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove cgroup after failed start");
-                }
-                let _ = std::fs::remove_dir_all(&state_dir);
-                let _ = self
-                    .inner
-                    .store
-                    .set_error(&id, Some(&err.to_string()))
-                    .await;
-                Err(err)
-            }
-        }
-    }
-
-    async fn start_locked(
-        &self,
-        c: &Container,
-        state_dir: &Path,
-    ) -> Result<(i32, i32), RuntimeError> {
-        let id = &c.id;
-        // A previous run's state is history once its exit is in the row.
-        if state_dir.exists() {
-            std::fs::remove_dir_all(state_dir).map_err(RuntimeError::io("remove", state_dir))?;
-        }
-        std::fs::create_dir_all(state_dir).map_err(RuntimeError::io("create", state_dir))?;
-        let lowers = self.image_lowers(&c.image_id).await?;
-        let user: ResolvedUser = users::resolve_layers(&lowers, &c.config.user)?;
-        let spec = bundle::build_spec(&c.config, &user)?;
-        bundle::write_bundle(state_dir, &spec)?;
-
-        let cgroup = self.inner.cgroups.create(id, &c.resources)?;
-        crate::fault::crash_point("start.after_cgroup");
-        self.arm_observers(c).await;
-        for w in &cgroup.warnings {
-            tracing::warn!(id, warning = %w, "resource limit not applied exactly");
-        }
-        let dir = self.inner.paths.container_dir(id);
-        // Made at create; made again here in case a crash came between the row and the
-        // dirs (both are idempotent).
-        for sub in ["upper", "work"] {
-            std::fs::create_dir_all(dir.join(sub)).map_err(RuntimeError::io("create", &dir))?;
-        }
-        userns::chown_upper(&dir.join("upper"), c.config.userns.as_ref())?;
-        let mut shim_config = ShimConfig {
-            id: id.clone(),
-            bundle: state_dir.to_owned(),
-            state_dir: state_dir.to_owned(),
-            log_path: self.inner.paths.log_path(id),
-            rootfs: disk::writable_layer(&dir, lowers, c.resources.disk_bytes).await?,
-            cgroup_join: cgroup.join_files,
-            oom_counter: cgroup.oom_counter,
-            log_rotation: self.inner.info.log_rotation,
-            seccomp_bpf: None,
-        };
-        if let Some(bpf) = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.seccomp().as_ref())
-            .and_then(|s| self.inner.filters.get(s))
-        {
-            let path = state_dir.join(files::SECCOMP_BPF);
-            std::fs::write(&path, bpf.as_slice()).map_err(RuntimeError::io("write", &path))?;
-            shim_config.seccomp_bpf = Some(path);
-        }
-        let config_path = state_dir.join(files::SHIM_CONFIG);
-        let json = serde_json::to_vec_pretty(&shim_config).expect("shim config serialises");
-        std::fs::write(&config_path, json).map_err(RuntimeError::io("write", &config_path))?;
-        attach::write_stdio_config(state_dir, &c.config)?;
-
-        match self.inner.launcher.launch(&config_path).await? {
-            StartReport::Started { shim_pid, pid } => {
-                crate::fault::crash_point("start.after_shim");
-                Ok((shim_pid, pid))
-            }
-            StartReport::Failed { stage, message } => {
-                // What the user asked for (a command, a working dir, a user) is a 400;
-                // anything else is ours.
-                if matches!(stage.as_str(), "exec" | "cwd" | "user") {
-                    Err(RuntimeError::StartRefused { stage, message })
-                } else {
-                    Err(RuntimeError::StartFailed { stage, message })
-                }
-            }
-        }
-    }
-
-    fn spawn_monitor(&self, id: String) {
-        // Subscribe first so a waiter that comes later finds the channel.
-        drop(self.exit_watch(&id));
-        let rt = self.clone();
-        tokio::spawn(async move {
-            let state_dir = rt.inner.paths.state_dir(&id);
-            rt.ensure_observers(&id).await;
-            let record = watch_shim(&state_dir).await;
-            if let Err(err) = rt.record_exit(&id, record).await {
-                tracing::error!(id, error = %crate::error_chain(&err), "failed to record container exit");
-            }
-        });
-    }
-
-    /// Records how a run ended, frees its cgroup and state dir, and wakes waiters.
-    async fn record_exit(&self, id: &str, record: Option<ExitRecord>) -> Result<(), RuntimeError> {
-        let Some(rec) = self.inner.store.container(id).await? else {
-            return Ok(());
-        };
-        let name = rec.container.name.clone();
-        let oom_reported = self.observe_exit(&rec.container, record.as_ref()).await;
-        match record {
-            Some(exit) => {
-                let counted = exit
-                    .oom_kills
-                    .or_else(|| self.inner.cgroups.oom_kill_count(id).ok());
-                let oom_killed = counted.unwrap_or(0) > 0;
-                let finished_at = Utc
-                    .timestamp_millis_opt(exit.finished_at_ms as i64)
-                    .single()
-                    .unwrap_or_else(Utc::now);
-                let update = ExitUpdate {
-                    exit_code: exit.exit_code,
-                    signal: exit.signal,
-                    oom_killed,
-                    finished_at,
-                };
-                self.inner.store.set_exited(id, &update).await?;
-                crate::fault::crash_point("exit.after_record");
-                if oom_killed && !oom_reported {
-                    self.inner
-                        .events
-                        .emit("container", "oom", id, &[("name", name.clone())])
-                        .await;
-                }
-                let mut attrs = vec![("name", name), ("exit_code", exit.exit_code.to_string())];
-                if let Some(sig) = exit.signal {
-                    attrs.push(("signal", sig.to_string()));
-                }
-                if oom_killed {
-                    attrs.push(("oom_killed", "true".to_owned()));
-                }
-                self.inner.events.emit("container", "die", id, &attrs).await;
-            }
-            None => {
-                let why = "its shim ended without an exit record (killed, or the host rebooted)";
-                self.inner.store.set_dead(id, why).await?;
-                self.inner
-                    .events
-                    .emit(
-                        "container",
-                        "die",
-                        id,
-                        &[("name", name), ("error", why.to_owned())],
-                    )
-                    .await;
-            }
-        }
-        if let Err(e) = self.inner.cgroups.remove(id) {
-            tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove cgroup after exit");
-        }
-        let state_dir = self.inner.paths.state_dir(id);
-        if let Err(e) = std::fs::remove_dir_all(&state_dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(id, error = %e, "failed to remove state dir after exit");
-            }
-        }
-        self.notify_exit(id);
-        self.after_exit(id).await;
-        Ok(())
-    }
-
-    // ----- stop / kill / wait -------------------------------------------------------
-
-    /// SIGTERM, then SIGKILL after `timeout`.
-    pub async fn stop(&self, reference: &str, timeout: Duration) -> Result<(), RuntimeError> {
-        let c = self.resolve(reference).await?.container;
-        // Recorded first, so the exit this causes is not restarted (and a pending
-        // restart of a stopped container is cancelled).
-        self.inner.store.set_stopped_by_user(&c.id).await?;
-        if c.state != ContainerState::Running {
-            return Ok(());
-        }
-        let mut exits = self.exit_watch(&c.id);
-        exits.borrow_and_update();
-        let state_dir = self.inner.paths.state_dir(&c.id);
-        self.inner
-            .events
-            .emit("container", "stop", &c.id, &[("name", c.name.clone())])
-            .await;
-        // The image's StopSignal (SIGTERM when it sets none).
-        let stop_signal = self.stop_signal(&c.image_id).await;
-        if self.signal_running(&c.id, &state_dir, stop_signal).await? {
-            if tokio::time::timeout(timeout, exits.changed()).await.is_ok() {
-                return Ok(());
-            }
-            tracing::info!(
-                id = c.id,
-                ?timeout,
-                "container ignored SIGTERM; sending SIGKILL"
-            );
-            self.signal_running(&c.id, &state_dir, libc::SIGKILL)
-                .await?;
-            let _ = tokio::time::timeout(KILL_GRACE, exits.changed()).await;
-        }
-        Ok(())
-    }
-
-    /// Sends a signal; 409 if the container is not running.
-    pub async fn kill(&self, reference: &str, signal: i32) -> Result<(), RuntimeError> {
-        let c = self.resolve(reference).await?.container;
-        if c.state != ContainerState::Running {
-            return Err(RuntimeError::NotRunning(c.name));
-        }
-        let state_dir = self.inner.paths.state_dir(&c.id);
-        // A signal meant to end the container counts as the user stopping it, as with
-        // Docker; one meant for the app (SIGHUP to reload, say) does not.
-        if matches!(
-            signal,
-            libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGQUIT
-        ) {
-            self.inner.store.set_stopped_by_user(&c.id).await?;
-        }
-        if !self.signal_running(&c.id, &state_dir, signal).await? {
-            return Err(RuntimeError::NotRunning(c.name));
-        }
-        self.inner
-            .events
-            .emit(
-                "container",
-                "kill",
-                &c.id,
-                &[("name", c.name), ("signal", signal.to_string())],
-            )
-            .await;
-        Ok(())
-    }
-
-    /// Signals through the shim; false if the app already ended.
-    async fn signal_running(
-        &self,
-        id: &str,
-        state_dir: &Path,
-        signal: i32,
-    ) -> Result<bool, RuntimeError> {
-        match shim::kill(state_dir, signal).await {
-            Ok(()) => Ok(true),
-            // The shim is gone or the app has exited: the monitor records the exit.
-            Err(shim::ShimError::Connect { .. }) | Err(shim::ShimError::Closed) => Ok(false),
-            Err(shim::ShimError::Refused(msg)) => {
-                tracing::debug!(id, msg, "shim refused a signal (app already exited?)");
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
+    // ----- wait -------------------------------------------------------------------
 
     /// Blocks until the container is not running (and has run), then reports its exit.
     pub async fn wait(&self, reference: &str) -> Result<WaitResponse, RuntimeError> {
@@ -917,49 +628,6 @@ impl Runtime {
         }
     }
 
-    // ----- delete -------------------------------------------------------------------
-
-    /// Removes a container and everything it owns.
-    pub async fn remove(&self, reference: &str, force: bool) -> Result<(), RuntimeError> {
-        let rec = self.resolve(reference).await?;
-        let id = rec.container.id.clone();
-        let lock = self.lock_for(&id);
-        let _guard = lock.lock().await;
-        let Some(rec) = self.inner.store.container(&id).await? else {
-            return Err(RuntimeError::NotFound {
-                kind: "container",
-                reference: reference.to_owned(),
-            });
-        };
-        let c = rec.container;
-        let state_dir = self.inner.paths.state_dir(&id);
-        if c.state == ContainerState::Running {
-            if !force {
-                return Err(RuntimeError::ContainerRunning(c.name));
-            }
-            let mut exits = self.exit_watch(&id);
-            exits.borrow_and_update();
-            self.inner.store.set_stopped_by_user(&id).await?;
-            if self.signal_running(&id, &state_dir, libc::SIGKILL).await? {
-                let _ = tokio::time::timeout(KILL_GRACE, exits.changed()).await;
-            }
-            crate::fault::crash_point("delete.after_kill");
-        }
-        // Whatever the monitor did or did not get to, nothing may stay behind.
-        self.inner.cgroups.remove(&id)?;
-        crate::fault::crash_point("delete.after_cgroup");
-        remove_dir_if_exists(&state_dir)?;
-        remove_dir_if_exists(&self.inner.paths.container_dir(&id))?;
-        crate::fault::crash_point("delete.before_row");
-        self.inner.store.delete_container(&id).await?;
-        self.inner
-            .events
-            .emit("container", "destroy", &id, &[("name", c.name)])
-            .await;
-        self.inner.exits.lock().expect("exits poisoned").remove(&id);
-        self.inner.locks.lock().expect("locks poisoned").remove(&id);
-        Ok(())
-    }
 
     // ----- logs ---------------------------------------------------------------------
 
@@ -994,32 +662,6 @@ impl Runtime {
     }
 }
 
-/// Waits for the shim to report the exit; `None` when it vanished without a record.
-async fn watch_shim(state_dir: &Path) -> Option<ExitRecord> {
-    let mut failures = 0u32;
-    loop {
-        match shim::wait(state_dir).await {
-            Ok(record) => return Some(record),
-            Err(err) => {
-                if let Some(record) = shim::read_exit_record(state_dir) {
-                    return Some(record);
-                }
-                if !shim::shim_alive(state_dir) {
-                    // The record is written before the shim exits; one last look covers
-                    // an exit between the two checks.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    return shim::read_exit_record(state_dir);
-                }
-                failures += 1;
-                if failures % 50 == 1 {
-                    tracing::warn!(dir = %state_dir.display(), error = %crate::error_chain(&err), "cannot reach a live shim; retrying");
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
-}
-
 fn check_container_path(field: &'static str, path: &str) -> Result<(), RuntimeError> {
     if !path.starts_with('/') || path.split('/').any(|c| c == "..") || path.contains('\0') {
         return Err(RuntimeError::invalid(
@@ -1034,6 +676,14 @@ fn check_container_path(field: &'static str, path: &str) -> Result<(), RuntimeEr
         ));
     }
     Ok(())
+}
+
+/// [`remove_dir_if_exists`] off the async workers (an upper dir can hold a great many
+/// files).
+async fn remove_dir_blocking(path: PathBuf) -> Result<(), RuntimeError> {
+    tokio::task::spawn_blocking(move || remove_dir_if_exists(&path))
+        .await
+        .expect("directory removal panicked")
 }
 
 fn remove_dir_if_exists(path: &Path) -> Result<(), RuntimeError> {

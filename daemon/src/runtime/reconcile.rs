@@ -46,7 +46,8 @@ fn list_dir(dir: &Path) -> Vec<String> {
 }
 
 impl Runtime {
-    pub(super) async fn reconcile(&self) -> Result<(), RuntimeError> {
+    /// Returns the ids of the containers whose shim is alive (their actors watch them).
+    pub(super) async fn reconcile(&self) -> Result<HashSet<String>, RuntimeError> {
         let inner = &self.inner;
         if let Err(e) = inner.images.clean_tmp() {
             tracing::warn!(error = %crate::error_chain(&e), "failed to clean unfinished image imports");
@@ -81,6 +82,7 @@ impl Runtime {
                         );
                         self.note(format!("recorded the exit (code {}) of container {} that ended while boxd was down", exit.exit_code, c.name));
                         self.record_exit(&c.id, Some(exit)).await?;
+                        self.after_exit(&c.id).await;
                     } else if shim::shim_alive(&dir) {
                         if c.state == ContainerState::Created {
                             let (Some(pid), Some(shim_pid)) = (
@@ -111,7 +113,6 @@ impl Runtime {
                             self.note(format!("re-attached to running container {}", c.name));
                         }
                         live.insert(c.id.clone());
-                        self.spawn_monitor(c.id.clone());
                     } else if c.state == ContainerState::Running && rebooted {
                         // The state dir is on tmpfs: after a reboot nothing is left of the
                         // run. It ended with the host; its code is unknown (Docker: 255).
@@ -137,6 +138,7 @@ impl Runtime {
                             .store
                             .set_error(&c.id, Some("the host restarted while it ran"))
                             .await?;
+                        self.after_exit(&c.id).await;
                     } else if c.state == ContainerState::Running {
                         tracing::warn!(
                             id = c.id,
@@ -147,6 +149,7 @@ impl Runtime {
                             c.name
                         ));
                         self.record_exit(&c.id, None).await?;
+                        self.after_exit(&c.id).await;
                     } else {
                         self.free_run_resources(&c.id);
                     }
@@ -216,7 +219,7 @@ impl Runtime {
         }
         self.reconcile_layers().await?;
         self.record_boot_id();
-        Ok(())
+        Ok(live)
     }
 
     fn note(&self, what: String) {

@@ -127,14 +127,17 @@ pub fn backoff_delay(consecutive: u32) -> Duration {
 }
 
 impl Runtime {
-    /// Applies the policy after an exit was recorded.
-    pub(super) async fn after_exit(&self, id: &str) {
+    /// Applies the policy after an exit was recorded: returns when the container is to
+    /// start again (also recorded in the store, so a daemon restart resumes the
+    /// back-off), or `None`. Only the container's actor (or the reconcile) calls this;
+    /// the actor keeps the timer.
+    pub(super) async fn after_exit(&self, id: &str) -> Option<DateTime<Utc>> {
         let Ok(Some(rec)) = self.inner.store.container(id).await else {
-            return;
+            return None;
         };
         let c = &rec.container;
         if !matches!(c.state, ContainerState::Exited | ContainerState::Dead) {
-            return;
+            return None;
         }
         let policy: RestartPolicy = c.restart_policy.parse().unwrap_or_default();
         let failed = c.state == ContainerState::Dead || c.exit_code != Some(0);
@@ -144,7 +147,7 @@ impl Runtime {
                 .lock()
                 .expect("backoff poisoned")
                 .remove(id);
-            return;
+            return None;
         }
         let ran = match (c.started_at, c.finished_at) {
             (Some(s), Some(f)) => (f - s).to_std().unwrap_or_default(),
@@ -163,32 +166,14 @@ impl Runtime {
         let at = Utc::now() + backoff_delay(consecutive);
         if let Err(e) = self.inner.store.set_next_restart(id, Some(at)).await {
             tracing::error!(id, error = %crate::error_chain(&e), "failed to record the next restart");
-            return;
+            return None;
         }
-        self.schedule_restart(id.to_owned(), at);
+        Some(at)
     }
 
-    /// Starts the container at `at`, unless the user intervened meanwhile.
-    pub(super) fn schedule_restart(&self, id: String, at: DateTime<Utc>) {
-        let rt = self.clone();
-        tokio::spawn(async move {
-            let wait = (at - Utc::now()).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await;
-            if let Err(err) = rt.start_as(&id, &id, StartCause::Policy).await {
-                tracing::warn!(id, error = %crate::error_chain(&err), "restart by policy failed");
-                // A failed start is a failed run: the policy decides again, backing off.
-                let _ = rt
-                    .inner
-                    .store
-                    .set_dead(&id, &format!("restart by policy failed: {err}"))
-                    .await;
-                Box::pin(rt.after_exit(&id)).await;
-            }
-        });
-    }
-
-    /// At daemon start: resumes pending back-offs and starts the containers whose policy
-    /// says they run with the daemon.
+    /// At daemon start, before the actors run: marks the containers whose policy says
+    /// they run with the daemon as due now (pending back-offs are already in the store;
+    /// each actor starts from its row's `next_restart_at`).
     pub(super) async fn resume_restart_policies(&self) -> Result<(), super::RuntimeError> {
         for rec in self.inner.store.list_containers(true).await? {
             let c = &rec.container;
@@ -196,17 +181,16 @@ impl Runtime {
                 continue;
             }
             let policy: RestartPolicy = c.restart_policy.parse().unwrap_or_default();
-            if let Some(at) = c.next_restart_at {
-                self.schedule_restart(c.id.clone(), at);
-            } else if policy.starts_with_daemon(rec.stopped_by_user) {
+            if c.next_restart_at.is_none() && policy.starts_with_daemon(rec.stopped_by_user) {
                 tracing::info!(id = c.id, %policy, "starting a container whose policy runs it with the daemon");
                 if rec.stopped_by_user {
                     // `always` overrides the user's stop at daemon start, as Docker does.
                     self.inner.store.reset_restarts(&c.id).await?;
                 }
-                let now = Utc::now();
-                self.inner.store.set_next_restart(&c.id, Some(now)).await?;
-                self.schedule_restart(c.id.clone(), now);
+                self.inner
+                    .store
+                    .set_next_restart(&c.id, Some(Utc::now()))
+                    .await?;
             }
         }
         Ok(())

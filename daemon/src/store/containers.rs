@@ -105,6 +105,36 @@ pub struct ExitUpdate {
     pub finished_at: DateTime<Utc>,
 }
 
+/// `'a', 'b'` for an SQL `IN (...)`; the names are the enum's own, never user input.
+fn states_in(states: &[ContainerState]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A conditional transition that matched no row found the container in another state.
+fn expect_one(
+    affected: u64,
+    op: &'static str,
+    id: &str,
+    from: &[ContainerState],
+) -> Result<(), StoreError> {
+    if affected == 1 {
+        return Ok(());
+    }
+    Err(StoreError::UnexpectedState {
+        op,
+        id: id.to_owned(),
+        expected: from
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join("|"),
+    })
+}
+
 /// Outcome of resolving a user's reference.
 #[derive(Debug)]
 pub enum Resolved<T> {
@@ -189,7 +219,7 @@ impl Store {
         rows.into_iter().map(Row::into_record).collect()
     }
 
-    /// Records a successful start.
+    /// Records a successful start of a container that is `created`, `exited` or `dead`.
     pub async fn set_running(
         &self,
         id: &str,
@@ -197,11 +227,17 @@ impl Store {
         shim_pid: i32,
         started_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        const FROM: &[ContainerState] = &[
+            ContainerState::Created,
+            ContainerState::Exited,
+            ContainerState::Dead,
+        ];
+        let res = sqlx::query(&format!(
             "UPDATE containers SET state = 'running', pid = ?, shim_pid = ?, started_at = ?, \
              finished_at = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, error = NULL \
-             WHERE id = ?",
-        )
+             WHERE id = ? AND state IN ({})",
+            states_in(FROM)
+        ))
         .bind(pid)
         .bind(shim_pid)
         .bind(started_at)
@@ -209,15 +245,18 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(query_err("record container start"))?;
-        Ok(())
+        expect_one(res.rows_affected(), "record the start of", id, FROM)
     }
 
-    /// Records an exit.
+    /// Records the exit of a container that is `running` (or `created`: a start whose
+    /// last step a crash interrupted, adopted by the reconcile).
     pub async fn set_exited(&self, id: &str, exit: &ExitUpdate) -> Result<(), StoreError> {
-        sqlx::query(
+        const FROM: &[ContainerState] = &[ContainerState::Running, ContainerState::Created];
+        let res = sqlx::query(&format!(
             "UPDATE containers SET state = 'exited', pid = NULL, shim_pid = NULL, exit_code = ?, \
-             exit_signal = ?, oom_killed = ?, finished_at = ? WHERE id = ?",
-        )
+             exit_signal = ?, oom_killed = ?, finished_at = ? WHERE id = ? AND state IN ({})",
+            states_in(FROM)
+        ))
         .bind(exit.exit_code)
         .bind(exit.signal)
         .bind(exit.oom_killed)
@@ -226,22 +265,28 @@ impl Store {
         .execute(self.pool())
         .await
         .map_err(query_err("record container exit"))?;
-        Ok(())
+        expect_one(res.rows_affected(), "record the exit of", id, FROM)
     }
 
-    /// Marks a container dead, saying why.
-    pub async fn set_dead(&self, id: &str, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
+    /// Marks a container dead, saying why; `from` are the states its writer expects.
+    pub async fn set_dead(
+        &self,
+        id: &str,
+        error: &str,
+        from: &[ContainerState],
+    ) -> Result<(), StoreError> {
+        let res = sqlx::query(&format!(
             "UPDATE containers SET state = 'dead', pid = NULL, shim_pid = NULL, error = ?, \
-             finished_at = coalesce(finished_at, ?) WHERE id = ?",
-        )
+             finished_at = coalesce(finished_at, ?) WHERE id = ? AND state IN ({})",
+            states_in(from)
+        ))
         .bind(error)
         .bind(Utc::now())
         .bind(id)
         .execute(self.pool())
         .await
         .map_err(query_err("mark container dead"))?;
-        Ok(())
+        expect_one(res.rows_affected(), "mark dead", id, from)
     }
 
     /// Records why the last start failed (the state does not change).
@@ -473,6 +518,12 @@ mod tests {
         ));
 
         store.set_running(&a, 42, 41, Utc::now()).await.unwrap();
+        // A second start of a running container is a stale writer: refused, unchanged.
+        let err = store.set_running(&a, 7, 6, Utc::now()).await.unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnexpectedState { .. }),
+            "{err:?}"
+        );
         let rec = store.container(&a).await.unwrap().unwrap();
         assert_eq!(rec.container.state, ContainerState::Running);
         assert_eq!(rec.container.pid, Some(42));
@@ -487,6 +538,11 @@ mod tests {
             finished_at: Utc::now(),
         };
         store.set_exited(&a, &exit).await.unwrap();
+        // The same exit recorded twice (an old monitor after a new start, say) is refused.
+        assert!(matches!(
+            store.set_exited(&a, &exit).await.unwrap_err(),
+            StoreError::UnexpectedState { .. }
+        ));
         let rec = store.container(&a).await.unwrap().unwrap().container;
         assert_eq!(rec.state, ContainerState::Exited);
         assert_eq!(
@@ -496,7 +552,17 @@ mod tests {
         assert_eq!(rec.pid, None);
         assert_eq!(rec.resources.memory_bytes, Some(1 << 26));
 
-        store.set_dead(&b, "shim vanished").await.unwrap();
+        assert!(matches!(
+            store
+                .set_dead(&b, "shim vanished", &[ContainerState::Running])
+                .await
+                .unwrap_err(),
+            StoreError::UnexpectedState { .. }
+        ));
+        store
+            .set_dead(&b, "shim vanished", &[ContainerState::Created])
+            .await
+            .unwrap();
         let rec = store.container(&b).await.unwrap().unwrap().container;
         assert_eq!(rec.state, ContainerState::Dead);
         assert_eq!(rec.error.as_deref(), Some("shim vanished"));

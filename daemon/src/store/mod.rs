@@ -70,6 +70,17 @@ pub enum StoreError {
     /// Every user namespace slot is taken.
     #[error("all {0} user namespace slots are in use")]
     NoUsernsSlot(u32),
+    /// A state transition found the row in a state its writer did not expect: a second
+    /// writer, or a bug. Nothing was written.
+    #[error("cannot {op} container {id}: it is not in state {expected}")]
+    UnexpectedState {
+        /// The transition (`record start`, ...).
+        op: &'static str,
+        /// The container.
+        id: String,
+        /// The states the writer expected, `|`-separated.
+        expected: String,
+    },
 }
 
 pub(crate) fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {

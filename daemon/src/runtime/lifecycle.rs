@@ -1,0 +1,753 @@
+//! The container lifecycle: one actor task per container makes every transition.
+//!
+//! Each container has one task (its *actor*) that owns its transitions: start, stop,
+//! kill, the exit, a restart by policy, delete, and the adoption of a live shim found by
+//! the reconcile. HTTP handlers (and every other caller) send it a [`Command`] with a
+//! one-shot reply and await the answer; the actor handles commands one at a time, in
+//! the order they arrive. So:
+//!
+//! - a client that hangs up only loses the reply: the transition it asked for runs to
+//!   its end, and a start that completes after its client left is tracked like any
+//!   other (its exit is watched, its cgroup freed);
+//! - the exit is recorded by the actor itself (it owns the run's exit watch), so it can
+//!   never race a start or a delete of the same container;
+//! - long waits are state, not blocked tasks: a stop sends its signal, arms a deadline
+//!   and returns to the loop, so a `kill` during a long `stop` goes through at once, and
+//!   a pending restart is a timer the actor cancels when the user intervenes.
+//!
+//! Store writes say which state they expect (`UPDATE … WHERE state IN (…)`); a mismatch
+//! means a second writer or a bug, and is logged and listed by `GET /v1/system/check`.
+//!
+//! Ordering rules that keep every step survivable by `kill -9` of the daemon (the next
+//! start's reconcile finishes or undoes what was half-done) are in `mod.rs`'s `//!`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use boxd_client::models::{Container, ContainerState};
+use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
+use chrono::{DateTime, TimeZone, Utc};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::launcher::BoxFuture;
+use super::restart::StartCause;
+use super::{attach, bundle, disk, userns, Runtime, RuntimeError};
+use crate::image::users::{self, ResolvedUser};
+use crate::store::{ExitUpdate, StoreError};
+
+/// How long a stop waits for the exit after SIGKILL before it reports failure.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+/// How long a forced delete waits for the shim to report the exit after SIGKILL before it
+/// kills the shim itself (an unresponsive or stopped shim).
+const FORCE_GRACE: Duration = Duration::from_secs(3);
+/// Commands queued per container before senders wait.
+const QUEUE: usize = 64;
+
+type Reply = oneshot::Sender<Result<(), RuntimeError>>;
+
+/// What a caller asks of a container's actor.
+pub(super) enum Command {
+    /// Start it (the user's start, or the restart policy's).
+    Start { cause: StartCause, reply: Reply },
+    /// The stop signal, then SIGKILL after `timeout`; answered once it exited.
+    Stop { timeout: Duration, reply: Reply },
+    /// Send a signal.
+    Kill { signal: i32, reply: Reply },
+    /// Delete it and everything it owns; `force` kills it first if it runs.
+    Remove { force: bool, reply: Reply },
+}
+
+/// The actors of the containers that exist, by id.
+#[derive(Default)]
+pub(super) struct Actors {
+    map: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+}
+
+impl Actors {
+    pub(super) fn get(&self, id: &str) -> Option<mpsc::Sender<Command>> {
+        self.map.lock().expect("actors poisoned").get(id).cloned()
+    }
+
+    pub(super) fn insert(&self, id: &str, tx: mpsc::Sender<Command>) {
+        self.map
+            .lock()
+            .expect("actors poisoned")
+            .insert(id.to_owned(), tx);
+    }
+
+    pub(super) fn remove(&self, id: &str) {
+        self.map.lock().expect("actors poisoned").remove(id);
+    }
+}
+
+/// A stop in flight: its deadline, whether SIGKILL was sent, and who waits for it.
+struct Stopping {
+    deadline: Instant,
+    killed: bool,
+    waiters: Vec<Reply>,
+}
+
+/// The task that owns one container's transitions.
+struct Actor {
+    rt: Runtime,
+    id: String,
+    rx: mpsc::Receiver<Command>,
+    /// Resolves with the exit of the current run; `Some` exactly while it runs.
+    run: Option<BoxFuture<'static, Option<ExitRecord>>>,
+    stopping: Option<Stopping>,
+    /// When the restart policy starts the container again.
+    restart_at: Option<Instant>,
+}
+
+/// Whether the actor goes on after a command.
+enum Next {
+    Continue,
+    /// The container is gone: the actor ends.
+    Gone,
+}
+
+async fn run_exit(run: &mut Option<BoxFuture<'static, Option<ExitRecord>>>) -> Option<ExitRecord> {
+    match run {
+        Some(fut) => fut.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn instant_at(at: DateTime<Utc>) -> Instant {
+    Instant::now() + (at - Utc::now()).to_std().unwrap_or_default()
+}
+
+impl Actor {
+    async fn run(mut self) {
+        if self.running() {
+            // Adopted from the reconcile: watch its memory events again.
+            self.rt.ensure_observers(&self.id).await;
+        }
+        loop {
+            let stop_deadline = self.stopping.as_ref().map(|s| s.deadline);
+            tokio::select! {
+                // The exit first: a command that raced it then sees the container exited.
+                biased;
+                exit = run_exit(&mut self.run) => {
+                    self.run = None;
+                    self.on_exit(exit).await;
+                }
+                () = sleep_until(stop_deadline) => self.on_stop_deadline().await,
+                () = sleep_until(self.restart_at) => {
+                    self.restart_at = None;
+                    self.restart_by_policy().await;
+                }
+                cmd = self.rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    if let Next::Gone = self.handle(cmd).await {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Command) -> Next {
+        match cmd {
+            Command::Start { cause, reply } => {
+                let res = self.start(cause).await;
+                let _ = reply.send(res);
+            }
+            Command::Stop { timeout, reply } => self.stop(timeout, reply).await,
+            Command::Kill { signal, reply } => {
+                let res = self.kill(signal).await;
+                let _ = reply.send(res);
+            }
+            Command::Remove { force, reply } => {
+                let res = self.remove(force).await;
+                let gone = res.is_ok();
+                let _ = reply.send(res);
+                if gone {
+                    return Next::Gone;
+                }
+            }
+        }
+        Next::Continue
+    }
+
+    fn running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    async fn name(&mut self) -> String {
+        match self.rt.inner.store.container(&self.id).await {
+            Ok(Some(rec)) => rec.container.name,
+            _ => self.id.clone(),
+        }
+    }
+
+    // ----- start ------------------------------------------------------------------
+
+    async fn start(&mut self, cause: StartCause) -> Result<(), RuntimeError> {
+        let id = self.id.clone();
+        let rt = self.rt.clone();
+        let rec = rt
+            .inner
+            .store
+            .container(&id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                reference: id.clone(),
+            })?;
+        if cause == StartCause::Policy
+            && (self.running() || rec.stopped_by_user || rec.container.next_restart_at.is_none())
+        {
+            // The user stopped it, or started it by hand, while the back-off ran.
+            return Ok(());
+        }
+        if self.running() {
+            return Err(RuntimeError::AlreadyRunning(rec.container.name));
+        }
+        match cause {
+            StartCause::User => {
+                self.restart_at = None;
+                rt.inner.store.reset_restarts(&id).await?
+            }
+            StartCause::Policy => rt.inner.store.count_restart(&id).await?,
+        }
+        crate::fault::crash_point("start.before_launch");
+        let c = rec.container;
+        let state_dir = rt.inner.paths.state_dir(&id);
+        match rt.launch_run(&c, &state_dir).await {
+            Ok((shim_pid, pid)) => {
+                // The run is watched from here on, whatever the store says next.
+                self.run = Some(rt.inner.launcher.watch_exit(state_dir.clone()));
+                if let Err(e) = rt
+                    .inner
+                    .store
+                    .set_running(&id, pid, shim_pid, Utc::now())
+                    .await
+                {
+                    rt.anomaly(&id, &e);
+                    return Err(e.into());
+                }
+                crate::fault::crash_point("start.after_launch_recorded");
+                if cause == StartCause::Policy {
+                    rt.inner
+                        .events
+                        .emit("container", "restart", &id, &[("name", c.name.clone())])
+                        .await;
+                }
+                rt.inner
+                    .events
+                    .emit("container", "start", &id, &[("name", c.name.clone())])
+                    .await;
+                Ok(())
+            }
+            Err(err) => {
+                // Undo everything the failed start made; the container stays as it was.
+                rt.remove_cgroup(&id, "after a failed start").await;
+                rt.remove_dir_quietly(state_dir).await;
+                let _ = rt.inner.store.set_error(&id, Some(&err.to_string())).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn restart_by_policy(&mut self) {
+        if let Err(err) = self.start(StartCause::Policy).await {
+            let id = self.id.clone();
+            tracing::warn!(id, error = %crate::error_chain(&err), "restart by policy failed");
+            // A failed start is a failed run: the policy decides again, backing off.
+            let why = format!("restart by policy failed: {err}");
+            if let Err(e) = self
+                .rt
+                .inner
+                .store
+                .set_dead(&id, &why, &[ContainerState::Exited, ContainerState::Dead])
+                .await
+            {
+                self.rt.anomaly(&id, &e);
+            }
+            self.restart_at = self.rt.after_exit(&id).await.map(instant_at);
+        }
+    }
+
+    // ----- exit -------------------------------------------------------------------
+
+    async fn on_exit(&mut self, exit: Option<ExitRecord>) {
+        let id = self.id.clone();
+        if let Err(err) = self.rt.record_exit(&id, exit).await {
+            tracing::error!(id, error = %crate::error_chain(&err), "failed to record container exit");
+        }
+        if let Some(stop) = self.stopping.take() {
+            for w in stop.waiters {
+                let _ = w.send(Ok(()));
+            }
+        }
+        self.restart_at = self.rt.after_exit(&id).await.map(instant_at);
+    }
+
+    // ----- stop / kill ------------------------------------------------------------
+
+    async fn stop(&mut self, timeout: Duration, reply: Reply) {
+        let id = self.id.clone();
+        // Recorded first, so the exit this causes is not restarted (and a pending
+        // restart of a stopped container is cancelled).
+        self.restart_at = None;
+        if let Err(e) = self.rt.inner.store.set_stopped_by_user(&id).await {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+        if !self.running() {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        if let Some(stop) = &mut self.stopping {
+            // A stop is under way: this one waits for the same exit, and its shorter
+            // timeout (if shorter) brings the SIGKILL forward.
+            if !stop.killed {
+                stop.deadline = stop.deadline.min(Instant::now() + timeout);
+            }
+            stop.waiters.push(reply);
+            return;
+        }
+        let name = self.name().await;
+        self.rt
+            .inner
+            .events
+            .emit("container", "stop", &id, &[("name", name)])
+            .await;
+        let image_id = match self.rt.inner.store.container(&id).await {
+            Ok(Some(rec)) => rec.container.image_id,
+            _ => String::new(),
+        };
+        // The image's StopSignal (SIGTERM when it sets none).
+        let signal = self.rt.stop_signal(&image_id).await;
+        match self.rt.signal_running(&id, signal).await {
+            Ok(_) => {
+                self.stopping = Some(Stopping {
+                    deadline: Instant::now() + timeout,
+                    killed: false,
+                    waiters: vec![reply],
+                })
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    async fn on_stop_deadline(&mut self) {
+        let id = self.id.clone();
+        let Some(stop) = &mut self.stopping else {
+            return;
+        };
+        if !stop.killed {
+            tracing::info!(id, "container ignored its stop signal; sending SIGKILL");
+            stop.killed = true;
+            stop.deadline = Instant::now() + KILL_GRACE;
+            if let Err(e) = self.rt.signal_running(&id, libc::SIGKILL).await {
+                tracing::warn!(id, error = %crate::error_chain(&e), "failed to send SIGKILL");
+            }
+            return;
+        }
+        // SIGKILL went unanswered: the shim does not report (stopped, or hung). The
+        // stop fails; the exit is still recorded when it comes, and a forced delete
+        // removes the container whatever its shim does.
+        let stop = self.stopping.take().expect("checked above");
+        let name = self.name().await;
+        for w in stop.waiters {
+            let _ = w.send(Err(RuntimeError::StopTimedOut(name.clone())));
+        }
+    }
+
+    async fn kill(&mut self, signal: i32) -> Result<(), RuntimeError> {
+        let id = self.id.clone();
+        let name = self.name().await;
+        if !self.running() {
+            return Err(RuntimeError::NotRunning(name));
+        }
+        // A signal meant to end the container counts as the user stopping it, as with
+        // Docker; one meant for the app (SIGHUP to reload, say) does not.
+        if matches!(
+            signal,
+            libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGQUIT
+        ) {
+            self.restart_at = None;
+            self.rt.inner.store.set_stopped_by_user(&id).await?;
+        }
+        if !self.rt.signal_running(&id, signal).await? {
+            return Err(RuntimeError::NotRunning(name));
+        }
+        self.rt
+            .inner
+            .events
+            .emit(
+                "container",
+                "kill",
+                &id,
+                &[("name", name), ("signal", signal.to_string())],
+            )
+            .await;
+        Ok(())
+    }
+
+    // ----- delete -----------------------------------------------------------------
+
+    async fn remove(&mut self, force: bool) -> Result<(), RuntimeError> {
+        let id = self.id.clone();
+        let rt = self.rt.clone();
+        let Some(rec) = rt.inner.store.container(&id).await? else {
+            return Err(RuntimeError::NotFound {
+                kind: "container",
+                reference: id,
+            });
+        };
+        let name = rec.container.name;
+        self.restart_at = None;
+        if let Some(mut run) = self.run.take() {
+            if !force {
+                self.run = Some(run);
+                return Err(RuntimeError::ContainerRunning(name));
+            }
+            rt.inner.store.set_stopped_by_user(&id).await?;
+            let state_dir = rt.inner.paths.state_dir(&id);
+            let answered = match rt.signal_running(&id, libc::SIGKILL).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(id, error = %crate::error_chain(&e), "shim did not take SIGKILL");
+                    false
+                }
+            };
+            let mut exit = None;
+            let mut reported = false;
+            if answered {
+                if let Ok(e) = tokio::time::timeout(FORCE_GRACE, &mut run).await {
+                    exit = e;
+                    reported = true;
+                }
+            }
+            if !reported {
+                // The shim does not answer (stopped or hung): the app dies with its
+                // cgroup, the shim is killed, and the run ends without it.
+                tracing::warn!(id, "shim unresponsive; killing the cgroup and the shim");
+                rt.remove_cgroup(&id, "to kill an unresponsive container")
+                    .await;
+                rt.inner.launcher.kill_shim(&state_dir);
+                exit = tokio::time::timeout(KILL_GRACE, &mut run)
+                    .await
+                    .unwrap_or_else(|_| crate::runtime::shim::read_exit_record(&state_dir));
+            }
+            crate::fault::crash_point("delete.after_kill");
+            self.on_exit(exit).await;
+            self.restart_at = None;
+        }
+        // Whatever the exit path did or did not get to, nothing may stay behind.
+        let cgroups = rt.clone();
+        let cid = id.clone();
+        tokio::task::spawn_blocking(move || cgroups.inner.cgroups.remove(&cid))
+            .await
+            .expect("cgroup removal panicked")?;
+        crate::fault::crash_point("delete.after_cgroup");
+        super::remove_dir_blocking(rt.inner.paths.state_dir(&id)).await?;
+        super::remove_dir_blocking(rt.inner.paths.container_dir(&id)).await?;
+        crate::fault::crash_point("delete.before_row");
+        rt.inner.store.delete_container(&id).await?;
+        rt.inner
+            .events
+            .emit("container", "destroy", &id, &[("name", name)])
+            .await;
+        rt.inner.actors.remove(&id);
+        rt.inner.exits.lock().expect("exits poisoned").remove(&id);
+        rt.inner
+            .backoff
+            .lock()
+            .expect("backoff poisoned")
+            .remove(&id);
+        Ok(())
+    }
+}
+
+impl Runtime {
+    /// Starts the actor of container `id`. `running`: a live shim serves its current
+    /// run (the reconcile found it), so the actor watches for its exit at once.
+    /// `restart_at`: a restart the policy has pending.
+    pub(super) fn spawn_actor(&self, id: &str, running: bool, restart_at: Option<DateTime<Utc>>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        self.inner.actors.insert(id, tx);
+        // Subscribe first so a waiter that comes later finds the channel.
+        drop(self.exit_watch(id));
+        let run = running.then(|| {
+            self.inner
+                .launcher
+                .watch_exit(self.inner.paths.state_dir(id))
+        });
+        let actor = Actor {
+            rt: self.clone(),
+            id: id.to_owned(),
+            rx,
+            run,
+            stopping: None,
+            restart_at: restart_at.map(instant_at),
+        };
+        tokio::spawn(actor.run());
+    }
+
+    /// Sends a command to a container's actor and waits for the answer. The command
+    /// runs to its end even if this future is dropped.
+    async fn call(
+        &self,
+        reference: &str,
+        make: impl FnOnce(Reply) -> Command,
+    ) -> Result<(), RuntimeError> {
+        let id = self.resolve(reference).await?.container.id;
+        let gone = || RuntimeError::NotFound {
+            kind: "container",
+            reference: reference.to_owned(),
+        };
+        let tx = self.inner.actors.get(&id).ok_or_else(gone)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(make(reply)).await.map_err(|_| gone())?;
+        // A closed reply: the container was removed before the command's turn.
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Starts a created or exited container, as the user asked.
+    pub async fn start(&self, reference: &str) -> Result<(), RuntimeError> {
+        self.call(reference, |reply| Command::Start {
+            cause: StartCause::User,
+            reply,
+        })
+        .await
+    }
+
+    /// The stop signal, then SIGKILL after `timeout`.
+    pub async fn stop(&self, reference: &str, timeout: Duration) -> Result<(), RuntimeError> {
+        self.call(reference, |reply| Command::Stop { timeout, reply })
+            .await
+    }
+
+    /// Sends a signal; 409 if the container is not running.
+    pub async fn kill(&self, reference: &str, signal: i32) -> Result<(), RuntimeError> {
+        self.call(reference, |reply| Command::Kill { signal, reply })
+            .await
+    }
+
+    /// Removes a container and everything it owns.
+    pub async fn remove(&self, reference: &str, force: bool) -> Result<(), RuntimeError> {
+        self.call(reference, |reply| Command::Remove { force, reply })
+            .await
+    }
+
+    /// A transition found the store in a state it did not expect: logged, and kept for
+    /// `GET /v1/system/check`.
+    pub(super) fn anomaly(&self, id: &str, err: &StoreError) {
+        tracing::error!(id, error = %crate::error_chain(err), "container state changed under its writer");
+        self.inner
+            .anomalies
+            .lock()
+            .expect("anomalies poisoned")
+            .push(crate::error_chain(err));
+    }
+
+    /// Signals through the shim; false if the app already ended.
+    pub(super) async fn signal_running(&self, id: &str, signal: i32) -> Result<bool, RuntimeError> {
+        use super::shim::ShimError;
+        let state_dir = self.inner.paths.state_dir(id);
+        match self.inner.launcher.signal(&state_dir, signal).await {
+            Ok(()) => Ok(true),
+            // The shim is gone or the app has exited: the actor records the exit.
+            Err(ShimError::Connect { .. }) | Err(ShimError::Closed) => Ok(false),
+            Err(ShimError::Refused(msg)) => {
+                tracing::debug!(id, msg, "shim refused a signal (app already exited?)");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes a container's cgroup off the async workers (removal kills what is left
+    /// and waits for the group to empty); a failure is logged.
+    pub(super) async fn remove_cgroup(&self, id: &str, when: &'static str) {
+        let rt = self.clone();
+        let cid = id.to_owned();
+        match tokio::task::spawn_blocking(move || rt.inner.cgroups.remove(&cid)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(id, when, error = %crate::error_chain(&e), "failed to remove cgroup")
+            }
+            Err(e) => tracing::error!(id, when, error = %e, "cgroup removal panicked"),
+        }
+    }
+
+    /// Removes a directory tree off the async workers; a failure is logged.
+    pub(super) async fn remove_dir_quietly(&self, dir: std::path::PathBuf) {
+        if let Err(e) = super::remove_dir_blocking(dir).await {
+            tracing::warn!(error = %crate::error_chain(&e), "failed to remove a directory");
+        }
+    }
+
+    /// Records how a run ended, frees its cgroup and state dir, and wakes waiters. Only
+    /// the container's actor (or the reconcile, before any actor runs) calls this.
+    pub(super) async fn record_exit(
+        &self,
+        id: &str,
+        record: Option<ExitRecord>,
+    ) -> Result<(), RuntimeError> {
+        let Some(rec) = self.inner.store.container(id).await? else {
+            return Ok(());
+        };
+        let name = rec.container.name.clone();
+        let oom_reported = self.observe_exit(&rec.container, record.as_ref()).await;
+        let written = match record {
+            Some(exit) => {
+                let counted = exit
+                    .oom_kills
+                    .or_else(|| self.inner.cgroups.oom_kill_count(id).ok());
+                let oom_killed = counted.unwrap_or(0) > 0;
+                let finished_at = Utc
+                    .timestamp_millis_opt(exit.finished_at_ms as i64)
+                    .single()
+                    .unwrap_or_else(Utc::now);
+                let update = ExitUpdate {
+                    exit_code: exit.exit_code,
+                    signal: exit.signal,
+                    oom_killed,
+                    finished_at,
+                };
+                let written = self.inner.store.set_exited(id, &update).await;
+                if written.is_ok() {
+                    crate::fault::crash_point("exit.after_record");
+                    if oom_killed && !oom_reported {
+                        self.inner
+                            .events
+                            .emit("container", "oom", id, &[("name", name.clone())])
+                            .await;
+                    }
+                    let mut attrs = vec![("name", name), ("exit_code", exit.exit_code.to_string())];
+                    if let Some(sig) = exit.signal {
+                        attrs.push(("signal", sig.to_string()));
+                    }
+                    if oom_killed {
+                        attrs.push(("oom_killed", "true".to_owned()));
+                    }
+                    self.inner.events.emit("container", "die", id, &attrs).await;
+                }
+                written
+            }
+            None => {
+                let why = "its shim ended without an exit record (killed, or the host rebooted)";
+                let written = self
+                    .inner
+                    .store
+                    .set_dead(
+                        id,
+                        why,
+                        &[ContainerState::Running, ContainerState::Created],
+                    )
+                    .await;
+                if written.is_ok() {
+                    self.inner
+                        .events
+                        .emit(
+                            "container",
+                            "die",
+                            id,
+                            &[("name", name), ("error", why.to_owned())],
+                        )
+                        .await;
+                }
+                written
+            }
+        };
+        if let Err(StoreError::UnexpectedState { .. }) = &written {
+            self.anomaly(id, written.as_ref().unwrap_err());
+        } else {
+            written?;
+        }
+        self.remove_cgroup(id, "after exit").await;
+        self.remove_dir_quietly(self.inner.paths.state_dir(id))
+            .await;
+        self.notify_exit(id);
+        Ok(())
+    }
+
+    /// Sets up and launches one run of `c`: state dir, bundle, cgroup, shim. Returns the
+    /// shim's and the app's pids.
+    async fn launch_run(
+        &self,
+        c: &Container,
+        state_dir: &Path,
+    ) -> Result<(i32, i32), RuntimeError> {
+        let id = &c.id;
+        // A previous run's state is history once its exit is in the row.
+        super::remove_dir_blocking(state_dir.to_owned()).await?;
+        std::fs::create_dir_all(state_dir).map_err(RuntimeError::io("create", state_dir))?;
+        let lowers = self.image_lowers(&c.image_id).await?;
+        let user: ResolvedUser = users::resolve_layers(&lowers, &c.config.user)?;
+        let spec = bundle::build_spec(&c.config, &user)?;
+        bundle::write_bundle(state_dir, &spec)?;
+
+        let cgroup = self.inner.cgroups.create(id, &c.resources)?;
+        crate::fault::crash_point("start.after_cgroup");
+        self.arm_observers(c).await;
+        for w in &cgroup.warnings {
+            tracing::warn!(id, warning = %w, "resource limit not applied exactly");
+        }
+        let dir = self.inner.paths.container_dir(id);
+        // Made at create; made again here in case a crash came between the row and the
+        // dirs (both are idempotent).
+        for sub in ["upper", "work"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(RuntimeError::io("create", &dir))?;
+        }
+        userns::chown_upper(&dir.join("upper"), c.config.userns.as_ref())?;
+        let mut shim_config = ShimConfig {
+            id: id.clone(),
+            bundle: state_dir.to_owned(),
+            state_dir: state_dir.to_owned(),
+            log_path: self.inner.paths.log_path(id),
+            rootfs: disk::writable_layer(&dir, lowers, c.resources.disk_bytes).await?,
+            cgroup_join: cgroup.join_files,
+            oom_counter: cgroup.oom_counter,
+            log_rotation: self.inner.info.log_rotation,
+            seccomp_bpf: None,
+        };
+        if let Some(bpf) = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .and_then(|s| self.inner.filters.get(s))
+        {
+            let path = state_dir.join(files::SECCOMP_BPF);
+            std::fs::write(&path, bpf.as_slice()).map_err(RuntimeError::io("write", &path))?;
+            shim_config.seccomp_bpf = Some(path);
+        }
+        let config_path = state_dir.join(files::SHIM_CONFIG);
+        let json = serde_json::to_vec_pretty(&shim_config).expect("shim config serialises");
+        std::fs::write(&config_path, json).map_err(RuntimeError::io("write", &config_path))?;
+        attach::write_stdio_config(state_dir, &c.config)?;
+
+        match self.inner.launcher.launch(&config_path).await? {
+            StartReport::Started { shim_pid, pid } => {
+                crate::fault::crash_point("start.after_shim");
+                Ok((shim_pid, pid))
+            }
+            StartReport::Failed { stage, message } => {
+                // What the user asked for (a command, a working dir, a user) is a 400;
+                // anything else is ours.
+                if matches!(stage.as_str(), "exec" | "cwd" | "user") {
+                    Err(RuntimeError::StartRefused { stage, message })
+                } else {
+                    Err(RuntimeError::StartFailed { stage, message })
+                }
+            }
+        }
+    }
+}
