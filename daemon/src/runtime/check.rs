@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use boxd_client::models::{ContainerState, SystemCheck};
 
-use super::{shim, Runtime, RuntimeError};
+use super::{Runtime, RuntimeError};
 
 fn names_in(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -30,7 +30,7 @@ impl Runtime {
             let dir = inner.paths.state_dir(&c.id);
             if c.state == ContainerState::Running {
                 running.insert(c.id.as_str());
-                if !shim::shim_alive(&dir) {
+                if !inner.launcher.shim_alive(&dir) {
                     problems.push(format!(
                         "container {} is running in the store, but its shim is gone",
                         c.name
@@ -63,7 +63,7 @@ impl Runtime {
         }
         for name in names_in(&inner.paths.state) {
             let owner_runs = running.contains(name.as_str());
-            if !owner_runs && shim::shim_alive(&inner.paths.state.join(&name)) {
+            if !owner_runs && inner.launcher.shim_alive(&inner.paths.state.join(&name)) {
                 problems.push(format!(
                     "a shim runs for {name}, which is not a running container"
                 ));

@@ -26,8 +26,11 @@ pub trait Launcher: Send + Sync + 'static {
 
     /// Sends `signal` to the container's first process. `Closed`/`Connect` errors mean
     /// the app (or its shim) is already gone.
-    fn signal<'a>(&'a self, state_dir: &'a Path, signal: i32)
-        -> BoxFuture<'a, Result<(), ShimError>>;
+    fn signal<'a>(
+        &'a self,
+        state_dir: &'a Path,
+        signal: i32,
+    ) -> BoxFuture<'a, Result<(), ShimError>>;
 
     /// Resolves when the run in `state_dir` has ended: its exit record, or `None` when
     /// the shim vanished without writing one.

@@ -647,11 +647,7 @@ impl Runtime {
                 let written = self
                     .inner
                     .store
-                    .set_dead(
-                        id,
-                        why,
-                        &[ContainerState::Running, ContainerState::Created],
-                    )
+                    .set_dead(id, why, &[ContainerState::Running, ContainerState::Created])
                     .await;
                 if written.is_ok() {
                     self.inner

@@ -25,6 +25,8 @@ pub mod exec;
 pub mod images;
 pub mod launcher;
 mod lifecycle;
+#[cfg(test)]
+mod lifecycle_tests;
 pub mod logs;
 pub mod names;
 mod observe;
@@ -627,7 +629,6 @@ impl Runtime {
             }
         }
     }
-
 
     // ----- logs ---------------------------------------------------------------------
 

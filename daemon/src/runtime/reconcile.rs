@@ -83,7 +83,7 @@ impl Runtime {
                         self.note(format!("recorded the exit (code {}) of container {} that ended while boxd was down", exit.exit_code, c.name));
                         self.record_exit(&c.id, Some(exit)).await?;
                         self.after_exit(&c.id).await;
-                    } else if shim::shim_alive(&dir) {
+                    } else if inner.launcher.shim_alive(&dir) {
                         if c.state == ContainerState::Created {
                             let (Some(pid), Some(shim_pid)) = (
                                 read_pid(&dir, files::CONTAINER_PID),

@@ -520,10 +520,7 @@ mod tests {
         store.set_running(&a, 42, 41, Utc::now()).await.unwrap();
         // A second start of a running container is a stale writer: refused, unchanged.
         let err = store.set_running(&a, 7, 6, Utc::now()).await.unwrap_err();
-        assert!(
-            matches!(err, StoreError::UnexpectedState { .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::UnexpectedState { .. }), "{err:?}");
         let rec = store.container(&a).await.unwrap().unwrap();
         assert_eq!(rec.container.state, ContainerState::Running);
         assert_eq!(rec.container.pid, Some(42));
