@@ -10,6 +10,7 @@ mod boxctl;
 mod crash;
 mod delegation;
 mod devices;
+mod engine;
 mod errors;
 mod exec;
 mod harness;

@@ -1,0 +1,122 @@
+//! The engine against clients and shims that misbehave: a client that hangs up during a
+//! start, a shim that stops answering.
+
+use std::time::{Duration, Instant};
+
+use boxd_tests::{assert_no_leaks, process_alive, require_root, TestDaemon};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+
+/// Sends `POST path` and hangs up `after` later, without reading the answer (a client
+/// that gave up, or a boxctl interrupted with Ctrl-C).
+async fn post_and_hang_up(d: &TestDaemon, path: &str, after: Duration) {
+    let mut conn = UnixStream::connect(&d.socket).await.unwrap();
+    let req = format!("POST {path} HTTP/1.1\r\nHost: boxd\r\nContent-Length: 0\r\n\r\n");
+    conn.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(after).await;
+    drop(conn);
+}
+
+/// Processes in the container's cgroup.
+fn procs_of(d: &TestDaemon, id: &str) -> Vec<i32> {
+    d.read_cgroup("pids", id, "cgroup.procs")
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A start whose client hangs up at any moment ends tracked: the container runs under
+/// its record (or never started), and a second start does not launch a second app into
+/// the same group or lose the first.
+#[tokio::test]
+async fn root_a_client_that_hangs_up_during_start_leaves_a_tracked_container() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let mut ids = Vec::new();
+    for i in 0..6u64 {
+        let id = d
+            .create(json!({"image": "busybox", "cmd": ["sleep", "1000"]}))
+            .await;
+        // Hang up after 0-5 ms: before, during and after the launch.
+        post_and_hang_up(
+            &d,
+            &format!("/v1/containers/{id}/start"),
+            Duration::from_millis(i),
+        )
+        .await;
+        ids.push(id);
+    }
+    for id in &ids {
+        // Queued behind the first start on the container's one writer: 409 if it ran,
+        // 204 if the hang-up came before the request was read. Either way one app runs.
+        let (status, body) = d
+            .api("POST", &format!("/v1/containers/{id}/start"), None)
+            .await;
+        assert!(
+            status.as_u16() == 204 || (status.as_u16() == 409 && body["code"] == "already_running"),
+            "{status}: {body}"
+        );
+        let c = d.inspect(id).await;
+        assert_eq!(c["state"], "running", "{c}");
+        let pid = c["pid"].as_i64().unwrap() as i32;
+        assert!(process_alive(pid), "{c}");
+        assert_eq!(procs_of(&d, id).len(), 1, "one app in {id}'s group");
+    }
+    let check = d.api_ok("GET", "/v1/system/check", None, 200).await;
+    assert_eq!(check["ok"], true, "{check}");
+    for id in &ids {
+        d.remove_container(id).await;
+        d.assert_container_gone(id);
+    }
+    assert_no_leaks(&d);
+}
+
+/// A shim that stops answering (SIGSTOPped): a stop fails within its timeout plus the
+/// signal deadline with a clear error instead of hanging, and a forced delete still
+/// removes everything: the app dies with its cgroup and the shim is killed.
+#[tokio::test]
+async fn root_a_stopped_shim_fails_stop_quickly_and_force_delete_removes_it() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let id = d
+        .run(json!({"image": "busybox", "cmd": ["sleep", "1000"]}))
+        .await;
+    let app = d.pid_of(&id).await;
+    let shim_pid: i32 = std::fs::read_to_string(d.state_dir_of(&id).join("shim.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let shim = nix::unistd::Pid::from_raw(shim_pid);
+    nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGSTOP).unwrap();
+
+    let started = Instant::now();
+    let (status, body) = d
+        .api("POST", &format!("/v1/containers/{id}/stop?timeout=2"), None)
+        .await;
+    let took = started.elapsed();
+    assert!(status.is_server_error(), "{status}: {body}");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("force"),
+        "the error says what to do: {body}"
+    );
+    assert!(took < Duration::from_secs(20), "stop took {took:?}");
+
+    let started = Instant::now();
+    d.api_ok("DELETE", &format!("/v1/containers/{id}?force=true"), None, 204)
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "forced delete took {:?}",
+        started.elapsed()
+    );
+    assert!(!process_alive(app), "the app is gone");
+    assert!(!process_alive(shim_pid), "the stopped shim is gone");
+    d.assert_container_gone(&id);
+    let check = d.api_ok("GET", "/v1/system/check", None, 200).await;
+    assert_eq!(check["ok"], true, "{check}");
+    assert_no_leaks(&d);
+}
