@@ -106,8 +106,13 @@ async fn root_a_stopped_shim_fails_stop_quickly_and_force_delete_removes_it() {
     assert!(took < Duration::from_secs(20), "stop took {took:?}");
 
     let started = Instant::now();
-    d.api_ok("DELETE", &format!("/v1/containers/{id}?force=true"), None, 204)
-        .await;
+    d.api_ok(
+        "DELETE",
+        &format!("/v1/containers/{id}?force=true"),
+        None,
+        204,
+    )
+    .await;
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "forced delete took {:?}",
@@ -118,5 +123,78 @@ async fn root_a_stopped_shim_fails_stop_quickly_and_force_delete_removes_it() {
     d.assert_container_gone(&id);
     let check = d.api_ok("GET", "/v1/system/check", None, 200).await;
     assert_eq!(check["ok"], true, "{check}");
+    assert_no_leaks(&d);
+}
+
+/// Deleting containers with large writable layers (slow to remove) does not stall the
+/// API: teardown runs off the async workers, so `GET /v1/version` keeps answering while
+/// two such deletes run (measured against the deletes' own duration, not a fixed time).
+#[tokio::test]
+async fn root_slow_deletes_do_not_stall_the_api() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    for _ in 0..2 {
+        let (code, out) = d
+            .run_to_end(
+                json!({"image": "busybox"}),
+                &[
+                    "sh",
+                    "-c",
+                    "mkdir /many && cd /many && seq 1 40000 | xargs touch && echo made",
+                ],
+            )
+            .await;
+        assert_eq!((code, out.trim()), (0, "made"));
+    }
+    let ids: Vec<String> = d
+        .api_ok("GET", "/v1/containers?all=true", None, 200)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let started = Instant::now();
+    let deletes: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let path = format!("/v1/containers/{id}");
+            let d = &d;
+            async move { d.api_ok("DELETE", &path, None, 204).await }
+        })
+        .collect();
+    let probe = async {
+        let mut worst = Duration::ZERO;
+        let mut answers = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let t = Instant::now();
+            d.api_ok("GET", "/v1/version", None, 200).await;
+            worst = worst.max(t.elapsed());
+            answers += 1;
+            if d.api_ok("GET", "/v1/containers?all=true", None, 200)
+                .await
+                .as_array()
+                .unwrap()
+                .is_empty()
+            {
+                break;
+            }
+        }
+        (worst, answers)
+    };
+    let (_, (worst, answers)) = tokio::join!(futures_util::future::join_all(deletes), probe);
+    let took = started.elapsed();
+    eprintln!("deletes took {took:?}; the slowest version answer {worst:?} of {answers}");
+    assert!(answers >= 2, "the API answered {answers} times in {took:?}");
+    assert!(
+        worst * 4 < took,
+        "a version request took {worst:?} while the deletes took {took:?}"
+    );
+    for id in &ids {
+        d.assert_container_gone(id);
+    }
     assert_no_leaks(&d);
 }

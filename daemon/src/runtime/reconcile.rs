@@ -151,10 +151,12 @@ impl Runtime {
                         self.record_exit(&c.id, None).await?;
                         self.after_exit(&c.id).await;
                     } else {
-                        self.free_run_resources(&c.id);
+                        self.free_run_resources(&c.id).await;
                     }
                 }
-                ContainerState::Exited | ContainerState::Dead => self.free_run_resources(&c.id),
+                ContainerState::Exited | ContainerState::Dead => {
+                    self.free_run_resources(&c.id).await
+                }
             }
         }
 
@@ -165,9 +167,7 @@ impl Runtime {
                     self.note(format!(
                         "removed cgroup {g}, which no running container owns"
                     ));
-                    if let Err(e) = inner.cgroups.remove(&g) {
-                        tracing::warn!(group = g, error = %crate::error_chain(&e), "failed to remove stray cgroup");
-                    }
+                    self.remove_cgroup(&g, "as a stray").await;
                 }
             }
             Err(e) => tracing::warn!(error = %crate::error_chain(&e), "failed to list cgroups"),
@@ -245,12 +245,9 @@ impl Runtime {
     }
 
     /// Removes a not-running container's cgroup and state dir, if any are left.
-    fn free_run_resources(&self, id: &str) {
-        if let Err(e) = self.inner.cgroups.remove(id) {
-            tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove leftover cgroup");
-        }
-        if let Err(e) = remove_dir_if_exists(&self.inner.paths.state_dir(id)) {
-            tracing::warn!(id, error = %crate::error_chain(&e), "failed to remove leftover state dir");
-        }
+    async fn free_run_resources(&self, id: &str) {
+        self.remove_cgroup(id, "left over").await;
+        self.remove_dir_quietly(self.inner.paths.state_dir(id))
+            .await;
     }
 }
