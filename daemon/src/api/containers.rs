@@ -11,7 +11,7 @@ use boxd_client::models::{Container, CreateContainer, CreateResponse, WaitRespon
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{parse_bool, ApiError, ApiJson, AppState};
+use super::{convert, parse_bool, ApiError, ApiJson, AppState};
 use crate::runtime::logs::{LogFormat, LogOptions};
 use crate::runtime::names::parse_signal;
 
@@ -19,7 +19,8 @@ pub(super) async fn create(
     State(s): State<AppState>,
     ApiJson(req): ApiJson<CreateContainer>,
 ) -> Result<(StatusCode, Json<CreateResponse>), ApiError> {
-    Ok((StatusCode::CREATED, Json(s.runtime.create(req).await?)))
+    let spec = convert::create_spec(req)?;
+    Ok((StatusCode::CREATED, Json(s.runtime.create(spec).await?)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,7 +33,13 @@ pub(super) async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Container>>, ApiError> {
     let all = parse_bool("all", q.all.as_deref(), false)?;
-    Ok(Json(s.runtime.containers(all).await?))
+    // The list is a summary: what was observed of each run is in inspect.
+    let list = s.runtime.containers(all).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|c| convert::container_out(c, Default::default()))
+            .collect(),
+    ))
 }
 
 pub(super) async fn inspect(
@@ -40,9 +47,10 @@ pub(super) async fn inspect(
     Path(id): Path<String>,
 ) -> Result<Json<boxd_client::models::ContainerInspect>, ApiError> {
     let container = s.runtime.container(&id).await?;
+    let observed = s.runtime.observed(&container.id).await?;
     let execs = s.runtime.execs_of(&container.id);
     Ok(Json(boxd_client::models::ContainerInspect {
-        container,
+        container: convert::container_out(container, observed),
         execs,
     }))
 }

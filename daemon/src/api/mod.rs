@@ -7,6 +7,7 @@
 
 mod attach;
 mod containers;
+pub mod convert;
 mod error;
 mod exec;
 mod images;

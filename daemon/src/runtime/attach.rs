@@ -18,7 +18,8 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use boxd_client::models::{ContainerConfig, ContainerState, LogStream};
+use crate::runtime::spec::{ContainerConfig, ContainerState};
+use boxd_client::models::LogStream;
 use boxd_shim::protocol::exec_frame::{self as frame, HEADER_LEN, MAX_PAYLOAD};
 use boxd_shim::protocol::{files, ControlRequest, ControlResponse, StdioConfig};
 use bytes::Bytes;

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use boxd_client::models::{ContainerState, SystemCheck};
+use crate::runtime::spec::ContainerState;
+use boxd_client::models::SystemCheck;
 
 use super::{Runtime, RuntimeError};
 

@@ -18,7 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::Mutex;
 
-use boxd_client::models::{ContainerState, ExecCreate, ExecInspect};
+use crate::runtime::spec::ContainerState;
+use boxd_client::models::{ExecCreate, ExecInspect};
 use boxd_shim::protocol::exec_frame::{self as frame, HEADER_LEN, MAX_PAYLOAD};
 use boxd_shim::protocol::{ExecReport, ExecSpec};
 use bytes::Bytes;

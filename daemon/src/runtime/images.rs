@@ -350,7 +350,7 @@ impl Runtime {
 /// requested entrypoint replaces the image's and then the image's cmd is not used; a
 /// requested cmd replaces the image's cmd; the result is entrypoint + cmd.
 pub(super) fn merged_command(
-    req: &boxd_client::models::CreateContainer,
+    req: &super::spec::ContainerSpec,
     image: &Image,
 ) -> Result<Vec<String>, RuntimeError> {
     let req_cmd = req.cmd.clone().unwrap_or_default();
@@ -383,7 +383,7 @@ pub(super) fn merged_command(
 
 /// The image's labels with the request's on top.
 pub(super) fn merged_labels(
-    req: &boxd_client::models::CreateContainer,
+    req: &super::spec::ContainerSpec,
     image: &Image,
 ) -> std::collections::BTreeMap<String, String> {
     let mut labels = image.labels.clone();
@@ -424,7 +424,7 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxd_client::models::CreateContainer;
+    use crate::runtime::spec::ContainerSpec as CreateContainer;
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

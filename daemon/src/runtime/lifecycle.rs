@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use boxd_client::models::{Container, ContainerState};
+use crate::runtime::spec::{Container, ContainerState};
 use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::{mpsc, oneshot};

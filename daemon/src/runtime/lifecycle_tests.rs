@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use boxd_client::models::{ContainerState, CreateContainer, Event};
+use crate::runtime::spec::{ContainerSpec, ContainerState};
+use boxd_client::models::Event;
 use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
 use sqlx::SqlitePool;
 use tokio::sync::{broadcast, watch, Semaphore};
@@ -236,10 +237,10 @@ async fn env_with(pool: SqlitePool, fake: Arc<FakeLauncher>) -> Env {
 impl Env {
     async fn create(&self, policy: Option<&str>) -> String {
         self.rt
-            .create(CreateContainer {
+            .create(ContainerSpec {
                 image: "test".into(),
                 cmd: Some(vec!["app".into()]),
-                restart_policy: policy.map(str::to_owned),
+                restart_policy: policy.map_or(Default::default(), |p| p.parse().unwrap()),
                 ..Default::default()
             })
             .await
@@ -490,7 +491,7 @@ async fn reconcile_adopts_an_interrupted_start(pool: SqlitePool) {
         store.tag_image("test:latest", IMAGE_ID).await.unwrap();
         let (rt, _) = runtime_in(pool.clone(), dir.path(), fake.clone()).await;
         let id = rt
-            .create(CreateContainer {
+            .create(ContainerSpec {
                 image: "test".into(),
                 cmd: Some(vec!["app".into()]),
                 ..Default::default()

@@ -35,16 +35,15 @@ pub mod restart;
 pub mod seccomp;
 pub mod security;
 pub mod shim;
+pub mod spec;
 pub mod userns;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use boxd_client::models::{
-    Container, ContainerConfig, ContainerState, CreateContainer, CreateResponse, Image, Info,
-    Version, WaitResponse,
-};
+use crate::runtime::spec::{Container, ContainerConfig, ContainerSpec, ContainerState};
+use boxd_client::models::{CreateResponse, Image, Info, Version, WaitResponse};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::Stream;
@@ -356,9 +355,12 @@ impl Runtime {
 
     /// One container by id, prefix or name.
     pub async fn container(&self, reference: &str) -> Result<Container, RuntimeError> {
-        let mut c = self.resolve(reference).await?.container;
-        self.fill_observed(&mut c).await?;
-        Ok(c)
+        Ok(self.resolve(reference).await?.container)
+    }
+
+    /// What was observed of a container's runs (memory events, the last exit).
+    pub async fn observed(&self, id: &str) -> Result<boxd_client::models::Observed, RuntimeError> {
+        self.observed_of(id).await
     }
 
     fn exit_watch(&self, id: &str) -> watch::Receiver<u64> {
@@ -380,14 +382,14 @@ impl Runtime {
 
     /// Creates a container (state `created`). Runs to its end even if the caller goes
     /// away: a row without its dirs and actor is never left behind.
-    pub async fn create(&self, req: CreateContainer) -> Result<CreateResponse, RuntimeError> {
+    pub async fn create(&self, req: ContainerSpec) -> Result<CreateResponse, RuntimeError> {
         let rt = self.clone();
         tokio::spawn(async move { rt.create_detached(req).await })
             .await
             .expect("create panicked")
     }
 
-    async fn create_detached(&self, req: CreateContainer) -> Result<CreateResponse, RuntimeError> {
+    async fn create_detached(&self, req: ContainerSpec) -> Result<CreateResponse, RuntimeError> {
         let name = match &req.name {
             Some(n) => {
                 names::validate_container_name(n).map_err(|r| RuntimeError::invalid("name", r))?;
@@ -398,16 +400,11 @@ impl Runtime {
         crate::cgroups::validate(&req.resources)
             .map_err(|e| RuntimeError::invalid("resources", e.to_string()))?;
         observe::check_create(&req)?;
-        let restart_policy: restart::RestartPolicy = req
-            .restart_policy
-            .as_deref()
-            .unwrap_or("no")
-            .parse()
-            .map_err(|r| RuntimeError::invalid("restart_policy", r))?;
+        let restart_policy = req.restart_policy;
         let image = self.image(&req.image).await?;
         let mut config = self.container_config(&req, &image, &name)?;
         let range = self.inner.info.userns_range;
-        let userns = userns::resolve(req.userns.as_ref(), &range)?;
+        let userns = userns::resolve(&req.userns, &range)?;
         if let userns::Userns::Explicit(maps) = &userns {
             config.userns = Some(maps.clone());
         }
@@ -431,10 +428,9 @@ impl Runtime {
             error: None,
             config,
             resources: req.resources.clone(),
-            restart_policy: restart_policy.to_string(),
+            restart_policy,
             restart_count: 0,
             next_restart_at: None,
-            observed: Default::default(),
         };
         let inserted = match userns {
             userns::Userns::Auto => {
@@ -493,14 +489,14 @@ impl Runtime {
     }
 
     /// Limits this host cannot honour exactly, said at create rather than dropped.
-    fn create_warnings(&self, r: &boxd_client::models::Resources) -> Vec<String> {
+    fn create_warnings(&self, r: &crate::runtime::spec::Resources) -> Vec<String> {
         crate::cgroups::limits::hierarchy_warnings(self.inner.cgroups.version(), r)
     }
 
     /// Applies defaults and checks the request's fields.
     fn container_config(
         &self,
-        req: &CreateContainer,
+        req: &ContainerSpec,
         image: &Image,
         name: &str,
     ) -> Result<ContainerConfig, RuntimeError> {
@@ -591,9 +587,9 @@ impl Runtime {
             labels: images::merged_labels(req, image),
             security: security::security_config(req)
                 .map_err(|e| RuntimeError::invalid("security", crate::error_chain(&e)))?,
-            tty: req.tty,
-            open_stdin: req.open_stdin,
-            stdin_once: req.stdin_once,
+            tty: req.stdio.tty,
+            open_stdin: req.stdio.open_stdin,
+            stdin_once: req.stdio.stdin_once,
             // Set by `create` once the request's `userns` is resolved.
             userns: None,
         })

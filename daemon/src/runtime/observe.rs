@@ -14,12 +14,14 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use boxd_client::models::{Container, ContainerState, ContainerStats, CreateContainer, ExitInfo};
+// What was observed of a run is a report, shared with the /v1 wire format.
+use boxd_client::models::{ContainerStats, ExitInfo, Observed as Observations};
 use boxd_shim::protocol::{ExitRecord, LogRecord};
 use chrono::{TimeZone, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::spec::{Container, ContainerSpec, ContainerState};
 use super::{Runtime, RuntimeError};
 use crate::cgroups::stats::{self, GroupDirs};
 use crate::cgroups::watch::{self, MemoryWatch, Notice, Reported, WatchTarget};
@@ -70,7 +72,7 @@ impl Observers {
 }
 
 /// Checks `memory_warning_percent` of a create request.
-pub(crate) fn check_create(req: &CreateContainer) -> Result<(), RuntimeError> {
+pub(crate) fn check_create(req: &ContainerSpec) -> Result<(), RuntimeError> {
     match req.memory_warning_percent {
         Some(p) if p > 100 => Err(RuntimeError::invalid(
             "memory_warning_percent",
@@ -91,7 +93,7 @@ impl Runtime {
 
     /// At create: remembers the warning threshold asked for.
     /// A failure is logged: the container then warns at the default threshold.
-    pub(super) async fn save_memory_warning(&self, id: &str, req: &CreateContainer) {
+    pub(super) async fn save_memory_warning(&self, id: &str, req: &ContainerSpec) {
         if req.memory_warning_percent.is_some() {
             if let Err(e) = self
                 .inner
@@ -264,17 +266,18 @@ impl Runtime {
     }
 
     /// Fills what was observed into a container's wire view (inspect).
-    pub(super) async fn fill_observed(&self, c: &mut Container) -> Result<(), RuntimeError> {
+    pub(super) async fn observed_of(&self, id: &str) -> Result<Observations, RuntimeError> {
         let store = &self.inner.store;
-        let run = store.memory_run(&c.id).await?;
-        c.observed.oom_kill_count = run.oom_kills;
-        c.observed.memory_pressure_count = run.pressure_events;
-        c.observed.memory_events = run.counters;
-        c.observed.memory_warning_percent = run
-            .warning_percent
-            .unwrap_or(DEFAULT_MEMORY_WARNING_PERCENT);
-        c.observed.last_exit = store.last_exit(&c.id).await?;
-        Ok(())
+        let run = store.memory_run(id).await?;
+        Ok(Observations {
+            oom_kill_count: run.oom_kills,
+            memory_pressure_count: run.pressure_events,
+            memory_events: run.counters,
+            memory_warning_percent: run
+                .warning_percent
+                .unwrap_or(DEFAULT_MEMORY_WARNING_PERCENT),
+            last_exit: store.last_exit(id).await?,
+        })
     }
 
     /// `GET /v1/containers/{id}/exits`: one record per run, oldest first.
@@ -476,7 +479,7 @@ mod tests {
 
     #[test]
     fn warning_percent_is_checked_at_create() {
-        let mut req = CreateContainer {
+        let mut req = ContainerSpec {
             image: "busybox".into(),
             ..Default::default()
         };

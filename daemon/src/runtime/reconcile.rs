@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use boxd_client::models::ContainerState;
+use crate::runtime::spec::ContainerState;
 use boxd_shim::protocol::{files, ExitRecord};
 
 use super::{remove_dir_if_exists, shim, Runtime, RuntimeError};

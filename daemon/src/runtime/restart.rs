@@ -14,7 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use boxd_client::models::ContainerState;
+use crate::runtime::spec::ContainerState;
 use chrono::{DateTime, Utc};
 
 use super::Runtime;
@@ -139,7 +139,7 @@ impl Runtime {
         if !matches!(c.state, ContainerState::Exited | ContainerState::Dead) {
             return None;
         }
-        let policy: RestartPolicy = c.restart_policy.parse().unwrap_or_default();
+        let policy = c.restart_policy;
         let failed = c.state == ContainerState::Dead || c.exit_code != Some(0);
         if !policy.restarts_after_exit(failed, c.restart_count, rec.stopped_by_user) {
             self.inner
@@ -180,7 +180,7 @@ impl Runtime {
             if !matches!(c.state, ContainerState::Exited | ContainerState::Dead) {
                 continue;
             }
-            let policy: RestartPolicy = c.restart_policy.parse().unwrap_or_default();
+            let policy = c.restart_policy;
             if c.next_restart_at.is_none() && policy.starts_with_daemon(rec.stopped_by_user) {
                 tracing::info!(id = c.id, %policy, "starting a container whose policy runs it with the daemon");
                 if rec.stopped_by_user {

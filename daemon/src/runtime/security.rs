@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use boxd_client::models::{CreateContainer, SecurityConfig, Ulimit};
+use super::spec::{ContainerSpec, SecurityConfig, Ulimit};
 use oci_spec::runtime::Capability;
 
 use super::seccomp;
@@ -201,15 +201,15 @@ pub fn oci_capability(name: &str) -> Option<Capability> {
 }
 
 /// The request's security settings with defaults applied, checked.
-pub fn security_config(req: &CreateContainer) -> Result<SecurityConfig, SecurityError> {
+pub fn security_config(req: &ContainerSpec) -> Result<SecurityConfig, SecurityError> {
     if let Some(bytes) = req.resources.disk_bytes {
         super::disk::check_limit(bytes).map_err(SecurityError::DiskLimit)?;
     }
-    let capabilities = capability_set(&req.cap_add, &req.cap_drop)?;
+    let capabilities = capability_set(&req.security.cap_add, &req.security.cap_drop)?;
 
-    let mut seccomp_opt: Option<String> = req.seccomp.clone();
-    let mut nnp: Option<bool> = req.no_new_privileges;
-    for opt in &req.security_opt {
+    let mut seccomp_opt: Option<String> = req.security.seccomp.clone();
+    let mut nnp: Option<bool> = req.security.no_new_privileges;
+    for opt in &req.security.security_opt {
         // Docker accepts both `key=value` and the older `key:value`.
         let (key, value) = match opt.split_once(['=', ':']) {
             Some((k, v)) => (k.trim(), Some(v)),
@@ -248,7 +248,7 @@ pub fn security_config(req: &CreateContainer) -> Result<SecurityConfig, Security
     };
 
     let mut ulimits: Vec<Ulimit> = Vec::new();
-    for u in &req.ulimits {
+    for u in &req.security.ulimits {
         let name = u.name.trim().to_ascii_lowercase();
         let name = name.strip_prefix("rlimit_").unwrap_or(&name).to_owned();
         if !ULIMIT_NAMES.contains(&name.as_str()) {
@@ -284,7 +284,7 @@ pub fn security_config(req: &CreateContainer) -> Result<SecurityConfig, Security
     }
 
     let mut tmpfs = BTreeMap::new();
-    for (path, options) in &req.tmpfs {
+    for (path, options) in &req.security.tmpfs {
         check_tmpfs(path, options)?;
         tmpfs.insert(path.clone(), options.clone());
     }
@@ -294,7 +294,7 @@ pub fn security_config(req: &CreateContainer) -> Result<SecurityConfig, Security
         no_new_privileges: nnp.unwrap_or(true),
         seccomp,
         seccomp_profile,
-        read_only_rootfs: req.read_only_rootfs,
+        read_only_rootfs: req.security.read_only_rootfs,
         tmpfs,
         ulimits,
         masked_paths: MASKED_PATHS.iter().map(|s| (*s).to_owned()).collect(),
@@ -347,8 +347,8 @@ pub fn tmpfs_options(options: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn req() -> CreateContainer {
-        CreateContainer {
+    fn req() -> ContainerSpec {
+        ContainerSpec {
             image: "busybox".into(),
             ..Default::default()
         }
@@ -414,7 +414,7 @@ mod tests {
     #[test]
     fn security_opt_words() {
         let mut r = req();
-        r.security_opt = vec![
+        r.security.security_opt = vec![
             "seccomp=unconfined".into(),
             "no-new-privileges=false".into(),
         ];
@@ -422,30 +422,30 @@ mod tests {
         assert_eq!(c.seccomp, "unconfined");
         assert!(!c.no_new_privileges);
 
-        r.security_opt = vec!["no-new-privileges".into()];
+        r.security.security_opt = vec!["no-new-privileges".into()];
         assert!(security_config(&r).unwrap().no_new_privileges);
 
-        r.security_opt = vec!["apparmor=foo".into()];
+        r.security.security_opt = vec!["apparmor=foo".into()];
         assert!(matches!(
             security_config(&r),
             Err(SecurityError::SecurityOpt(_))
         ));
-        r.security_opt = vec!["no-new-privileges=maybe".into()];
+        r.security.security_opt = vec!["no-new-privileges=maybe".into()];
         assert!(security_config(&r).is_err());
 
-        r.security_opt = vec!["seccomp=unconfined".into()];
-        r.seccomp = Some("default".into());
+        r.security.security_opt = vec!["seccomp=unconfined".into()];
+        r.security.seccomp = Some("default".into());
         assert!(matches!(
             security_config(&r),
             Err(SecurityError::SeccompTwice)
         ));
 
         let mut r = req();
-        r.seccomp = Some(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#.into());
+        r.security.seccomp = Some(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#.into());
         let c = security_config(&r).unwrap();
         assert_eq!(c.seccomp, "custom");
         assert!(c.seccomp_profile.is_some());
-        r.seccomp = Some("{not json".into());
+        r.security.seccomp = Some("{not json".into());
         assert!(matches!(
             security_config(&r),
             Err(SecurityError::SeccompProfile(_))
@@ -455,7 +455,7 @@ mod tests {
     #[test]
     fn ulimits_are_checked() {
         let mut r = req();
-        r.ulimits = vec![Ulimit {
+        r.security.ulimits = vec![Ulimit {
             name: "NOFILE".into(),
             soft: 100,
             hard: 200,
@@ -469,7 +469,7 @@ mod tests {
                 hard: 200
             }]
         );
-        r.ulimits[0].soft = 300;
+        r.security.ulimits[0].soft = 300;
         assert!(security_config(&r).is_err());
         let mut d = req();
         d.resources.disk_bytes = Some(1 << 30);
@@ -479,7 +479,7 @@ mod tests {
             security_config(&d),
             Err(SecurityError::DiskLimit(_))
         ));
-        r.ulimits[0] = Ulimit {
+        r.security.ulimits[0] = Ulimit {
             name: "bogus".into(),
             soft: 1,
             hard: 1,
@@ -490,7 +490,9 @@ mod tests {
     #[test]
     fn tmpfs_is_checked() {
         let mut r = req();
-        r.tmpfs.insert("/tmp".into(), "size=64m,mode=1777".into());
+        r.security
+            .tmpfs
+            .insert("/tmp".into(), "size=64m,mode=1777".into());
         assert!(security_config(&r).is_ok());
         for (p, o) in [
             ("tmp", ""),
@@ -501,7 +503,7 @@ mod tests {
             ("/tmp", "lowerdir=/x"),
         ] {
             let mut r = req();
-            r.tmpfs.insert(p.into(), o.into());
+            r.security.tmpfs.insert(p.into(), o.into());
             assert!(security_config(&r).is_err(), "{p} {o}");
         }
         assert_eq!(

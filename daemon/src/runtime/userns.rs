@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use boxd_client::models::{IdMapping, UsernsConfig, UsernsRequest};
+use crate::runtime::spec::{IdMapping, UsernsConfig, UsernsRequest};
 use boxd_shim::userns::{check_map, IdMap};
 
 use super::RuntimeError;
@@ -119,16 +119,12 @@ pub enum Userns {
 }
 
 /// Check the request's `userns` against `range`.
-pub fn resolve(req: Option<&UsernsRequest>, range: &UsernsRange) -> Result<Userns, RuntimeError> {
+pub fn resolve(req: &UsernsRequest, range: &UsernsRange) -> Result<Userns, RuntimeError> {
     let invalid = |reason: String| RuntimeError::invalid("userns", reason);
     match req {
-        None => Ok(Userns::Host),
-        Some(UsernsRequest::Mode(m)) if m == "host" => Ok(Userns::Host),
-        Some(UsernsRequest::Mode(m)) if m == "auto" => Ok(Userns::Auto),
-        Some(UsernsRequest::Mode(m)) => Err(invalid(format!(
-            "{m:?} must be \"host\", \"auto\" or {{\"uid_map\": [...], \"gid_map\": [...]}}"
-        ))),
-        Some(UsernsRequest::Maps { uid_map, gid_map }) => {
+        UsernsRequest::Host => Ok(Userns::Host),
+        UsernsRequest::Auto => Ok(Userns::Auto),
+        UsernsRequest::Maps { uid_map, gid_map } => {
             for (map, what, uid) in [(uid_map, "uid map", true), (gid_map, "gid map", false)] {
                 let lines: Vec<IdMap> = map
                     .iter()
@@ -192,21 +188,11 @@ mod tests {
     #[test]
     fn requests_resolve_or_are_refused_with_a_reason() {
         let r = UsernsRange::DEFAULT;
-        assert_eq!(resolve(None, &r).unwrap(), Userns::Host);
-        assert_eq!(
-            resolve(Some(&UsernsRequest::Mode("host".into())), &r).unwrap(),
-            Userns::Host
-        );
-        assert_eq!(
-            resolve(Some(&UsernsRequest::Mode("auto".into())), &r).unwrap(),
-            Userns::Auto
-        );
+        assert_eq!(resolve(&UsernsRequest::Host, &r).unwrap(), Userns::Host);
+        assert_eq!(resolve(&UsernsRequest::Auto, &r).unwrap(), Userns::Auto);
         let ok = maps(vec![line(0, 200_000, 65536)], vec![line(0, 300_000, 65536)]);
-        assert!(
-            matches!(resolve(Some(&ok), &r).unwrap(), Userns::Explicit(c) if c.mode == "explicit")
-        );
+        assert!(matches!(resolve(&ok, &r).unwrap(), Userns::Explicit(c) if c.mode == "explicit"));
         let bad = [
-            (UsernsRequest::Mode("yes".into()), "must be"),
             (maps(vec![], vec![line(0, 1, 1)]), "empty"),
             (maps(vec![line(0, 100, 0)], vec![line(0, 100, 1)]), "size 0"),
             (
@@ -230,7 +216,7 @@ mod tests {
             ),
         ];
         for (req, why) in bad {
-            let e = resolve(Some(&req), &r).unwrap_err();
+            let e = resolve(&req, &r).unwrap_err();
             assert!(matches!(e, RuntimeError::Invalid { .. }), "{e:?}");
             assert!(e.to_string().contains(why), "{why}: {e}");
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use boxd_client::models::{Container, ContainerConfig, ContainerState, Resources};
+use crate::runtime::spec::{Container, ContainerConfig, ContainerState, Resources};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
@@ -77,10 +77,10 @@ impl Row {
                 error: self.error,
                 config,
                 resources,
-                restart_policy: self.restart_policy,
+                // An unknown stored policy (a hand-edited row) restarts nothing.
+                restart_policy: self.restart_policy.parse().unwrap_or_default(),
                 restart_count: u32::try_from(self.restart_count).unwrap_or(0),
                 next_restart_at: self.next_restart_at,
-                observed: Default::default(),
             },
             shim_pid: self.shim_pid.and_then(|p| i32::try_from(p).ok()),
             stopped_by_user: self.stopped_by_user,
@@ -413,7 +413,7 @@ where
     .bind(config)
     .bind(resources)
     .bind(c.created_at)
-    .bind(&c.restart_policy)
+    .bind(c.restart_policy.to_string())
     .execute(executor)
     .await;
     match res {
@@ -454,10 +454,9 @@ mod tests {
                 memory_bytes: Some(1 << 26),
                 ..Default::default()
             },
-            restart_policy: "no".into(),
+            restart_policy: Default::default(),
             restart_count: 0,
             next_restart_at: None,
-            observed: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@
 //! crash leaves either both or neither; it is freed by the row's delete (ON DELETE
 //! CASCADE), so there is nothing for reconcile to undo.
 
-use boxd_client::models::{Container, ContainerConfig};
+use crate::runtime::spec::{Container, ContainerConfig};
 
 use super::{query_err, Store, StoreError};
 
@@ -77,7 +77,7 @@ fn lowest_free(used: &[i64], slots: u32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxd_client::models::ContainerState;
+    use crate::runtime::spec::ContainerState;
     use chrono::Utc;
 
     fn container(id: &str, name: &str) -> Container {
@@ -97,10 +97,9 @@ mod tests {
             error: None,
             config: ContainerConfig::default(),
             resources: Default::default(),
-            restart_policy: "no".into(),
+            restart_policy: Default::default(),
             restart_count: 0,
             next_restart_at: None,
-            observed: Default::default(),
         }
     }
 

@@ -1,0 +1,267 @@
+//! Translation between the `/v1` wire types (`boxd_types`) and the engine's domain types
+//! (`runtime::spec`): one function per direction and operation. What `/v1` cannot say
+//! in the engine's terms is refused here with `/v1`'s error shape.
+
+use boxd_client::models as wire;
+
+use super::ApiError;
+use crate::runtime::restart::RestartPolicy;
+use crate::runtime::spec;
+
+/// `POST /v1/containers` body → the engine's create input.
+pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, ApiError> {
+    let restart_policy: RestartPolicy = req
+        .restart_policy
+        .as_deref()
+        .unwrap_or("no")
+        .parse()
+        .map_err(|reason| ApiError::BadRequest(format!("invalid restart_policy: {reason}")))?;
+    let userns = match req.userns {
+        None => spec::UsernsRequest::Host,
+        Some(wire::UsernsRequest::Mode(m)) if m == "host" => spec::UsernsRequest::Host,
+        Some(wire::UsernsRequest::Mode(m)) if m == "auto" => spec::UsernsRequest::Auto,
+        Some(wire::UsernsRequest::Mode(m)) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid userns: {m:?} must be \"host\", \"auto\" or {{\"uid_map\": [...], \"gid_map\": [...]}}"
+            )))
+        }
+        Some(wire::UsernsRequest::Maps { uid_map, gid_map }) => spec::UsernsRequest::Maps {
+            uid_map: uid_map.into_iter().map(id_mapping_in).collect(),
+            gid_map: gid_map.into_iter().map(id_mapping_in).collect(),
+        },
+    };
+    Ok(spec::ContainerSpec {
+        image: req.image,
+        name: req.name,
+        cmd: req.cmd,
+        entrypoint: req.entrypoint,
+        env: req.env,
+        working_dir: req.working_dir,
+        hostname: req.hostname,
+        user: req.user,
+        mounts: req.mounts.into_iter().map(mount_in).collect(),
+        resources: resources_in(req.resources),
+        labels: req.labels,
+        restart_policy,
+        security: spec::SecurityRequest {
+            cap_add: req.cap_add,
+            cap_drop: req.cap_drop,
+            security_opt: req.security_opt,
+            seccomp: req.seccomp,
+            no_new_privileges: req.no_new_privileges,
+            read_only_rootfs: req.read_only_rootfs,
+            tmpfs: req.tmpfs,
+            ulimits: req.ulimits.into_iter().map(ulimit_in).collect(),
+        },
+        memory_warning_percent: req.memory_warning_percent,
+        stdio: spec::Stdio {
+            tty: req.tty,
+            open_stdin: req.open_stdin,
+            stdin_once: req.stdin_once,
+        },
+        userns,
+    })
+}
+
+/// The engine's container (and what was observed of it) → `/v1`'s.
+pub fn container_out(c: spec::Container, observed: wire::Observed) -> wire::Container {
+    wire::Container {
+        id: c.id,
+        name: c.name,
+        image: c.image,
+        image_id: c.image_id,
+        state: state_out(c.state),
+        pid: c.pid,
+        exit_code: c.exit_code,
+        exit_signal: c.exit_signal,
+        oom_killed: c.oom_killed,
+        created_at: c.created_at,
+        started_at: c.started_at,
+        finished_at: c.finished_at,
+        error: c.error,
+        config: config_out(c.config),
+        resources: resources_out(c.resources),
+        restart_policy: c.restart_policy.to_string(),
+        restart_count: c.restart_count,
+        next_restart_at: c.next_restart_at,
+        observed,
+    }
+}
+
+fn state_out(s: spec::ContainerState) -> wire::ContainerState {
+    match s {
+        spec::ContainerState::Created => wire::ContainerState::Created,
+        spec::ContainerState::Running => wire::ContainerState::Running,
+        spec::ContainerState::Exited => wire::ContainerState::Exited,
+        spec::ContainerState::Dead => wire::ContainerState::Dead,
+    }
+}
+
+fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
+    wire::ContainerConfig {
+        cmd: c.cmd,
+        env: c.env,
+        working_dir: c.working_dir,
+        hostname: c.hostname,
+        user: c.user,
+        mounts: c.mounts.into_iter().map(mount_out).collect(),
+        labels: c.labels,
+        security: security_out(c.security),
+        tty: c.tty,
+        open_stdin: c.open_stdin,
+        stdin_once: c.stdin_once,
+        userns: c.userns.map(|u| wire::UsernsConfig {
+            mode: u.mode,
+            uid_map: u.uid_map.into_iter().map(id_mapping_out).collect(),
+            gid_map: u.gid_map.into_iter().map(id_mapping_out).collect(),
+        }),
+    }
+}
+
+fn security_out(s: spec::SecurityConfig) -> wire::SecurityConfig {
+    wire::SecurityConfig {
+        capabilities: s.capabilities,
+        no_new_privileges: s.no_new_privileges,
+        seccomp: s.seccomp,
+        seccomp_profile: s.seccomp_profile,
+        read_only_rootfs: s.read_only_rootfs,
+        tmpfs: s.tmpfs,
+        ulimits: s
+            .ulimits
+            .into_iter()
+            .map(|u| wire::Ulimit {
+                name: u.name,
+                soft: u.soft,
+                hard: u.hard,
+            })
+            .collect(),
+        masked_paths: s.masked_paths,
+        readonly_paths: s.readonly_paths,
+        devices: s.devices,
+    }
+}
+
+fn ulimit_in(u: wire::Ulimit) -> spec::Ulimit {
+    spec::Ulimit {
+        name: u.name,
+        soft: u.soft,
+        hard: u.hard,
+    }
+}
+
+fn mount_in(m: wire::Mount) -> spec::Mount {
+    spec::Mount {
+        source: m.source,
+        target: m.target,
+        read_only: m.read_only,
+    }
+}
+
+fn mount_out(m: spec::Mount) -> wire::Mount {
+    wire::Mount {
+        source: m.source,
+        target: m.target,
+        read_only: m.read_only,
+    }
+}
+
+fn id_mapping_in(m: wire::IdMapping) -> spec::IdMapping {
+    spec::IdMapping {
+        container_id: m.container_id,
+        host_id: m.host_id,
+        size: m.size,
+    }
+}
+
+fn id_mapping_out(m: spec::IdMapping) -> wire::IdMapping {
+    wire::IdMapping {
+        container_id: m.container_id,
+        host_id: m.host_id,
+        size: m.size,
+    }
+}
+
+/// Resource limits have the same fields on both sides; the two structs stay apart so
+/// that either can change without the other.
+fn resources_in(r: wire::Resources) -> spec::Resources {
+    spec::Resources {
+        memory_bytes: r.memory_bytes,
+        memory_swap_bytes: r.memory_swap_bytes,
+        memory_swappiness: r.memory_swappiness,
+        memory_high_bytes: r.memory_high_bytes,
+        pids_max: r.pids_max,
+        cpu_quota_us: r.cpu_quota_us,
+        cpu_period_us: r.cpu_period_us,
+        cpu_shares: r.cpu_shares,
+        disk_bytes: r.disk_bytes,
+    }
+}
+
+fn resources_out(r: spec::Resources) -> wire::Resources {
+    wire::Resources {
+        memory_bytes: r.memory_bytes,
+        memory_swap_bytes: r.memory_swap_bytes,
+        memory_swappiness: r.memory_swappiness,
+        memory_high_bytes: r.memory_high_bytes,
+        pids_max: r.pids_max,
+        cpu_quota_us: r.cpu_quota_us,
+        cpu_period_us: r.cpu_period_us,
+        cpu_shares: r.cpu_shares,
+        disk_bytes: r.disk_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field of a `/v1` create body reaches the engine, and a stored container
+    /// comes back with what it was created with.
+    #[test]
+    fn create_body_round_trips_through_the_domain() {
+        let body: wire::CreateContainer = serde_json::from_value(serde_json::json!({
+            "image": "busybox", "name": "n", "cmd": ["a"], "entrypoint": ["e"],
+            "env": ["K=V"], "working_dir": "/w", "hostname": "h", "user": "1:2",
+            "mounts": [{"source": "/s", "target": "/t", "read_only": true}],
+            "resources": {"memory_bytes": 1, "memory_swap_bytes": -1, "memory_swappiness": 0,
+                          "memory_high_bytes": 1, "pids_max": 2, "cpu_quota_us": 3,
+                          "cpu_period_us": 4, "cpu_shares": 5, "disk_bytes": 6},
+            "labels": {"l": "v"}, "restart_policy": "on-failure:3",
+            "cap_add": ["NET_ADMIN"], "cap_drop": ["CHOWN"], "security_opt": ["x"],
+            "seccomp": "unconfined", "no_new_privileges": false, "read_only_rootfs": true,
+            "tmpfs": {"/tmp": "size=1m"}, "ulimits": [{"name": "nofile", "soft": 1, "hard": 2}],
+            "memory_warning_percent": 50, "tty": true, "open_stdin": true, "stdin_once": true,
+            "userns": {"uid_map": [{"container_id": 0, "host_id": 100000, "size": 10}],
+                       "gid_map": [{"container_id": 0, "host_id": 100000, "size": 10}]}
+        }))
+        .unwrap();
+        let s = create_spec(body.clone()).unwrap();
+        assert_eq!(
+            s.restart_policy,
+            RestartPolicy::OnFailure {
+                max_retries: Some(3)
+            }
+        );
+        assert_eq!(resources_out(s.resources.clone()), body.resources);
+        assert_eq!(
+            s.mounts.into_iter().map(mount_out).collect::<Vec<_>>(),
+            body.mounts
+        );
+        assert_eq!(s.security.ulimits.len(), 1);
+        assert!(s.stdio.tty && s.stdio.open_stdin && s.stdio.stdin_once);
+        assert!(matches!(s.userns, spec::UsernsRequest::Maps { .. }));
+        assert_eq!(s.memory_warning_percent, Some(50));
+    }
+
+    #[test]
+    fn what_the_engine_cannot_take_is_a_400_here() {
+        for body in [
+            serde_json::json!({"image": "b", "restart_policy": "sometimes"}),
+            serde_json::json!({"image": "b", "userns": "yes"}),
+        ] {
+            let req: wire::CreateContainer = serde_json::from_value(body).unwrap();
+            let err = create_spec(req).unwrap_err();
+            assert!(matches!(err, ApiError::BadRequest(_)), "{err:?}");
+        }
+    }
+}
