@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::runtime::userns::UsernsRange;
 
 /// Default API socket.
-pub const DEFAULT_SOCKET: &str = boxd_client::DEFAULT_SOCKET;
+pub const DEFAULT_SOCKET: &str = boxd_types::DEFAULT_SOCKET;
 /// Default root: database, images, container dirs.
 pub const DEFAULT_ROOT: &str = "/var/lib/boxd";
 /// Default runtime state dir (tmpfs: gone after a reboot, by design).

@@ -11,7 +11,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
-use boxd_client::models::Resources;
+use boxd_types::Resources;
 
 use super::{check_id, CgroupError, CgroupManager, CgroupVersion, ContainerCgroup};
 

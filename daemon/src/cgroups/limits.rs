@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use boxd_client::models::Resources;
+use boxd_types::Resources;
 
 /// Smallest memory limit accepted: 6 MiB, Docker's minimum (`daemon/daemon_unix.go:
 /// linuxMinMemory`). Below that the runtime itself does not fit and the container dies

@@ -29,7 +29,7 @@ mod root_tests;
 
 use std::path::{Path, PathBuf};
 
-use boxd_client::models::Resources;
+use boxd_types::Resources;
 
 pub use files::FileError;
 pub use limits::{validate, InvalidResources};

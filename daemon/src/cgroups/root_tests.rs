@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use boxd_client::models::Resources;
+use boxd_types::Resources;
 
 use super::{detect, CgroupManager, CgroupVersion, ContainerCgroup};
 

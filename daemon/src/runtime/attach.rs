@@ -18,9 +18,9 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use boxd_client::models::{ContainerConfig, ContainerState, LogStream};
 use boxd_shim::protocol::exec_frame::{self as frame, HEADER_LEN, MAX_PAYLOAD};
 use boxd_shim::protocol::{files, ControlRequest, ControlResponse, StdioConfig};
+use boxd_types::{ContainerConfig, ContainerState, LogStream};
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};

@@ -13,7 +13,7 @@ use oci_spec::runtime::{
     RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
-use boxd_client::models::ContainerConfig;
+use boxd_types::ContainerConfig;
 
 use crate::image::users::ResolvedUser;
 
@@ -211,7 +211,7 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
     .collect::<Result<Vec<_>, _>>()?;
     let mut linux = LinuxBuilder::default();
     if let Some(u) = &config.userns {
-        let lines = |map: &[boxd_client::models::IdMapping]| {
+        let lines = |map: &[boxd_types::IdMapping]| {
             map.iter()
                 .map(|m| {
                     oci_spec::runtime::LinuxIdMappingBuilder::default()
@@ -267,7 +267,7 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
 /// The OCI seccomp section: none when unconfined, else the default or custom profile
 /// translated for this container's capabilities.
 fn seccomp_section(
-    sec: &boxd_client::models::SecurityConfig,
+    sec: &boxd_types::SecurityConfig,
 ) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, BundleError> {
     use super::seccomp;
     let profile = match (sec.seccomp.as_str(), &sec.seccomp_profile) {
@@ -281,7 +281,7 @@ fn seccomp_section(
 }
 
 /// `ulimits` as OCI rlimits (names checked at create).
-fn rlimits(ulimits: &[boxd_client::models::Ulimit]) -> Result<Vec<PosixRlimit>, BundleError> {
+fn rlimits(ulimits: &[boxd_types::Ulimit]) -> Result<Vec<PosixRlimit>, BundleError> {
     ulimits
         .iter()
         .filter_map(|u| {
@@ -319,7 +319,7 @@ pub fn write_bundle(bundle: &Path, spec: &Spec) -> Result<(), BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxd_client::models::Mount as UserMount;
+    use boxd_types::Mount as UserMount;
 
     fn config() -> ContainerConfig {
         ContainerConfig {
@@ -424,7 +424,7 @@ mod tests {
         c.security.capabilities.push("CAP_NET_RAW".into());
         c.security.read_only_rootfs = true;
         c.security.tmpfs.insert("/tmp".into(), "size=1m".into());
-        c.security.ulimits = vec![boxd_client::models::Ulimit {
+        c.security.ulimits = vec![boxd_types::Ulimit {
             name: "nofile".into(),
             soft: 10,
             hard: 20,

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use boxd_client::models::{ContainerState, SystemCheck};
+use boxd_types::{ContainerState, SystemCheck};
 
 use super::{shim, Runtime, RuntimeError};
 

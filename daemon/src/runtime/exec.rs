@@ -18,9 +18,9 @@ use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
 use std::sync::Mutex;
 
-use boxd_client::models::{ContainerState, ExecCreate, ExecInspect};
 use boxd_shim::protocol::exec_frame::{self as frame, HEADER_LEN, MAX_PAYLOAD};
 use boxd_shim::protocol::{ExecReport, ExecSpec};
+use boxd_types::{ContainerState, ExecCreate, ExecInspect};
 use bytes::Bytes;
 use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use boxd_client::models::{Image, PruneResponse, PullRequest};
+use boxd_types::{Image, PruneResponse, PullRequest};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::Stream;
@@ -350,7 +350,7 @@ impl Runtime {
 /// requested entrypoint replaces the image's and then the image's cmd is not used; a
 /// requested cmd replaces the image's cmd; the result is entrypoint + cmd.
 pub(super) fn merged_command(
-    req: &boxd_client::models::CreateContainer,
+    req: &boxd_types::CreateContainer,
     image: &Image,
 ) -> Result<Vec<String>, RuntimeError> {
     let req_cmd = req.cmd.clone().unwrap_or_default();
@@ -383,7 +383,7 @@ pub(super) fn merged_command(
 
 /// The image's labels with the request's on top.
 pub(super) fn merged_labels(
-    req: &boxd_client::models::CreateContainer,
+    req: &boxd_types::CreateContainer,
     image: &Image,
 ) -> std::collections::BTreeMap<String, String> {
     let mut labels = image.labels.clone();
@@ -424,7 +424,7 @@ impl Runtime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxd_client::models::CreateContainer;
+    use boxd_types::CreateContainer;
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()

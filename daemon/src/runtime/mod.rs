@@ -37,11 +37,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use boxd_client::models::{
+use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
+use boxd_types::{
     Container, ContainerConfig, ContainerState, CreateContainer, CreateResponse, Image, Info,
     Version, WaitResponse,
 };
-use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
 use futures_util::Stream;
@@ -458,7 +458,7 @@ impl Runtime {
     }
 
     /// Limits this host cannot honour exactly, said at create rather than dropped.
-    fn create_warnings(&self, r: &boxd_client::models::Resources) -> Vec<String> {
+    fn create_warnings(&self, r: &boxd_types::Resources) -> Vec<String> {
         crate::cgroups::limits::hierarchy_warnings(self.inner.cgroups.version(), r)
     }
 

@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use boxd_client::models::{Container, ContainerState, ContainerStats, CreateContainer, ExitInfo};
 use boxd_shim::protocol::{ExitRecord, LogRecord};
+use boxd_types::{Container, ContainerState, ContainerStats, CreateContainer, ExitInfo};
 use chrono::{TimeZone, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -15,8 +15,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use boxd_client::models::ContainerState;
 use boxd_shim::protocol::{files, ExitRecord};
+use boxd_types::ContainerState;
 
 use super::{remove_dir_if_exists, shim, Runtime, RuntimeError};
 

@@ -14,7 +14,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use boxd_client::models::ContainerState;
+use boxd_types::ContainerState;
 use chrono::{DateTime, Utc};
 
 use super::Runtime;

@@ -597,7 +597,7 @@ mod tests {
     }
 
     fn default_caps() -> Vec<String> {
-        boxd_client::models::SecurityConfig::default().capabilities
+        boxd_types::SecurityConfig::default().capabilities
     }
 
     /// The rules naming `name`, as (action, errno, args).

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use boxd_client::models::{CreateContainer, SecurityConfig, Ulimit};
+use boxd_types::{CreateContainer, SecurityConfig, Ulimit};
 use oci_spec::runtime::Capability;
 
 use super::seccomp;

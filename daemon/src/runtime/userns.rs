@@ -16,8 +16,8 @@
 
 use std::path::Path;
 
-use boxd_client::models::{IdMapping, UsernsConfig, UsernsRequest};
 use boxd_shim::userns::{check_map, IdMap};
+use boxd_types::{IdMapping, UsernsConfig, UsernsRequest};
 
 use super::RuntimeError;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use boxd_client::models::{Container, ContainerConfig, ContainerState, Resources};
+use boxd_types::{Container, ContainerConfig, ContainerState, Resources};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 

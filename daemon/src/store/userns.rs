@@ -5,7 +5,7 @@
 //! crash leaves either both or neither; it is freed by the row's delete (ON DELETE
 //! CASCADE), so there is nothing for reconcile to undo.
 
-use boxd_client::models::{Container, ContainerConfig};
+use boxd_types::{Container, ContainerConfig};
 
 use super::{query_err, Store, StoreError};
 
@@ -77,7 +77,7 @@ fn lowest_free(used: &[i64], slots: u32) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxd_client::models::ContainerState;
+    use boxd_types::ContainerState;
     use chrono::Utc;
 
     fn container(id: &str, name: &str) -> Container {
