@@ -2,7 +2,7 @@
 # Median time of create + start + wait of /bin/true through the boxd API, next to the
 # same program run raw in fresh namespaces with
 # `unshare -pfmuin --mount-proc=R/proc chroot R /bin/true`, measured interleaved in the
-# same run by the timing loop in client/examples/create_start_wait.rs. Prints both
+# same run by the timing loop in boxctl/examples/create_start_wait.rs. Prints both
 # medians and the ratio. Goal: API <= 2.5x raw. See bench/README.md.
 #
 # Usage (as root, from anywhere): bench/create-start-wait.sh [N]

@@ -1,7 +1,8 @@
 //! `boxd-client`: a typed async client for the boxd REST API.
 //!
 //! [`Client`] speaks HTTP/1.1 (hyper) over the daemon's Unix socket, one method per route
-//! of `/v1`, with the wire types of [`models`]. Each call opens its own connection: a Unix
+//! of `/v1`, with the wire types of [`models`] (the `boxd-types` crate, re-exported here so
+//! a client needs one dependency). Each call opens its own connection: a Unix
 //! socket connect costs next to nothing, and long calls (`wait`, followed logs, the event
 //! stream) then never hold up other calls. Nothing is sent over TCP.
 //!
@@ -30,7 +31,9 @@
 pub mod attach;
 mod error;
 pub mod exec;
-pub mod models;
+
+/// The `/v1` wire types: the `boxd-types` crate.
+pub use boxd_types as models;
 
 use std::fmt::Display;
 use std::io;
@@ -62,8 +65,7 @@ use models::{
 use models::{ContainerStats, ExitInfo};
 use models::{LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
 
-/// The daemon's default API socket.
-pub const DEFAULT_SOCKET: &str = "/run/boxd.sock";
+pub use boxd_types::DEFAULT_SOCKET;
 
 /// The environment variable that names the daemon's socket.
 pub const SOCKET_ENV: &str = "BOXD_SOCKET";

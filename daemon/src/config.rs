@@ -1,64 +1,178 @@
 //! Flags and the TOML config file. A flag wins over the file, the file over defaults.
+//!
+//! The flags are parsed by hand over `lexopt` rather than with a derive framework: boxd
+//! has a dozen flags and no subcommands of its own (`boxd shim ...` is dispatched in
+//! `main.rs` before this runs), and the daemon should not link a command-line toolkit.
 
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use serde::Deserialize;
 
 use crate::runtime::userns::UsernsRange;
 
 /// Default API socket.
-pub const DEFAULT_SOCKET: &str = boxd_client::DEFAULT_SOCKET;
+pub const DEFAULT_SOCKET: &str = boxd_types::DEFAULT_SOCKET;
 /// Default root: database, images, container dirs.
 pub const DEFAULT_ROOT: &str = "/var/lib/boxd";
 /// Default runtime state dir (tmpfs: gone after a reboot, by design).
 pub const DEFAULT_STATE_DIR: &str = "/run/boxd";
 
-/// `boxd` command line.
-#[derive(Debug, Default, Parser)]
-#[command(
-    name = "boxd",
-    version,
-    about = "boxd: a container daemon for one Linux host"
-)]
+/// `boxd --help`. Each flag is one field of [`Args`]; `help_names_every_flag` keeps the
+/// two lists equal.
+pub const HELP: &str = "\
+boxd: a container daemon for one Linux host
+
+Usage: boxd [OPTIONS]
+
+Options:
+      --socket <PATH>
+          API socket path [default: /run/boxd.sock]
+      --root <PATH>
+          Root dir: database, images, container dirs [default: /var/lib/boxd]
+      --state-dir <PATH>
+          Runtime state dir [default: /run/boxd]
+      --cgroup-parent <PATH>
+          cgroup under which every container's group is made, relative to the hierarchy
+          root [default: boxd; on cgroup v2, the delegated group when systemd starts boxd
+          in `<group>/daemon`]
+      --config <FILE>
+          TOML config file (keys as the flags, with underscores); flags win over it
+      --shim <PATH>
+          The binary run as `<shim> shim --config ...` [default: `boxd-shim` beside this
+          binary, else this binary]
+      --log-level <FILTER>
+          Log filter (`info`, `debug`, `boxd=trace`, ...) [default: info, or RUST_LOG]
+      --events-max <N>
+          Events kept in the event log, newest first [default: 100000]
+      --events-max-days <DAYS>
+          Days an event is kept in the event log [default: 7]
+      --log-max-bytes <BYTES>
+          Largest size of one container log file before it is rotated; 0: no rotation
+          [default: 10485760]
+      --log-max-files <N>
+          Container log files kept, the current one included [default: 3]
+  -h, --help
+          Print help
+  -V, --version
+          Print version
+";
+
+/// `boxd --version`.
+pub const VERSION: &str = concat!("boxd ", env!("CARGO_PKG_VERSION"));
+
+/// `boxd` flags; `None` where the flag was not given (then the config file, then the
+/// default decides). [`HELP`] describes each.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Args {
-    /// API socket path [default: /run/boxd.sock].
-    #[arg(long)]
+    /// `--socket`: API socket path.
     pub socket: Option<PathBuf>,
-    /// Root dir: database, images, container dirs [default: /var/lib/boxd].
-    #[arg(long)]
+    /// `--root`: database, images, container dirs.
     pub root: Option<PathBuf>,
-    /// Runtime state dir [default: /run/boxd].
-    #[arg(long)]
+    /// `--state-dir`: runtime state dir.
     pub state_dir: Option<PathBuf>,
-    /// cgroup under which every container's group is made, relative to the hierarchy
-    /// root [default: boxd; on cgroup v2, the delegated group when systemd starts boxd
-    /// in `<group>/daemon`].
-    #[arg(long)]
+    /// `--cgroup-parent`: cgroup under which every container's group is made.
     pub cgroup_parent: Option<String>,
-    /// TOML config file (keys as the flags, with underscores).
-    #[arg(long)]
+    /// `--config`: TOML config file.
     pub config: Option<PathBuf>,
-    /// The binary run as `<shim> shim --config ...` [default: `boxd-shim` beside this
-    /// binary, else this binary].
-    #[arg(long)]
+    /// `--shim`: the binary run as `<shim> shim --config ...`.
     pub shim: Option<PathBuf>,
-    /// Log filter (`info`, `debug`, `boxd=trace`, ...) [default: info, or RUST_LOG].
-    #[arg(long)]
+    /// `--log-level`: log filter.
     pub log_level: Option<String>,
-    /// Events kept in the event log, newest first [default: 100000].
-    #[arg(long)]
+    /// `--events-max`: events kept in the event log.
     pub events_max: Option<u64>,
-    /// Days an event is kept in the event log [default: 7].
-    #[arg(long)]
+    /// `--events-max-days`: days an event is kept.
     pub events_max_days: Option<u64>,
-    /// Largest size of one container log file before it is rotated; 0: no rotation
-    /// [default: 10485760].
-    #[arg(long)]
+    /// `--log-max-bytes`: largest size of one container log file.
     pub log_max_bytes: Option<u64>,
-    /// Container log files kept, the current one included [default: 3].
-    #[arg(long)]
+    /// `--log-max-files`: container log files kept.
     pub log_max_files: Option<u32>,
+}
+
+/// What a `boxd` command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run the daemon with these flags (boxed: they dwarf the other variants).
+    Run(Box<Args>),
+    /// `-h`, `--help`: print [`HELP`] and exit 0.
+    Help,
+    /// `-V`, `--version`: print [`VERSION`] and exit 0.
+    Version,
+}
+
+/// A command line boxd cannot use; `boxd` prints it and exits 2.
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    /// An unknown flag, a flag without its value, a value given to a flag that takes
+    /// none, a stray argument, or a value that is not UTF-8.
+    #[error(transparent)]
+    ReadArgs(#[from] lexopt::Error),
+    /// A number flag's value is not a number of its range.
+    #[error("invalid value {value:?} for --{flag}")]
+    ParseNumber {
+        /// The flag, without its dashes.
+        flag: &'static str,
+        /// The value as given.
+        value: String,
+        /// Why it does not parse.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+}
+
+impl Args {
+    /// Parses `boxd`'s arguments (without the program name). `--flag VALUE` and
+    /// `--flag=VALUE` both work; a flag given twice keeps its last value. `--help` and
+    /// `--version` win over everything after them, as in most tools.
+    pub fn parse<I>(args: I) -> Result<Command, UsageError>
+    where
+        I: IntoIterator,
+        I::Item: Into<std::ffi::OsString>,
+    {
+        use lexopt::prelude::*;
+
+        let mut parser = lexopt::Parser::from_args(args);
+        let mut a = Args::default();
+        while let Some(arg) = parser.next()? {
+            match arg {
+                Short('h') | Long("help") => return Ok(Command::Help),
+                Short('V') | Long("version") => return Ok(Command::Version),
+                Long("socket") => a.socket = Some(parser.value()?.into()),
+                Long("root") => a.root = Some(parser.value()?.into()),
+                Long("state-dir") => a.state_dir = Some(parser.value()?.into()),
+                Long("cgroup-parent") => a.cgroup_parent = Some(parser.value()?.string()?),
+                Long("config") => a.config = Some(parser.value()?.into()),
+                Long("shim") => a.shim = Some(parser.value()?.into()),
+                Long("log-level") => a.log_level = Some(parser.value()?.string()?),
+                Long("events-max") => a.events_max = Some(number(&mut parser, "events-max")?),
+                Long("events-max-days") => {
+                    a.events_max_days = Some(number(&mut parser, "events-max-days")?)
+                }
+                Long("log-max-bytes") => {
+                    a.log_max_bytes = Some(number(&mut parser, "log-max-bytes")?)
+                }
+                Long("log-max-files") => {
+                    a.log_max_files = Some(number(&mut parser, "log-max-files")?)
+                }
+                _ => return Err(arg.unexpected().into()),
+            }
+        }
+        Ok(Command::Run(Box::new(a)))
+    }
+}
+
+/// The value of number flag `--flag`.
+fn number<T>(parser: &mut lexopt::Parser, flag: &'static str) -> Result<T, UsageError>
+where
+    T: std::str::FromStr<Err = std::num::ParseIntError>,
+{
+    use lexopt::ValueExt as _;
+
+    let value = parser.value()?.string()?;
+    value.parse().map_err(|source| UsageError::ParseNumber {
+        flag,
+        value,
+        source,
+    })
 }
 
 /// The config file's keys.
@@ -294,24 +408,153 @@ mod tests {
         assert_eq!(default_shim(daemon), dir.path().join("boxd-shim"));
     }
 
+    fn parse(args: &[&str]) -> Result<Command, UsageError> {
+        Args::parse(args.iter().copied())
+    }
+
+    fn run_args(args: &[&str]) -> Args {
+        match parse(args) {
+            Ok(Command::Run(a)) => *a,
+            other => panic!("{args:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_flag_parses_in_both_spellings() {
+        let want = Args {
+            socket: Some("/s/boxd.sock".into()),
+            root: Some("/r".into()),
+            state_dir: Some("/st".into()),
+            cgroup_parent: Some("boxd/test".into()),
+            config: Some("/etc/boxd.toml".into()),
+            shim: Some("/bin/shim".into()),
+            log_level: Some("boxd=trace".into()),
+            events_max: Some(5),
+            events_max_days: Some(2),
+            log_max_bytes: Some(0),
+            log_max_files: Some(4),
+        };
+        let pairs = [
+            ("--socket", "/s/boxd.sock"),
+            ("--root", "/r"),
+            ("--state-dir", "/st"),
+            ("--cgroup-parent", "boxd/test"),
+            ("--config", "/etc/boxd.toml"),
+            ("--shim", "/bin/shim"),
+            ("--log-level", "boxd=trace"),
+            ("--events-max", "5"),
+            ("--events-max-days", "2"),
+            ("--log-max-bytes", "0"),
+            ("--log-max-files", "4"),
+        ];
+        let separate: Vec<&str> = pairs.iter().flat_map(|(f, v)| [*f, *v]).collect();
+        assert_eq!(run_args(&separate), want);
+        let joined: Vec<String> = pairs.iter().map(|(f, v)| format!("{f}={v}")).collect();
+        let joined: Vec<&str> = joined.iter().map(String::as_str).collect();
+        assert_eq!(run_args(&joined), want);
+
+        assert_eq!(run_args(&[]), Args::default());
+        // The last of a repeated flag counts; a value may start with a dash.
+        let a = run_args(&["--root", "/a", "--root=/b", "--log-level", "-x"]);
+        assert_eq!(a.root, Some("/b".into()));
+        assert_eq!(a.log_level.as_deref(), Some("-x"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        for flag in ["--help", "-h"] {
+            assert_eq!(parse(&[flag]).unwrap(), Command::Help);
+            assert_eq!(parse(&["--root", "/r", flag]).unwrap(), Command::Help);
+        }
+        for flag in ["--version", "-V"] {
+            assert_eq!(parse(&[flag]).unwrap(), Command::Version);
+        }
+        assert_eq!(VERSION, format!("boxd {}", env!("CARGO_PKG_VERSION")));
+    }
+
+    #[test]
+    fn help_names_every_flag_and_default() {
+        let mut flags: Vec<&str> = HELP
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("--"))
+            .map(|l| l.split([' ', '\n']).next().unwrap())
+            .collect();
+        flags.sort_unstable();
+        let mut want = vec![
+            "cgroup-parent",
+            "config",
+            "events-max",
+            "events-max-days",
+            "log-level",
+            "log-max-bytes",
+            "log-max-files",
+            "root",
+            "shim",
+            "socket",
+            "state-dir",
+        ];
+        want.sort_unstable();
+        assert_eq!(flags, want);
+        // Each listed flag parses, so the help and the parser cannot drift apart.
+        for flag in &want {
+            assert!(
+                matches!(parse(&[&format!("--{flag}"), "1"]), Ok(Command::Run(_))),
+                "--{flag}"
+            );
+        }
+        for default in [
+            DEFAULT_SOCKET.to_owned(),
+            DEFAULT_ROOT.to_owned(),
+            DEFAULT_STATE_DIR.to_owned(),
+            crate::runtime::DEFAULT_EVENTS_MAX.to_string(),
+            (crate::runtime::DEFAULT_EVENTS_MAX_AGE.as_secs() / 86400).to_string(),
+            crate::runtime::logs::DEFAULT_LOG_MAX_BYTES.to_string(),
+            crate::runtime::logs::DEFAULT_LOG_MAX_FILES.to_string(),
+        ] {
+            assert!(HELP.contains(&format!("[default: {default}]")), "{default}");
+        }
+    }
+
+    #[test]
+    fn bad_command_lines_say_what_is_wrong() {
+        let err = |args: &[&str]| crate::error_chain(&parse(args).unwrap_err());
+        assert_eq!(err(&["--bogus"]), "invalid option '--bogus'");
+        assert_eq!(err(&["-x"]), "invalid option '-x'");
+        assert_eq!(err(&["serve"]), "unexpected argument \"serve\"");
+        assert_eq!(err(&["--root"]), "missing argument for option '--root'");
+        assert_eq!(
+            err(&["--events-max", "lots"]),
+            "invalid value \"lots\" for --events-max: invalid digit found in string"
+        );
+        assert!(err(&["--log-max-files=4294967296"])
+            .starts_with("invalid value \"4294967296\" for --log-max-files"),);
+        assert!(err(&["--events-max=-1"]).starts_with("invalid value \"-1\" for --events-max"));
+    }
+
     #[test]
     fn flags_win_over_file_and_file_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("boxd.toml");
         std::fs::write(
             &file,
-            "root = \"/srv/boxd\"\ncgroup_parent = \"fromfile\"\n",
+            "root = \"/srv/boxd\"\ncgroup_parent = \"fromfile\"\nevents_max = 7\n\
+             log_max_files = 9\n",
         )
         .unwrap();
-        let args = Args {
-            config: Some(file),
-            cgroup_parent: Some("fromflag".into()),
-            shim: Some("/bin/true".into()),
-            ..Default::default()
-        };
+        // Through the command line as `boxd` gets it, flags before and after --config.
+        let args = run_args(&[
+            "--events-max=8",
+            "--config",
+            file.to_str().unwrap(),
+            "--cgroup-parent",
+            "fromflag",
+            "--shim=/bin/true",
+        ]);
         let c = Config::load(args).unwrap();
         assert_eq!(c.root, PathBuf::from("/srv/boxd"));
         assert_eq!(c.cgroup_parent.as_deref(), Some("fromflag"));
+        assert_eq!(c.events_max, 8);
+        assert_eq!(c.log_max_files, 9);
         assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));
         assert_eq!(c.db_path(), PathBuf::from("/srv/boxd/boxd.db"));
     }

@@ -1,7 +1,6 @@
 //! The `boxd` binary: the daemon, and (as `boxd shim ...`) the per-container shim.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
@@ -11,7 +10,24 @@ fn main() {
     if args.get(1).is_some_and(|a| a == "shim") {
         std::process::exit(boxd_shim::run(&args[2..]));
     }
-    let args = boxd::config::Args::parse();
+    let args = match boxd::config::Args::parse(args.into_iter().skip(1)) {
+        Ok(boxd::config::Command::Run(args)) => *args,
+        Ok(boxd::config::Command::Help) => {
+            print!("{}", boxd::config::HELP);
+            return;
+        }
+        Ok(boxd::config::Command::Version) => {
+            println!("{}", boxd::config::VERSION);
+            return;
+        }
+        Err(e) => {
+            eprintln!(
+                "boxd: {}\nTry 'boxd --help' for more information.",
+                boxd::error_chain(&e)
+            );
+            std::process::exit(2);
+        }
+    };
     let config = match boxd::config::Config::load(args) {
         Ok(c) => c,
         Err(e) => {

@@ -1,5 +1,5 @@
 //! `api-spec/openapi.yaml` against the code: the router's routes, the wire types of
-//! `client/src/models.rs`, and (as root) the answers of a real daemon.
+//! `types/src/lib.rs` (crate `boxd-types`), and (as root) the answers of a real daemon.
 
 use std::collections::{BTreeMap, BTreeSet};
 

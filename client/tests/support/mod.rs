@@ -272,3 +272,50 @@ async fn read_request(reader: &mut BufReader<UnixStream>) -> std::io::Result<Rec
         body,
     })
 }
+
+/// Image answers shared by the client's and boxctl's image tests: one single-layer
+/// busybox, as a registry pull reports it.
+pub mod images {
+    use serde_json::json;
+
+    use super::Reply;
+
+    pub const LAYER: &str =
+        "sha256:a738b7abe221eae8e2c685fc4043c986d6290e66c48b09395a4a059f999f149a";
+    pub const MANIFEST: &str =
+        "sha256:375633bb4c040158b619c9d54e1f5c0c53455a83d869fad6f234392497638613";
+    pub const CONFIG: &str =
+        "sha256:a6cedfb62cda6f4b7c2c8bc8c645a3b4b98e40049dff9b996810ef918ed66864";
+
+    pub fn image_json(tags: &[&str]) -> serde_json::Value {
+        json!({"id": CONFIG, "tags": tags, "size": 1_088_172,
+               "created_at": "2024-01-01T00:00:00Z",
+               "repo_digests": [format!("127.0.0.1:5071/test/busybox@{MANIFEST}")]})
+    }
+
+    pub fn line(v: serde_json::Value) -> String {
+        v.to_string() + "\n"
+    }
+
+    /// A pull answer: resolved, a download in three pieces, unpack, done.
+    pub fn pull_stream() -> Reply {
+        let total = 1_088_172;
+        Reply::pieces(&[
+            &line(json!({"status": "resolved", "id": MANIFEST, "total": total})),
+            &line(json!({"status": "downloading", "id": LAYER, "current": 1, "total": total})),
+            // A line split across two chunks.
+            &line(
+                json!({"status": "downloading", "id": LAYER, "current": 600_000, "total": total}),
+            )[..20],
+            &line(
+                json!({"status": "downloading", "id": LAYER, "current": 600_000, "total": total}),
+            )[20..],
+            &line(json!({"status": "downloading", "id": LAYER, "current": total, "total": total})),
+            &line(json!({"status": "extracting", "id": LAYER})),
+            &line(json!({"status": "layer_done", "id": LAYER})),
+            &line(
+                json!({"status": "done", "id": CONFIG, "image": image_json(&["127.0.0.1:5071/test/busybox:latest"])}),
+            ),
+        ])
+    }
+}

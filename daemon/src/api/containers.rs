@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_client::models::{Container, CreateContainer, CreateResponse, WaitResponse};
+use boxd_types::{Container, CreateContainer, CreateResponse, WaitResponse};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -45,11 +45,11 @@ pub(super) async fn list(
 pub(super) async fn inspect(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<boxd_client::models::ContainerInspect>, ApiError> {
+) -> Result<Json<boxd_types::ContainerInspect>, ApiError> {
     let container = s.runtime.container(&id).await?;
     let observed = s.runtime.observed(&container.id).await?;
     let execs = s.runtime.execs_of(&container.id);
-    Ok(Json(boxd_client::models::ContainerInspect {
+    Ok(Json(boxd_types::ContainerInspect {
         container: convert::container_out(container, observed),
         execs,
     }))

@@ -2,7 +2,7 @@
 //! (`runtime::spec`): one function per direction and operation. What `/v1` cannot say
 //! in the engine's terms is refused here with `/v1`'s error shape.
 
-use boxd_client::models as wire;
+use boxd_types as wire;
 
 use super::ApiError;
 use crate::runtime::restart::RestartPolicy;

@@ -8,7 +8,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_client::models::ErrorBody;
+use boxd_types::ErrorBody;
 
 use crate::image::ImageError;
 use crate::runtime::RuntimeError;

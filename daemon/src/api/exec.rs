@@ -19,7 +19,7 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_client::models::{ExecCreate, ExecInspect, EXEC_ID_HEADER};
+use boxd_types::{ExecCreate, ExecInspect, EXEC_ID_HEADER};
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;

@@ -6,9 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_client::models::{
-    Image, LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest,
-};
+use boxd_types::{Image, LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;

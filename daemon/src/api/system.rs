@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_client::models::{Event, Info, SystemCheck, Version};
+use boxd_types::{Event, Info, SystemCheck, Version};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use serde::Deserialize;

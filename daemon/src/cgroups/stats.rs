@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use boxd_client::models::{BlkioStats, CpuStats, MemoryStats, PidsStats};
+use boxd_types::{BlkioStats, CpuStats, MemoryStats, PidsStats};
 use cgroups_rs::fs::blkio::BlkIoController;
 use cgroups_rs::fs::cpu::CpuController;
 use cgroups_rs::fs::cpuacct::CpuAcctController;

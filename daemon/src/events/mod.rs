@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use boxd_client::models::Event;
+use boxd_types::Event;
 use tokio::sync::{broadcast, Mutex};
 
 use crate::store::{Store, StoreError};

@@ -347,9 +347,9 @@ impl ImageConfig {
     }
 
     /// The image's defaults as the wire type (tags, size, ids filled in by the caller).
-    pub fn to_image(&self) -> boxd_client::models::Image {
+    pub fn to_image(&self) -> boxd_types::Image {
         let c = self.config.clone().unwrap_or_default();
-        boxd_client::models::Image {
+        boxd_types::Image {
             cmd: c.cmd.unwrap_or_default(),
             env: c.env.unwrap_or_default(),
             working_dir: c.working_dir.filter(|w| !w.is_empty()),
@@ -362,7 +362,7 @@ impl ImageConfig {
             history: self
                 .history
                 .iter()
-                .map(|h| boxd_client::models::ImageHistory {
+                .map(|h| boxd_types::ImageHistory {
                     created: h.created.clone(),
                     created_by: h.created_by.clone(),
                     comment: h.comment.clone(),

@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::runtime::spec::{ContainerConfig, ContainerState};
-use boxd_client::models::LogStream;
 use boxd_shim::protocol::exec_frame::{self as frame, HEADER_LEN, MAX_PAYLOAD};
 use boxd_shim::protocol::{files, ControlRequest, ControlResponse, StdioConfig};
+use boxd_types::LogStream;
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::runtime::spec::ContainerState;
-use boxd_client::models::SystemCheck;
+use boxd_types::SystemCheck;
 
 use super::{Runtime, RuntimeError};
 

@@ -19,9 +19,9 @@ use std::process::Stdio;
 use std::sync::Mutex;
 
 use crate::runtime::spec::ContainerState;
-use boxd_client::models::{ExecCreate, ExecInspect};
 use boxd_shim::protocol::exec_frame::{self as frame, HEADER_LEN, MAX_PAYLOAD};
 use boxd_shim::protocol::{ExecReport, ExecSpec};
+use boxd_types::{ExecCreate, ExecInspect};
 use bytes::Bytes;
 use chrono::Utc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use boxd_client::models::{Image, PruneResponse, PullRequest};
+use boxd_types::{Image, PruneResponse, PullRequest};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::Stream;

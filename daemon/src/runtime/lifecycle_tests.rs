@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::runtime::spec::{ContainerSpec, ContainerState};
-use boxd_client::models::Event;
 use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
+use boxd_types::Event;
 use sqlx::SqlitePool;
 use tokio::sync::{broadcast, watch, Semaphore};
 

@@ -17,8 +17,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use boxd_client::models::{LogEntry, LogStream};
 use boxd_shim::protocol::LogRecord;
+use boxd_types::{LogEntry, LogStream};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::runtime::spec::{Container, ContainerConfig, ContainerSpec, ContainerState};
-use boxd_client::models::{CreateResponse, Image, Info, Version, WaitResponse};
+use boxd_types::{CreateResponse, Image, Info, Version, WaitResponse};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::Stream;
@@ -359,7 +359,7 @@ impl Runtime {
     }
 
     /// What was observed of a container's runs (memory events, the last exit).
-    pub async fn observed(&self, id: &str) -> Result<boxd_client::models::Observed, RuntimeError> {
+    pub async fn observed(&self, id: &str) -> Result<boxd_types::Observed, RuntimeError> {
         self.observed_of(id).await
     }
 

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 // What was observed of a run is a report, shared with the /v1 wire format.
-use boxd_client::models::{ContainerStats, ExitInfo, Observed as Observations};
 use boxd_shim::protocol::{ExitRecord, LogRecord};
+use boxd_types::{ContainerStats, ExitInfo, Observed as Observations};
 use chrono::{TimeZone, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

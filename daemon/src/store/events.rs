@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use boxd_client::models::Event;
+use boxd_types::Event;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 

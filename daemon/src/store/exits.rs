@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use boxd_client::models::ExitInfo;
+use boxd_types::ExitInfo;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 

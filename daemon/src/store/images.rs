@@ -1,6 +1,6 @@
 //! Image rows and their tags.
 
-use boxd_client::models::Image;
+use boxd_types::Image;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
@@ -44,7 +44,7 @@ pub(crate) struct StoredConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     layers: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    history: Vec<boxd_client::models::ImageHistory>,
+    history: Vec<boxd_types::ImageHistory>,
 }
 
 impl StoredConfig {

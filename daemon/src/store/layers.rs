@@ -1,7 +1,7 @@
 //! Layer rows, image-to-layer links, and the queries of image lifecycle (record a
 //! pulled or loaded image at once, untag, find what prune may remove).
 
-use boxd_client::models::Image;
+use boxd_types::Image;
 use chrono::{DateTime, Utc};
 
 use super::images::StoredConfig;

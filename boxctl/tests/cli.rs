@@ -1,6 +1,7 @@
 //! `boxctl` as a user runs it, against a fake daemon (or none): output, error lines,
 //! exit codes, and the requests each command makes.
 
+#[path = "../../client/tests/support/mod.rs"]
 mod support;
 
 use std::process::Output;

@@ -1,14 +1,24 @@
-//! The wire types of the boxd REST API, defined once.
+//! `boxd-types`: the wire types of the boxd REST API (`/v1`), defined once.
 //!
 //! The daemon serialises exactly these types and the client deserialises them, so a
 //! field added here is added to both sides at once. Fields are `snake_case`; optional
 //! request fields default so that `{}` plus the required ones is a valid body. New
 //! fields may be added at any time (clients must ignore unknown ones); none is renamed.
+//!
+//! This crate holds data and nothing else (serde and chrono only), so anything that
+//! speaks `/v1` (the daemon, the typed client in `boxd-client`, a tool of its own) can
+//! use it without pulling in an HTTP stack or a command line. `api-spec/openapi.yaml`
+//! documents the same types; a test keeps the two equal.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// The daemon's default API socket.
+pub const DEFAULT_SOCKET: &str = "/run/boxd.sock";
 
 /// `GET /v1/version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
