@@ -13,6 +13,7 @@ mod devices;
 mod errors;
 mod exec;
 mod harness;
+mod image_refs;
 mod images;
 mod images_more;
 mod isolation;
