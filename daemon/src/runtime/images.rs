@@ -3,7 +3,7 @@
 //! the layer half of reconcile.
 //!
 //! Every image reference a user gives (create's `image`, `/v1/images/{ref}`, a tag's
-//! source) is resolved by [`Runtime::find_image`], through the one grammar of
+//! source) is resolved by `Runtime::find_image`, through the one grammar of
 //! [`crate::image::reference`]; every name stored (import, load, pull, tag) is made by it.
 //!
 //! Ordering (crash safety): layers are published on disk before their rows, and rows
