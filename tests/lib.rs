@@ -89,6 +89,14 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The shared image scripts (`start-registry.sh`, ...): `$BOXD_SHARED_IMAGES`, or
+/// `<workspace>/../shared/images`.
+pub fn shared_images() -> PathBuf {
+    std::env::var_os("BOXD_SHARED_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/images"))
+}
+
 /// The test images: `$BOXD_TEST_FIXTURES`, or `<workspace>/target/fixtures`.
 pub fn fixtures() -> PathBuf {
     let dir = std::env::var_os("BOXD_TEST_FIXTURES")

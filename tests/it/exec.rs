@@ -15,7 +15,7 @@ use tokio::net::UnixStream;
 const MIB: u64 = 1024 * 1024;
 
 /// Split Docker-framed output into (stdout, stderr).
-fn unframe(mut b: &[u8]) -> (String, String) {
+pub(crate) fn unframe(mut b: &[u8]) -> (String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     while b.len() >= 8 {
         let len = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use boxd_tests::{fixtures, require_root, workspace_root, TestDaemon};
+use boxd_tests::{fixtures, require_root, shared_images, workspace_root, TestDaemon};
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -20,7 +20,7 @@ struct Registry {
 
 impl Registry {
     fn start() -> Registry {
-        let shared = workspace_root().join("../shared/images");
+        let shared = shared_images();
         let data = workspace_root().join("target/registry-it-images");
         let out = Command::new(shared.join("start-registry.sh"))
             .arg(&data)
@@ -61,7 +61,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = Command::new(workspace_root().join("../shared/images/stop-registry.sh"))
+        let _ = Command::new(shared_images().join("stop-registry.sh"))
             .arg(&self.data)
             .status();
     }

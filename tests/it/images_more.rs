@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_tests::{require_root, workspace_root, TestDaemon};
+use boxd_tests::{require_root, shared_images, workspace_root, TestDaemon};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http_body_util::{BodyExt, Full};
@@ -41,7 +41,7 @@ impl Registry {
         let data = workspace_root().join("target/registry-it-images-more");
         let mut users = REGISTRY_USERS.lock().unwrap_or_else(|e| e.into_inner());
         if *users == 0 {
-            let out = Command::new(workspace_root().join("../shared/images/start-registry.sh"))
+            let out = Command::new(shared_images().join("start-registry.sh"))
                 .arg(&data)
                 .arg(PORT.to_string())
                 .output()
@@ -82,7 +82,7 @@ impl Drop for Registry {
         let mut users = REGISTRY_USERS.lock().unwrap_or_else(|e| e.into_inner());
         *users -= 1;
         if *users == 0 {
-            let _ = Command::new(workspace_root().join("../shared/images/stop-registry.sh"))
+            let _ = Command::new(shared_images().join("stop-registry.sh"))
                 .arg(&self.data)
                 .status();
         }

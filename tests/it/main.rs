@@ -14,6 +14,7 @@ mod engine;
 mod errors;
 mod exec;
 mod harness;
+mod image_refs;
 mod images;
 mod images_more;
 mod isolation;

@@ -94,6 +94,7 @@ impl ApiError {
                 R::ExecMode(_) => "bad_request",
                 R::User(u) if u.is_bad_input() => "bad_user",
                 R::Image(ImageError::UnsafeEntry { .. }) => "unsafe_image",
+                R::Image(ImageError::Reference(_)) => "invalid_reference",
                 R::Image(i) if i.is_unauthorized() => "registry_unauthorized",
                 R::Image(i) if i.is_bad_input() => "invalid_image",
                 R::Image(i) if i.is_not_found() => "not_found",

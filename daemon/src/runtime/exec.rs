@@ -234,7 +234,10 @@ impl Runtime {
             ));
         }
         let user_spec = req.user.clone().unwrap_or_else(|| c.config.user.clone());
-        let user = users::resolve(&self.inner.images.rootfs(&c.image_id), &user_spec)?;
+        // Through the image's layers, as create and start do: only a plain import has
+        // a single layer whose dir is named by the image id.
+        let lowers = self.image_lowers(&c.image_id).await?;
+        let user = users::resolve_layers(&lowers, &user_spec)?;
         let spec = ExecSpec {
             args: req.cmd.clone(),
             env,

@@ -1,5 +1,10 @@
-//! Image lifecycle beyond import: load archives, pull from registries, tag, remove,
-//! prune, the overlay lower dirs of an image, and the layer half of reconcile.
+//! Image lifecycle beyond import: resolving a reference to an image, load archives,
+//! pull from registries, tag, remove, prune, the overlay lower dirs of an image, and
+//! the layer half of reconcile.
+//!
+//! Every image reference a user gives (create's `image`, `/v1/images/{ref}`, a tag's
+//! source) is resolved by `Runtime::find_image`, through the one grammar of
+//! [`crate::image::reference`]; every name stored (import, load, pull, tag) is made by it.
 //!
 //! Ordering (crash safety): layers are published on disk before their rows, and rows
 //! are deleted before their dirs, so a crash leaves at most a layer dir no row owns,
@@ -15,12 +20,12 @@ use futures_util::Stream;
 
 use crate::image::archive::LoadedImage;
 use crate::image::oci::Platform;
-use crate::image::reference::{self, Reference};
+use crate::image::reference::{self, Lookup, Reference};
 use crate::image::registry::{Progress, RegistryConfig};
 use crate::image::ImageError;
-use crate::store::LayerRow;
+use crate::store::{LayerRow, Resolved};
 
-use super::{names, Runtime, RuntimeError};
+use super::{Runtime, RuntimeError};
 
 /// The registries file, in the daemon's root dir.
 pub const REGISTRIES_FILE: &str = "registries.toml";
@@ -32,7 +37,72 @@ fn platform_of(p: Option<&str>) -> Result<Platform, RuntimeError> {
     }
 }
 
+/// The familiar tag to store a name given for import or as a tag's target under.
+pub(super) fn tag_name(name: &str) -> Result<String, RuntimeError> {
+    Ok(reference::familiar_tag(name).map_err(ImageError::from)?)
+}
+
+/// The name an image was found by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct StoredName {
+    /// A familiar tag (`busybox:latest`) or repo digest (`busybox@sha256:…`).
+    pub name: String,
+    /// True for a repo digest.
+    pub digest: bool,
+}
+
+/// An image and how a reference found it.
+#[derive(Debug)]
+pub(super) struct Found {
+    pub image: Image,
+    /// The tag or repo digest the reference named; `None` when it gave an id.
+    pub name: Option<StoredName>,
+}
+
 impl Runtime {
+    /// Resolves a reference as Docker does: a full id; else a tag or repo digest in any
+    /// spelling of the name (`busybox`, `docker.io/library/busybox:latest`,
+    /// `name:tag@sha256:…` by its digest); else a unique id prefix. A malformed
+    /// reference is a 400 that says what is wrong.
+    pub(super) async fn find_image(&self, reference: &str) -> Result<Found, RuntimeError> {
+        let not_found = || RuntimeError::NotFound {
+            kind: "image",
+            reference: reference.to_owned(),
+        };
+        let lookup = reference::lookup(reference).map_err(ImageError::from)?;
+        let (stored, digest, id_prefix) = match lookup {
+            Lookup::Id(id) => {
+                let image = self.inner.store.image(&id).await?.ok_or_else(not_found)?;
+                return Ok(Found { image, name: None });
+            }
+            Lookup::Name {
+                stored,
+                digest,
+                id_prefix,
+            } => (stored, digest, id_prefix),
+        };
+        if let Some(image) = self.inner.store.image_by_name(&stored, digest).await? {
+            return Ok(Found {
+                image,
+                name: Some(StoredName {
+                    name: stored,
+                    digest,
+                }),
+            });
+        }
+        let Some(prefix) = id_prefix else {
+            return Err(not_found());
+        };
+        match self.inner.store.image_by_id_prefix(&prefix).await? {
+            Resolved::One(image) => Ok(Found { image, name: None }),
+            Resolved::None => Err(not_found()),
+            Resolved::Ambiguous => Err(RuntimeError::Ambiguous {
+                kind: "image",
+                reference: reference.to_owned(),
+            }),
+        }
+    }
+
     /// Records a loaded or pulled image whose layers are stored. The caller holds the
     /// gc lock (shared).
     async fn record_loaded(
@@ -155,8 +225,14 @@ impl Runtime {
             let _gc = images.gc_read().await;
             match images.pull(&reference, &platform, &config, progress).await {
                 Ok(pulled) => {
-                    let repo_digest = format!("{}@{}", reference.familiar_name(), pulled.digest);
-                    self.record_loaded(&pulled.image, Some(repo_digest)).await
+                    // The digest the manifest (or index) was fetched by, under the name
+                    // as stored, so the image is found by `name@digest` in any spelling.
+                    let repo_digest = Reference {
+                        digest: Some(pulled.digest.clone()),
+                        ..reference.clone()
+                    }
+                    .familiar_digest();
+                    self.record_loaded(&pulled.image, repo_digest).await
                 }
                 Err(e) => Err(e.into()),
             }
@@ -183,8 +259,8 @@ impl Runtime {
 
     /// `POST /v1/images/tag`.
     pub async fn tag_image(&self, source: &str, target: &str) -> Result<Image, RuntimeError> {
-        let image = self.image(source).await?;
-        let tag = reference::familiar_tag(target).map_err(ImageError::from)?;
+        let image = self.find_image(source).await?.image;
+        let tag = tag_name(target)?;
         let _gc = self.inner.images.gc_read().await;
         self.inner.store.tag_image(&tag, &image.id).await?;
         self.inner
@@ -208,30 +284,33 @@ impl Runtime {
         Ok(self.inner.images.lower_dirs(&chains))
     }
 
-    /// Removes an image, as `docker rmi`: a tag of an image with other tags is only
-    /// untagged; an image a container uses is 409, or with `force` loses its tags and
-    /// stays until its containers are gone (prune then takes it).
+    /// Removes an image, as `docker rmi`: a name (tag or repo digest) of an image with
+    /// other names is only removed, and removing a repository's last tag removes that
+    /// repository's repo digests with it (moby `ImageDelete`); an image a container
+    /// uses is 409, or with `force` loses its names and stays until its containers are
+    /// gone (prune then takes it).
     pub(super) async fn remove_image_impl(
         &self,
         reference: &str,
         force: bool,
     ) -> Result<(), RuntimeError> {
-        let img = self.image(reference).await?;
-        let as_tag = reference::familiar_tag(reference)
-            .ok()
-            .filter(|t| img.tags.contains(t))
-            .or_else(|| {
-                names::normalize_image_name(reference)
-                    .ok()
-                    .filter(|t| img.tags.contains(t))
-            });
+        let Found { image: img, name } = self.find_image(reference).await?;
         let _gc = self.inner.images.gc_write().await;
-        if let Some(tag) = &as_tag {
-            if img.tags.len() > 1 && !force {
-                self.inner.store.untag_image(tag).await?;
+        if let (Some(name), false) = (&name, force) {
+            let names = names_removed_with(&img, name);
+            let total = img.tags.len() + img.repo_digests.len();
+            if names.len() < total {
+                for (n, digest) in &names {
+                    if *digest {
+                        self.inner.store.remove_repo_digest(n).await?;
+                    } else {
+                        self.inner.store.untag_image(n).await?;
+                    }
+                }
+                let removed: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
                 self.inner
                     .events
-                    .emit("image", "untag", &img.id, &[("name", tag.clone())])
+                    .emit("image", "untag", &img.id, &[("name", removed.join(","))])
                     .await;
                 return Ok(());
             }
@@ -246,6 +325,9 @@ impl Runtime {
             }
             for t in &img.tags {
                 self.inner.store.untag_image(t).await?;
+            }
+            for d in &img.repo_digests {
+                self.inner.store.remove_repo_digest(d).await?;
             }
             self.inner
                 .events
@@ -344,6 +426,32 @@ impl Runtime {
             tracing::warn!(error = %crate::error_chain(&e), "failed to remove the layers of a failed load or pull");
         }
     }
+}
+
+/// The names (and whether each is a repo digest) that removing `name` from `image`
+/// removes: the name itself, and when it is the last tag of its repository, that
+/// repository's repo digests too (they would otherwise keep an untagged image alive
+/// under a name nobody asked for).
+fn names_removed_with(image: &Image, name: &StoredName) -> Vec<(String, bool)> {
+    let mut out = vec![(name.name.clone(), name.digest)];
+    if name.digest {
+        return out;
+    }
+    let repo = reference::repository_of(&name.name);
+    let other_tag = image
+        .tags
+        .iter()
+        .any(|t| *t != name.name && reference::repository_of(t) == repo);
+    if !other_tag {
+        out.extend(
+            image
+                .repo_digests
+                .iter()
+                .filter(|d| reference::repository_of(d) == repo)
+                .map(|d| (d.clone(), true)),
+        );
+    }
+    out
 }
 
 /// The argv of a container, by Docker's rules (moby `daemon/commit.go` `merge`): a

@@ -261,8 +261,7 @@ impl Runtime {
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let tag =
-            names::normalize_image_name(name).map_err(|r| RuntimeError::invalid("name", r))?;
+        let tag = images::tag_name(name)?;
         // Shared gc lock until the row exists: a failed pull's clean-up (exclusive) must
         // not take this layer for an unowned one.
         let _gc = self.inner.images.gc_read().await;
@@ -298,25 +297,9 @@ impl Runtime {
         Ok(self.inner.store.list_images().await?)
     }
 
-    /// Resolves a tag, id or id prefix.
+    /// Resolves an image reference (see `images.rs`).
     pub async fn image(&self, reference: &str) -> Result<Image, RuntimeError> {
-        let lookup =
-            names::normalize_image_name(reference).unwrap_or_else(|_| reference.to_owned());
-        let mut found = self.inner.store.resolve_image(&lookup).await?;
-        if matches!(found, Resolved::None) && lookup != reference {
-            found = self.inner.store.resolve_image(reference).await?;
-        }
-        match found {
-            Resolved::One(img) => Ok(img),
-            Resolved::None => Err(RuntimeError::NotFound {
-                kind: "image",
-                reference: reference.to_owned(),
-            }),
-            Resolved::Ambiguous => Err(RuntimeError::Ambiguous {
-                kind: "image",
-                reference: reference.to_owned(),
-            }),
-        }
+        Ok(self.find_image(reference).await?.image)
     }
 
     /// Removes an image (409 while a container uses it; see `images.rs` for tags and

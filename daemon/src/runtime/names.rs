@@ -1,4 +1,5 @@
-//! Names and references as users type them: container names, image references, signals.
+//! Names as users type them: container names and ids, signals. (Image references
+//! have their own grammar in `crate::image::reference`.)
 
 use rand::Rng;
 
@@ -45,64 +46,6 @@ pub fn generate_container_id() -> String {
     hex::encode(bytes)
 }
 
-/// Normalises an image name for tagging and lookup: `busybox` → `busybox:latest`.
-/// Repository components are lowercase `[a-z0-9._-]` separated by `/`, optionally led
-/// by a `host[:port]` component; the tag is `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn normalize_image_name(name: &str) -> Result<String, String> {
-    let bad = || {
-        format!(
-            "invalid image name {name:?}: use a name like busybox, busybox:1.36 or registry:5000/team/app:tag"
-        )
-    };
-    if name.is_empty() || name.len() > 255 {
-        return Err(bad());
-    }
-    // The tag is after the last ':' that comes after the last '/'.
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let (repo, tag) = match name[last_slash..].rfind(':') {
-        Some(i) => (&name[..last_slash + i], &name[last_slash + i + 1..]),
-        None => (name, "latest"),
-    };
-    let tag_ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    let components: Vec<&str> = repo.split('/').collect();
-    let comp_ok = |c: &str, first: bool| {
-        let host_like = first
-            && components.len() > 1
-            && (c.contains('.') || c.contains(':') || c == "localhost");
-        if host_like {
-            return !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '-' | ':'));
-        }
-        !c.is_empty()
-            && c.chars()
-                .next()
-                .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.chars()
-                .last()
-                .is_some_and(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-            && c.chars().all(|ch| {
-                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
-            })
-    };
-    let repo_ok = components
-        .iter()
-        .enumerate()
-        .all(|(i, c)| comp_ok(c, i == 0));
-    if !tag_ok || !repo_ok || name.starts_with("sha256:") {
-        return Err(bad());
-    }
-    Ok(format!("{repo}:{tag}"))
-}
-
 /// Parses a signal given as `SIGTERM`, `TERM`, `term` or `15`.
 pub fn parse_signal(s: &str) -> Result<i32, String> {
     let bad = || format!("unknown signal {s:?}: use a name like SIGTERM or TERM, or a number 1-64");
@@ -143,32 +86,6 @@ mod tests {
         assert!(id
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-    }
-
-    #[test]
-    fn image_names() {
-        let n = |s| normalize_image_name(s);
-        assert_eq!(n("busybox").unwrap(), "busybox:latest");
-        assert_eq!(n("busybox:1.36").unwrap(), "busybox:1.36");
-        assert_eq!(n("test/busybox").unwrap(), "test/busybox:latest");
-        assert_eq!(
-            n("localhost:5000/test/busybox:v2s2").unwrap(),
-            "localhost:5000/test/busybox:v2s2"
-        );
-        assert_eq!(n("127.0.0.1:5055/a").unwrap(), "127.0.0.1:5055/a:latest");
-        for bad in [
-            "",
-            "BusyBox",
-            "busybox:",
-            "bad name",
-            "a//b",
-            ":tag",
-            "sha256:abc",
-            "x:-y",
-            "-a",
-        ] {
-            assert!(n(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

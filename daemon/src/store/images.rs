@@ -1,4 +1,6 @@
-//! Image rows and their tags.
+//! Image rows and the names that point at them: tags (`busybox:latest`) and repo
+//! digests (`busybox@sha256:…`), both in the familiar form of
+//! [`crate::image::reference`], each pointing at one image.
 
 use boxd_types::Image;
 use chrono::{DateTime, Utc};
@@ -16,7 +18,7 @@ struct Row {
     created_at: DateTime<Utc>,
     config: String,
     tags: Option<String>,
-    repo_digests: String,
+    repo_digests: Option<String>,
 }
 
 /// The image defaults kept in the `config` column (what `Image` says beyond id, tags,
@@ -75,19 +77,9 @@ impl Row {
                 id: self.id.clone(),
                 source,
             })?;
-        let mut tags: Vec<String> = self
-            .tags
-            .map(|t| {
-                t.split('\n')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        tags.sort();
         Ok(Image {
             id: self.id,
-            tags,
+            tags: lines(self.tags),
             size: self.size.max(0) as u64,
             created_at: self.created_at,
             cmd: config.cmd,
@@ -100,20 +92,31 @@ impl Row {
             os: config.os,
             architecture: config.architecture,
             layers: config.layers,
-            repo_digests: self
-                .repo_digests
-                .split('\n')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            repo_digests: lines(self.repo_digests),
             history: config.history,
         })
     }
 }
 
-// group_concat with a newline separator: tag names cannot contain one.
-const SELECT: &str = "SELECT i.id, i.size, i.created_at, i.config, i.repo_digests, \
-     (SELECT group_concat(t.name, char(10)) FROM image_tags t WHERE t.image_id = i.id) AS tags \
+/// The names of a `group_concat(name, char(10))`, sorted.
+fn lines(joined: Option<String>) -> Vec<String> {
+    let mut names: Vec<String> = joined
+        .map(|t| {
+            t.split('\n')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+// group_concat with a newline separator: names cannot contain one.
+const SELECT: &str = "SELECT i.id, i.size, i.created_at, i.config, \
+     (SELECT group_concat(t.name, char(10)) FROM image_tags t WHERE t.image_id = i.id) AS tags, \
+     (SELECT group_concat(d.name, char(10)) FROM image_digests d WHERE d.image_id = i.id) \
+     AS repo_digests \
      FROM images i";
 
 impl Store {
@@ -191,28 +194,39 @@ impl Store {
         row.map(Row::into_image).transpose()
     }
 
-    /// Resolves a tag (already normalised, `busybox:latest`), a full id, or a unique id
-    /// prefix with or without `sha256:`.
-    pub async fn resolve_image(&self, reference: &str) -> Result<Resolved<Image>, StoreError> {
-        let tagged: Option<(String,)> =
-            sqlx::query_as("SELECT image_id FROM image_tags WHERE name = ?")
-                .bind(reference)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(query_err("resolve image tag"))?;
-        if let Some((id,)) = tagged {
-            return Ok(self.image(&id).await?.map_or(Resolved::None, Resolved::One));
+    /// The image a stored name points at: a familiar tag (`busybox:latest`) or, with
+    /// `digest`, a familiar repo digest (`busybox@sha256:…`).
+    pub async fn image_by_name(
+        &self,
+        name: &str,
+        digest: bool,
+    ) -> Result<Option<Image>, StoreError> {
+        let sql = if digest {
+            "SELECT image_id FROM image_digests WHERE name = ?"
+        } else {
+            "SELECT image_id FROM image_tags WHERE name = ?"
+        };
+        let found: Option<(String,)> = sqlx::query_as(sql)
+            .bind(name)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query_err("resolve image name"))?;
+        match found {
+            Some((id,)) => self.image(&id).await,
+            None => Ok(None),
         }
-        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(Resolved::None);
-        }
-        let rows: Vec<Row> =
-            sqlx::query_as(&format!("{SELECT} WHERE substr(i.id, 1, length(?1)) = ?1"))
-                .bind(format!("sha256:{hex}"))
-                .fetch_all(self.pool())
-                .await
-                .map_err(query_err("resolve image id"))?;
+    }
+
+    /// The images whose id starts with `prefix` (`sha256:<hex>`).
+    pub async fn image_by_id_prefix(&self, prefix: &str) -> Result<Resolved<Image>, StoreError> {
+        // At most two rows are needed to tell one from several.
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "{SELECT} WHERE substr(i.id, 1, length(?1)) = ?1 LIMIT 2"
+        ))
+        .bind(prefix)
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("resolve image id"))?;
         match rows.len() {
             0 => Ok(Resolved::None),
             1 => rows
@@ -279,38 +293,69 @@ mod tests {
         assert_eq!(img.size, 100);
         assert_eq!(img.cmd, vec!["/bin/sh"]);
 
-        let one = |r: Resolved<Image>| match r {
-            Resolved::One(i) => Some(i.id),
-            _ => None,
+        let by_tag = |n: &'static str| {
+            let store = store.clone();
+            async move { store.image_by_name(n, false).await.unwrap().map(|i| i.id) }
         };
+        let by_prefix = |p: &'static str| {
+            let store = store.clone();
+            async move {
+                match store.image_by_id_prefix(p).await.unwrap() {
+                    Resolved::One(i) => Some(i.id),
+                    Resolved::Ambiguous => Some("ambiguous".to_owned()),
+                    Resolved::None => None,
+                }
+            }
+        };
+        assert_eq!(by_tag("busybox:latest").await, Some(a.clone()));
+        assert_eq!(by_tag("nope:latest").await, None);
+        assert_eq!(by_prefix("sha256:a1a1").await, Some(a.clone()));
+        assert_eq!(by_prefix("sha256:a2").await, Some(b.clone()));
+        assert_eq!(by_prefix("sha256:a").await.as_deref(), Some("ambiguous"));
+        assert_eq!(by_prefix("sha256:b").await, None);
+
+        // Repo digests are names of their own; one moves with a later record.
+        let digest = format!("r/x@sha256:{}", "d".repeat(64));
+        let named = |id: &str, digests: Vec<String>| Image {
+            id: id.to_owned(),
+            repo_digests: digests,
+            ..Default::default()
+        };
+        store
+            .record_image(&named(&a, vec![digest.clone()]), &[], Utc::now())
+            .await
+            .unwrap();
+        let found = store.image_by_name(&digest, true).await.unwrap().unwrap();
         assert_eq!(
-            one(store.resolve_image("busybox:latest").await.unwrap()),
-            Some(a.clone())
+            (found.id, found.repo_digests),
+            (a.clone(), vec![digest.clone()])
         );
-        assert_eq!(one(store.resolve_image(&a).await.unwrap()), Some(a.clone()));
+        assert!(store.image_by_name(&digest, false).await.unwrap().is_none());
+        store
+            .record_image(&named(&b, vec![digest.clone()]), &[], Utc::now())
+            .await
+            .unwrap();
         assert_eq!(
-            one(store.resolve_image("a1a1").await.unwrap()),
-            Some(a.clone())
-        );
-        assert_eq!(
-            one(store.resolve_image("sha256:a2").await.unwrap()),
+            store
+                .image_by_name(&digest, true)
+                .await
+                .unwrap()
+                .map(|i| i.id),
             Some(b.clone())
         );
-        assert!(matches!(
-            store.resolve_image("a").await.unwrap(),
-            Resolved::Ambiguous
-        ));
-        assert!(matches!(
-            store.resolve_image("nope:latest").await.unwrap(),
-            Resolved::None
-        ));
+        assert!(store
+            .image(&a)
+            .await
+            .unwrap()
+            .unwrap()
+            .repo_digests
+            .is_empty());
+        assert!(store.remove_repo_digest(&digest).await.unwrap());
+        assert!(!store.remove_repo_digest(&digest).await.unwrap());
 
         // A tag moves, as `docker tag` does.
         store.tag_image("busybox:latest", &b).await.unwrap();
-        assert_eq!(
-            one(store.resolve_image("busybox:latest").await.unwrap()),
-            Some(b.clone())
-        );
+        assert_eq!(by_tag("busybox:latest").await, Some(b.clone()));
         assert_eq!(
             store.image(&a).await.unwrap().unwrap().tags,
             vec!["busybox:v1"]
@@ -318,10 +363,102 @@ mod tests {
 
         assert_eq!(store.count_images().await.unwrap(), 2);
         assert!(store.delete_image(&a).await.unwrap());
-        assert!(matches!(
-            store.resolve_image("busybox:v1").await.unwrap(),
-            Resolved::None
-        ));
+        assert_eq!(by_tag("busybox:v1").await, None);
         assert_eq!(store.list_images().await.unwrap().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+    use sqlx::migrate::Migrator;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    /// Rows written before migration 0006: repo digests in a column, tags in the long
+    /// form an import kept. After it, both are found by their familiar names.
+    #[tokio::test]
+    async fn repo_digests_become_rows_and_tags_become_familiar() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("migrations");
+        std::fs::create_dir(&old).unwrap();
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        for e in std::fs::read_dir(&all).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            if name.as_str() < "0006" {
+                std::fs::copy(all.join(&name), old.join(&name)).unwrap();
+            }
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(dir.path().join("boxd.db"))
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .unwrap();
+        Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let d1 = format!("127.0.0.1:5000/test/app@sha256:{}", "1".repeat(64));
+        let d2 = format!("busybox@sha256:{}", "2".repeat(64));
+        for (id, digests) in [(&a, format!("{d1}\n{d2}")), (&b, String::new())] {
+            sqlx::query(
+                "INSERT INTO images (id, size, created_at, config, repo_digests) \
+                 VALUES (?, 1, '2024-01-01T00:00:00Z', '{}', ?)",
+            )
+            .bind(id)
+            .bind(digests)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        for (name, id) in [
+            ("docker.io/library/busybox:latest", &a),
+            ("docker.io/test/app:1", &a),
+            ("library/alpine:3", &b),
+            ("library/a/b:1", &b),
+            ("foo:1", &a),
+            // Its familiar form is taken: kept, not lost.
+            ("docker.io/library/foo:1", &b),
+        ] {
+            sqlx::query("INSERT INTO image_tags (name, image_id) VALUES (?, ?)")
+                .bind(name)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+
+        let store = Store::from_pool(pool).await.unwrap();
+        let id_of = |name: String, digest: bool| {
+            let store = store.clone();
+            async move {
+                store
+                    .image_by_name(&name, digest)
+                    .await
+                    .unwrap()
+                    .map(|i| i.id)
+            }
+        };
+        assert_eq!(id_of(d1.clone(), true).await, Some(a.clone()));
+        assert_eq!(id_of(d2.clone(), true).await, Some(a.clone()));
+        assert_eq!(id_of("busybox:latest".into(), false).await, Some(a.clone()));
+        assert_eq!(id_of("test/app:1".into(), false).await, Some(a.clone()));
+        assert_eq!(id_of("alpine:3".into(), false).await, Some(b.clone()));
+        assert_eq!(id_of("library/a/b:1".into(), false).await, Some(b.clone()));
+        assert_eq!(id_of("foo:1".into(), false).await, Some(a.clone()));
+        let img = store.image(&a).await.unwrap().unwrap();
+        assert_eq!(img.repo_digests, vec![d1, d2]);
+        assert_eq!(img.tags, vec!["busybox:latest", "foo:1", "test/app:1"]);
+        assert_eq!(
+            store.image(&b).await.unwrap().unwrap().tags,
+            vec!["alpine:3", "docker.io/library/foo:1", "library/a/b:1"]
+        );
     }
 }

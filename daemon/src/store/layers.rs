@@ -19,9 +19,10 @@ pub struct LayerRow {
 }
 
 impl Store {
-    /// Records an image made of `layers` (bottom first) with its tags, all at once:
-    /// layer rows, the image row (an existing one gains the repo digest), its links
-    /// to the layers, and the tags (moved from any image that had them).
+    /// Records an image made of `layers` (bottom first) with its names, all at once:
+    /// layer rows, the image row, its links to the layers, and its tags and repo
+    /// digests (moved from any image that had them; an existing image keeps the ones
+    /// it had).
     pub async fn record_image(
         &self,
         image: &Image,
@@ -50,19 +51,13 @@ impl Store {
             parent = Some(&l.chain_id);
         }
         sqlx::query(
-            "INSERT INTO images (id, size, created_at, config, repo_digests) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET \
-             repo_digests = CASE \
-               WHEN ?5 = '' OR instr(char(10) || images.repo_digests || char(10), char(10) || ?5 || char(10)) > 0 \
-               THEN images.repo_digests \
-               WHEN images.repo_digests = '' THEN ?5 \
-               ELSE images.repo_digests || char(10) || ?5 END",
+            "INSERT INTO images (id, size, created_at, config) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(id) DO NOTHING",
         )
         .bind(&image.id)
         .bind(i64::try_from(image.size).unwrap_or(i64::MAX))
         .bind(created_at)
         .bind(StoredConfig::json_of(image))
-        .bind(image.repo_digests.join("\n"))
         .execute(&mut *tx)
         .await
         .map_err(query_err("insert image"))?;
@@ -78,6 +73,8 @@ impl Store {
             .await
             .map_err(query_err("insert image layer"))?;
         }
+        // A name moves to this image from any image that had it, as `docker tag` and
+        // a repeated pull do.
         for tag in &image.tags {
             sqlx::query(
                 "INSERT INTO image_tags (name, image_id) VALUES (?, ?) \
@@ -88,6 +85,17 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query_err("tag image"))?;
+        }
+        for digest in &image.repo_digests {
+            sqlx::query(
+                "INSERT INTO image_digests (name, image_id) VALUES (?, ?) \
+                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+            )
+            .bind(digest)
+            .bind(&image.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("record repo digest"))?;
         }
         tx.commit()
             .await
@@ -167,12 +175,24 @@ impl Store {
         Ok(res.rows_affected() > 0)
     }
 
-    /// Images no container uses; with `dangling_only`, also without tags.
+    /// Removes the repo digest reference `name` (`busybox@sha256:…`); true if it existed.
+    pub async fn remove_repo_digest(&self, name: &str) -> Result<bool, StoreError> {
+        let res = sqlx::query("DELETE FROM image_digests WHERE name = ?")
+            .bind(name)
+            .execute(self.pool())
+            .await
+            .map_err(query_err("remove repo digest"))?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    /// Images no container uses; with `dangling_only`, also without a name (tag or repo
+    /// digest), as Docker's dangling images.
     pub async fn unused_images(&self, dangling_only: bool) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT i.id FROM images i WHERE \
              NOT EXISTS (SELECT 1 FROM containers c WHERE c.image_id = i.id) \
-             AND (?1 = 0 OR NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id)) \
+             AND (?1 = 0 OR (NOT EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = i.id) \
+                  AND NOT EXISTS (SELECT 1 FROM image_digests d WHERE d.image_id = i.id))) \
              ORDER BY i.id",
         )
         .bind(dangling_only)
@@ -242,7 +262,8 @@ mod tests {
             .await
             .unwrap();
         let got = store.image(&a.id).await.unwrap().unwrap();
-        assert_eq!(got.repo_digests, vec!["r/a@sha256:x", "r/a2@sha256:y"]);
+        // Sorted, as tags are.
+        assert_eq!(got.repo_digests, vec!["r/a2@sha256:y", "r/a@sha256:x"]);
         assert_eq!(got.entrypoint, vec!["/bin/sh"]);
         assert_eq!(got.layers, vec![h("1"), h("3")]);
         assert_eq!(
