@@ -52,6 +52,10 @@ pub struct Args {
     /// Days an event is kept in the event log [default: 7].
     #[arg(long)]
     pub events_max_days: Option<u64>,
+    /// Exit records kept per container, newest first; older ones are dropped when a
+    /// new one is written [default: 100].
+    #[arg(long = "exits-max")]
+    pub exits_max_per_container: Option<u64>,
     /// Largest size of one container log file before it is rotated; 0: no rotation
     /// [default: 10485760].
     #[arg(long)]
@@ -73,6 +77,7 @@ struct FileConfig {
     log_level: Option<String>,
     events_max: Option<u64>,
     events_max_days: Option<u64>,
+    exits_max_per_container: Option<u64>,
     log_max_bytes: Option<u64>,
     log_max_files: Option<u32>,
     userns_range: Option<crate::runtime::userns::UsernsRange>,
@@ -98,6 +103,8 @@ pub struct Config {
     pub events_max: u64,
     /// How long an event is kept.
     pub events_max_age: std::time::Duration,
+    /// Exit records kept per container.
+    pub exits_max_per_container: u64,
     /// Largest size of one container log file; 0: no rotation.
     pub log_max_bytes: u64,
     /// Container log files kept, the current one included.
@@ -192,6 +199,10 @@ impl Config {
                 .map_or(crate::runtime::DEFAULT_EVENTS_MAX_AGE, |d| {
                     std::time::Duration::from_secs(d.saturating_mul(24 * 3600))
                 }),
+            exits_max_per_container: args
+                .exits_max_per_container
+                .or(file.exits_max_per_container)
+                .unwrap_or(crate::store::DEFAULT_EXITS_MAX_PER_CONTAINER),
             log_max_bytes: args
                 .log_max_bytes
                 .or(file.log_max_bytes)
@@ -220,6 +231,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "log_max_files",
                 reason: "must be at least 1 (the current file)".to_owned(),
+            });
+        }
+        if self.exits_max_per_container == 0 {
+            return Err(ConfigError::Invalid {
+                key: "exits_max_per_container",
+                reason: "must be at least 1 (the last exit is part of inspect)".to_owned(),
             });
         }
         if let Some(given) = &self.cgroup_parent {
@@ -349,6 +366,48 @@ mod tests {
             Config::load(args),
             Err(ConfigError::Invalid { key: "root", .. })
         ));
+    }
+
+    #[test]
+    fn exits_kept_per_container_default_file_key_flag_and_zero() {
+        let shim = || Some(PathBuf::from("/bin/true"));
+        let c = Config::load(Args {
+            shim: shim(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.exits_max_per_container, 100);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(&file, "exits_max_per_container = 7\n").unwrap();
+        let from_file = Config::load(Args {
+            config: Some(file.clone()),
+            shim: shim(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.exits_max_per_container, 7);
+        let flag = Config::load(Args {
+            config: Some(file),
+            shim: shim(),
+            exits_max_per_container: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(flag.exits_max_per_container, 3);
+        assert!(matches!(
+            Config::load(Args {
+                shim: shim(),
+                exits_max_per_container: Some(0),
+                ..Default::default()
+            }),
+            Err(ConfigError::Invalid {
+                key: "exits_max_per_container",
+                ..
+            })
+        ));
+        let parsed = Args::try_parse_from(["boxd", "--exits-max", "9"]).unwrap();
+        assert_eq!(parsed.exits_max_per_container, Some(9));
     }
 
     #[test]

@@ -177,7 +177,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     create_dir(&config.state_dir, 0o711)?;
     let _lock = lock_root(&config.root)?;
 
-    let store = Store::open(&config.db_path()).await?;
+    let store = Store::open(&config.db_path())
+        .await?
+        .with_exits_max(config.exits_max_per_container);
     let cgroups = crate::cgroups::detect(config.cgroup_parent.as_deref())?;
     let images = ImageStore::new(config.root.join("images"))?;
     let events = EventBus::new(store.clone());
