@@ -56,6 +56,17 @@ pub struct Args {
     /// new one is written [default: 100].
     #[arg(long = "exits-max")]
     pub exits_max_per_container: Option<u64>,
+    /// Largest JSON request body, in bytes; larger ones are refused with 413
+    /// [default: 1048576].
+    #[arg(long)]
+    pub max_json_body: Option<u64>,
+    /// Largest image import or load body, in bytes [default: 68719476736 (64 GiB)].
+    #[arg(long)]
+    pub max_image_body: Option<u64>,
+    /// Largest image archive member read into memory (manifest.json, index.json,
+    /// configs), in bytes [default: 16777216].
+    #[arg(long)]
+    pub max_archive_member: Option<u64>,
     /// Largest size of one container log file before it is rotated; 0: no rotation
     /// [default: 10485760].
     #[arg(long)]
@@ -78,6 +89,9 @@ struct FileConfig {
     events_max: Option<u64>,
     events_max_days: Option<u64>,
     exits_max_per_container: Option<u64>,
+    max_json_body: Option<u64>,
+    max_image_body: Option<u64>,
+    max_archive_member: Option<u64>,
     log_max_bytes: Option<u64>,
     log_max_files: Option<u32>,
     userns_range: Option<crate::runtime::userns::UsernsRange>,
@@ -105,6 +119,12 @@ pub struct Config {
     pub events_max_age: std::time::Duration,
     /// Exit records kept per container.
     pub exits_max_per_container: u64,
+    /// Largest JSON request body.
+    pub max_json_body: u64,
+    /// Largest image import or load body.
+    pub max_image_body: u64,
+    /// Largest image archive member read into memory.
+    pub max_archive_member: u64,
     /// Largest size of one container log file; 0: no rotation.
     pub log_max_bytes: u64,
     /// Container log files kept, the current one included.
@@ -203,6 +223,18 @@ impl Config {
                 .exits_max_per_container
                 .or(file.exits_max_per_container)
                 .unwrap_or(crate::store::DEFAULT_EXITS_MAX_PER_CONTAINER),
+            max_json_body: args
+                .max_json_body
+                .or(file.max_json_body)
+                .unwrap_or(crate::api::DEFAULT_MAX_JSON_BODY),
+            max_image_body: args
+                .max_image_body
+                .or(file.max_image_body)
+                .unwrap_or(crate::api::DEFAULT_MAX_IMAGE_BODY),
+            max_archive_member: args
+                .max_archive_member
+                .or(file.max_archive_member)
+                .unwrap_or(crate::image::DEFAULT_MAX_ARCHIVE_MEMBER),
             log_max_bytes: args
                 .log_max_bytes
                 .or(file.log_max_bytes)
@@ -232,6 +264,18 @@ impl Config {
                 key: "log_max_files",
                 reason: "must be at least 1 (the current file)".to_owned(),
             });
+        }
+        for (key, value) in [
+            ("max_json_body", self.max_json_body),
+            ("max_image_body", self.max_image_body),
+            ("max_archive_member", self.max_archive_member),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1 byte".to_owned(),
+                });
+            }
         }
         if self.exits_max_per_container == 0 {
             return Err(ConfigError::Invalid {
@@ -278,6 +322,14 @@ impl Config {
             max_bytes: self.log_max_bytes,
             max_files: self.log_max_files,
         })
+    }
+
+    /// The API's request body limits.
+    pub fn limits(&self) -> crate::api::Limits {
+        crate::api::Limits {
+            json_body: self.max_json_body,
+            image_body: self.max_image_body,
+        }
     }
 
     /// The SQLite database file.
@@ -408,6 +460,52 @@ mod tests {
         ));
         let parsed = Args::try_parse_from(["boxd", "--exits-max", "9"]).unwrap();
         assert_eq!(parsed.exits_max_per_container, Some(9));
+    }
+
+    #[test]
+    fn size_limits_default_file_keys_flags_and_zero() {
+        let shim = || Some(PathBuf::from("/bin/true"));
+        let c = Config::load(Args {
+            shim: shim(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.limits(), crate::api::Limits::default());
+        assert_eq!(c.limits().json_body, 1 << 20);
+        assert_eq!(c.max_archive_member, 16 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(
+            &file,
+            "max_json_body = 10\nmax_image_body = 20\nmax_archive_member = 30\n",
+        )
+        .unwrap();
+        let args = Args::try_parse_from([
+            "boxd",
+            "--config",
+            file.to_str().unwrap(),
+            "--shim",
+            "/bin/true",
+            "--max-image-body",
+            "21",
+        ])
+        .unwrap();
+        let c = Config::load(args).unwrap();
+        assert_eq!(
+            (c.max_json_body, c.max_image_body, c.max_archive_member),
+            (10, 21, 30)
+        );
+        assert!(matches!(
+            Config::load(Args {
+                shim: shim(),
+                max_json_body: Some(0),
+                ..Default::default()
+            }),
+            Err(ConfigError::Invalid {
+                key: "max_json_body",
+                ..
+            })
+        ));
     }
 
     #[test]
