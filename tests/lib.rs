@@ -356,6 +356,8 @@ pub struct TestDaemon {
     pub pass_cgroup_parent: bool,
     /// The daemon's stderr (all runs, appended).
     pub log: PathBuf,
+    /// More flags for every start of the daemon (e.g. `--log-max-bytes 0`).
+    pub extra_args: Vec<String>,
     child: Option<Child>,
     /// Pids of shims and containers seen while the test ran (for the teardown).
     seen_pids: Mutex<BTreeSet<i32>>,
@@ -391,6 +393,7 @@ impl TestDaemon {
             log: dir.join("boxd.log"),
             cgroup_parent: format!("boxd-test-{suffix}"),
             pass_cgroup_parent: true,
+            extra_args: Vec::new(),
             dir,
             child: None,
             seen_pids: Mutex::new(BTreeSet::new()),
@@ -443,6 +446,7 @@ impl TestDaemon {
             command.arg("--cgroup-parent").arg(&self.cgroup_parent);
         }
         let child = command
+            .args(&self.extra_args)
             .arg("--socket")
             .arg(&self.socket)
             .arg("--root")
@@ -749,6 +753,29 @@ impl TestDaemon {
             buf: Vec::new(),
             done: false,
         }
+    }
+
+    /// Open a streaming GET and return its body, to read frame by frame (answers too
+    /// large to collect, e.g. big logs); panics unless the status is 200.
+    pub async fn stream_body(&self, path: &str) -> Incoming {
+        let resp = self
+            .send(Method::GET, path, None, Bytes::new())
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e:#}"));
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        resp.into_body()
+    }
+
+    /// The daemon's resident memory (`VmRSS` of `/proc/<pid>/status`), in bytes.
+    pub fn daemon_rss(&self) -> u64 {
+        let pid = self.daemon_pid().expect("the daemon runs");
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kib * 1024
     }
 
     // ---- shortcuts ----

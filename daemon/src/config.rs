@@ -46,6 +46,16 @@ Options:
           Events kept in the event log, newest first [default: 100000]
       --events-max-days <DAYS>
           Days an event is kept in the event log [default: 7]
+      --exits-max <N>
+          Exit records kept per container, newest first; older ones are dropped when a
+          new one is written [default: 100]
+      --max-json-body <BYTES>
+          Largest JSON request body; larger ones are refused with 413 [default: 1048576]
+      --max-image-body <BYTES>
+          Largest image import or load body [default: 68719476736 (64 GiB)]
+      --max-archive-member <BYTES>
+          Largest image archive member read into memory (manifest.json, index.json,
+          configs) [default: 16777216]
       --log-max-bytes <BYTES>
           Largest size of one container log file before it is rotated; 0: no rotation
           [default: 10485760]
@@ -82,6 +92,14 @@ pub struct Args {
     pub events_max: Option<u64>,
     /// `--events-max-days`: days an event is kept.
     pub events_max_days: Option<u64>,
+    /// `--exits-max`: exit records kept per container.
+    pub exits_max_per_container: Option<u64>,
+    /// `--max-json-body`: largest JSON request body.
+    pub max_json_body: Option<u64>,
+    /// `--max-image-body`: largest image import or load body.
+    pub max_image_body: Option<u64>,
+    /// `--max-archive-member`: largest archive member read into memory.
+    pub max_archive_member: Option<u64>,
     /// `--log-max-bytes`: largest size of one container log file.
     pub log_max_bytes: Option<u64>,
     /// `--log-max-files`: container log files kept.
@@ -147,6 +165,18 @@ impl Args {
                 Long("events-max-days") => {
                     a.events_max_days = Some(number(&mut parser, "events-max-days")?)
                 }
+                Long("exits-max") => {
+                    a.exits_max_per_container = Some(number(&mut parser, "exits-max")?)
+                }
+                Long("max-json-body") => {
+                    a.max_json_body = Some(number(&mut parser, "max-json-body")?)
+                }
+                Long("max-image-body") => {
+                    a.max_image_body = Some(number(&mut parser, "max-image-body")?)
+                }
+                Long("max-archive-member") => {
+                    a.max_archive_member = Some(number(&mut parser, "max-archive-member")?)
+                }
                 Long("log-max-bytes") => {
                     a.log_max_bytes = Some(number(&mut parser, "log-max-bytes")?)
                 }
@@ -187,6 +217,10 @@ struct FileConfig {
     log_level: Option<String>,
     events_max: Option<u64>,
     events_max_days: Option<u64>,
+    exits_max_per_container: Option<u64>,
+    max_json_body: Option<u64>,
+    max_image_body: Option<u64>,
+    max_archive_member: Option<u64>,
     log_max_bytes: Option<u64>,
     log_max_files: Option<u32>,
     userns_range: Option<crate::runtime::userns::UsernsRange>,
@@ -212,6 +246,14 @@ pub struct Config {
     pub events_max: u64,
     /// How long an event is kept.
     pub events_max_age: std::time::Duration,
+    /// Exit records kept per container.
+    pub exits_max_per_container: u64,
+    /// Largest JSON request body.
+    pub max_json_body: u64,
+    /// Largest image import or load body.
+    pub max_image_body: u64,
+    /// Largest image archive member read into memory.
+    pub max_archive_member: u64,
     /// Largest size of one container log file; 0: no rotation.
     pub log_max_bytes: u64,
     /// Container log files kept, the current one included.
@@ -306,6 +348,22 @@ impl Config {
                 .map_or(crate::runtime::DEFAULT_EVENTS_MAX_AGE, |d| {
                     std::time::Duration::from_secs(d.saturating_mul(24 * 3600))
                 }),
+            exits_max_per_container: args
+                .exits_max_per_container
+                .or(file.exits_max_per_container)
+                .unwrap_or(crate::store::DEFAULT_EXITS_MAX_PER_CONTAINER),
+            max_json_body: args
+                .max_json_body
+                .or(file.max_json_body)
+                .unwrap_or(crate::api::DEFAULT_MAX_JSON_BODY),
+            max_image_body: args
+                .max_image_body
+                .or(file.max_image_body)
+                .unwrap_or(crate::api::DEFAULT_MAX_IMAGE_BODY),
+            max_archive_member: args
+                .max_archive_member
+                .or(file.max_archive_member)
+                .unwrap_or(crate::image::DEFAULT_MAX_ARCHIVE_MEMBER),
             log_max_bytes: args
                 .log_max_bytes
                 .or(file.log_max_bytes)
@@ -334,6 +392,24 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "log_max_files",
                 reason: "must be at least 1 (the current file)".to_owned(),
+            });
+        }
+        for (key, value) in [
+            ("max_json_body", self.max_json_body),
+            ("max_image_body", self.max_image_body),
+            ("max_archive_member", self.max_archive_member),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1 byte".to_owned(),
+                });
+            }
+        }
+        if self.exits_max_per_container == 0 {
+            return Err(ConfigError::Invalid {
+                key: "exits_max_per_container",
+                reason: "must be at least 1 (the last exit is part of inspect)".to_owned(),
             });
         }
         if let Some(given) = &self.cgroup_parent {
@@ -375,6 +451,14 @@ impl Config {
             max_bytes: self.log_max_bytes,
             max_files: self.log_max_files,
         })
+    }
+
+    /// The API's request body limits.
+    pub fn limits(&self) -> crate::api::Limits {
+        crate::api::Limits {
+            json_body: self.max_json_body,
+            image_body: self.max_image_body,
+        }
     }
 
     /// The SQLite database file.
@@ -431,6 +515,10 @@ mod tests {
             log_level: Some("boxd=trace".into()),
             events_max: Some(5),
             events_max_days: Some(2),
+            exits_max_per_container: Some(7),
+            max_json_body: Some(8),
+            max_image_body: Some(9),
+            max_archive_member: Some(10),
             log_max_bytes: Some(0),
             log_max_files: Some(4),
         };
@@ -444,6 +532,10 @@ mod tests {
             ("--log-level", "boxd=trace"),
             ("--events-max", "5"),
             ("--events-max-days", "2"),
+            ("--exits-max", "7"),
+            ("--max-json-body", "8"),
+            ("--max-image-body", "9"),
+            ("--max-archive-member", "10"),
             ("--log-max-bytes", "0"),
             ("--log-max-files", "4"),
         ];
@@ -485,9 +577,13 @@ mod tests {
             "config",
             "events-max",
             "events-max-days",
+            "exits-max",
             "log-level",
             "log-max-bytes",
             "log-max-files",
+            "max-archive-member",
+            "max-image-body",
+            "max-json-body",
             "root",
             "shim",
             "socket",
@@ -591,6 +687,92 @@ mod tests {
         assert!(matches!(
             Config::load(args),
             Err(ConfigError::Invalid { key: "root", .. })
+        ));
+    }
+
+    #[test]
+    fn exits_kept_per_container_default_file_key_flag_and_zero() {
+        let shim = || Some(PathBuf::from("/bin/true"));
+        let c = Config::load(Args {
+            shim: shim(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.exits_max_per_container, 100);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(&file, "exits_max_per_container = 7\n").unwrap();
+        let from_file = Config::load(Args {
+            config: Some(file.clone()),
+            shim: shim(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.exits_max_per_container, 7);
+        let flag = Config::load(Args {
+            config: Some(file),
+            shim: shim(),
+            exits_max_per_container: Some(3),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(flag.exits_max_per_container, 3);
+        assert!(matches!(
+            Config::load(Args {
+                shim: shim(),
+                exits_max_per_container: Some(0),
+                ..Default::default()
+            }),
+            Err(ConfigError::Invalid {
+                key: "exits_max_per_container",
+                ..
+            })
+        ));
+        let parsed = run_args(&["--exits-max", "9"]);
+        assert_eq!(parsed.exits_max_per_container, Some(9));
+    }
+
+    #[test]
+    fn size_limits_default_file_keys_flags_and_zero() {
+        let shim = || Some(PathBuf::from("/bin/true"));
+        let c = Config::load(Args {
+            shim: shim(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.limits(), crate::api::Limits::default());
+        assert_eq!(c.limits().json_body, 1 << 20);
+        assert_eq!(c.max_archive_member, 16 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(
+            &file,
+            "max_json_body = 10\nmax_image_body = 20\nmax_archive_member = 30\n",
+        )
+        .unwrap();
+        let args = run_args(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--shim",
+            "/bin/true",
+            "--max-image-body",
+            "21",
+        ]);
+        let c = Config::load(args).unwrap();
+        assert_eq!(
+            (c.max_json_body, c.max_image_body, c.max_archive_member),
+            (10, 21, 30)
+        );
+        assert!(matches!(
+            Config::load(Args {
+                shim: shim(),
+                max_json_body: Some(0),
+                ..Default::default()
+            }),
+            Err(ConfigError::Invalid {
+                key: "max_json_body",
+                ..
+            })
         ));
     }
 

@@ -177,9 +177,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     create_dir(&config.state_dir, 0o711)?;
     let _lock = lock_root(&config.root)?;
 
-    let store = Store::open(&config.db_path()).await?;
+    let store = Store::open(&config.db_path())
+        .await?
+        .with_exits_max(config.exits_max_per_container);
     let cgroups = crate::cgroups::detect(config.cgroup_parent.as_deref())?;
-    let images = ImageStore::new(config.root.join("images"))?;
+    let images =
+        ImageStore::new(config.root.join("images"))?.with_max_member(config.max_archive_member);
     let events = EventBus::new(store.clone());
     let info = HostInfo {
         kernel: kernel_release(),
@@ -209,7 +212,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     notify(&[sd_notify::NotifyState::Ready]);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(AppState { runtime });
+    let app = router(AppState {
+        runtime,
+        limits: config.limits(),
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

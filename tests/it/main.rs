@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod attach;
+mod bounded;
 mod boxctl;
 mod crash;
 mod delegation;

@@ -26,8 +26,15 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// The body is larger than the route accepts.
-    #[error("request body too large (at most {0} bytes)")]
-    PayloadTooLarge(usize),
+    #[error("{what} is larger than the limit of {limit} bytes; raise it with --{flag} (config key {})", flag.replace('-', "_"))]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+        /// The daemon flag that sets the limit (the config key is the same with `_`).
+        flag: &'static str,
+    },
     /// No route matches.
     #[error("no route for {method} {path}; see api-spec/openapi.yaml")]
     NoRoute {
@@ -50,11 +57,12 @@ impl ApiError {
         use RuntimeError as R;
         match self {
             ApiError::InvalidJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => StatusCode::NOT_FOUND,
                 R::Store(crate::store::StoreError::NoUsernsSlot(_)) => StatusCode::CONFLICT,
+                R::Image(i) if i.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
                 R::Ambiguous { .. } | R::Invalid { .. } | R::NoCommand | R::StartRefused { .. } => {
                     StatusCode::BAD_REQUEST
                 }
@@ -81,7 +89,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::NoRoute { .. } => "no_route",
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => "not_found",
@@ -95,6 +103,7 @@ impl ApiError {
                 R::User(u) if u.is_bad_input() => "bad_user",
                 R::Image(ImageError::UnsafeEntry { .. }) => "unsafe_image",
                 R::Image(ImageError::Reference(_)) => "invalid_reference",
+                R::Image(i) if i.is_too_large() => "payload_too_large",
                 R::Image(i) if i.is_unauthorized() => "registry_unauthorized",
                 R::Image(i) if i.is_bad_input() => "invalid_image",
                 R::Image(i) if i.is_not_found() => "not_found",

@@ -176,7 +176,7 @@ pub(super) async fn create(
     } else {
         None
     };
-    let ApiJson(body) = ApiJson::<ExecCreate>::from_request(req, &()).await?;
+    let ApiJson(body) = ApiJson::<ExecCreate>::from_request(req, &s).await?;
     if body.stdin && upgrade.is_none() {
         return Err(RuntimeError::ExecMode(
             "stdin needs an upgraded connection (Connection: Upgrade, Upgrade: tcp)".into(),

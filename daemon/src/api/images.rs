@@ -2,8 +2,11 @@
 //! tag, remove, prune.
 
 use axum::body::{Body, Bytes};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use boxd_types::{Image, LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
@@ -24,19 +27,87 @@ pub(super) struct ImportQuery {
     name: Option<String>,
 }
 
+/// An image body, cut off with an error after `limit` bytes; `over` says whether it
+/// was (so the failure it causes downstream is answered as 413).
+struct ImageBody {
+    over: Arc<AtomicBool>,
+    limit: u64,
+}
+
+/// The body ended because it passed the limit.
+#[derive(Debug, thiserror::Error)]
+#[error("the body is larger than {0} bytes")]
+struct OverLimit(u64);
+
+impl ImageBody {
+    /// Refuses a declared length over the limit at once, else caps the stream.
+    fn cap(
+        limits: super::Limits,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<
+        (
+            Self,
+            impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Unpin + Send,
+        ),
+        ApiError,
+    > {
+        let limit = limits.image_body;
+        let capped = ImageBody {
+            over: Arc::new(AtomicBool::new(false)),
+            limit,
+        };
+        if super::declared_length(headers).is_some_and(|n| n > limit) {
+            return Err(capped.error());
+        }
+        let over = capped.over.clone();
+        let mut seen = 0u64;
+        let stream = body.into_data_stream().map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            seen += chunk.len() as u64;
+            if seen > limit {
+                over.store(true, Ordering::SeqCst);
+                return Err(std::io::Error::other(OverLimit(limit)));
+            }
+            Ok(chunk)
+        });
+        Ok((capped, stream))
+    }
+
+    fn error(&self) -> ApiError {
+        ApiError::TooLarge {
+            what: "image archive body",
+            limit: self.limit,
+            flag: "max-image-body",
+        }
+    }
+
+    /// The error to answer: 413 when the body was cut off, else the error itself.
+    fn explain(&self, err: crate::runtime::RuntimeError) -> ApiError {
+        if self.over.load(Ordering::SeqCst) {
+            self.error()
+        } else {
+            err.into()
+        }
+    }
+}
+
 /// Streams the body to the image store; it is never held in memory whole.
 pub(super) async fn import(
     State(s): State<AppState>,
     Query(q): Query<ImportQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Image>), ApiError> {
     let name = q.name.filter(|n| !n.is_empty()).ok_or_else(|| {
         ApiError::BadRequest("name is required: POST /v1/images/import?name=REF".into())
     })?;
+    let (capped, body) = ImageBody::cap(s.limits, &headers, body)?;
     let image = s
         .runtime
-        .import_image(&name, body.into_data_stream())
-        .await?;
+        .import_image(&name, body)
+        .await
+        .map_err(|e| capped.explain(e))?;
     Ok((StatusCode::CREATED, Json(image)))
 }
 
@@ -73,16 +144,19 @@ pub(super) struct LoadQuery {
 pub(super) async fn load(
     State(s): State<AppState>,
     Query(q): Query<LoadQuery>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Json<LoadResponse>, ApiError> {
+    let (capped, body) = ImageBody::cap(s.limits, &headers, body)?;
     let images = s
         .runtime
         .load_images(
-            body.into_data_stream(),
+            body,
             q.name.as_deref().filter(|n| !n.is_empty()),
             q.platform.as_deref(),
         )
-        .await?;
+        .await
+        .map_err(|e| capped.explain(e))?;
     Ok(Json(LoadResponse { images }))
 }
 

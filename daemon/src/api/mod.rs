@@ -25,8 +25,30 @@ pub use error::ApiError;
 
 use crate::runtime::Runtime;
 
-/// Largest JSON body accepted.
-pub const MAX_JSON_BODY: usize = 1 << 20;
+/// Largest JSON body accepted by default: create, exec, pull and tag bodies are a few
+/// KiB at most.
+pub const DEFAULT_MAX_JSON_BODY: u64 = 1 << 20;
+/// Largest image import or load body accepted by default (the archive is spooled to
+/// disk, never held in memory, so this bounds disk use, not memory).
+pub const DEFAULT_MAX_IMAGE_BODY: u64 = 64 << 30;
+
+/// How large request bodies may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// JSON bodies (config key `max_json_body`).
+    pub json_body: u64,
+    /// Image import and load bodies (config key `max_image_body`).
+    pub image_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            json_body: DEFAULT_MAX_JSON_BODY,
+            image_body: DEFAULT_MAX_IMAGE_BODY,
+        }
+    }
+}
 
 /// Every route: (method, path pattern).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -66,6 +88,8 @@ pub const ROUTES: &[(&str, &str)] = &[
 pub struct AppState {
     /// The runtime.
     pub runtime: Runtime,
+    /// Request body limits.
+    pub limits: Limits,
 }
 
 /// Builds the API router.
@@ -143,23 +167,30 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
 }
 
 /// A JSON body, whatever its `Content-Type` (curl's `-d` sends a form type), with
-/// errors in the API's error format.
+/// errors in the API's error format; at most `limits.json_body` bytes (413 beyond).
 pub struct ApiJson<T>(pub T);
 
-impl<S, T> FromRequest<S> for ApiJson<T>
+impl<T> FromRequest<AppState> for ApiJson<T>
 where
-    S: Send + Sync,
     T: DeserializeOwned,
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let body = http_body_util::Limited::new(req.into_body(), MAX_JSON_BODY);
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.limits.json_body;
+        let too_large = || ApiError::TooLarge {
+            what: "JSON request body",
+            limit,
+            flag: "max-json-body",
+        };
+        if declared_length(req.headers()).is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let cap = usize::try_from(limit).unwrap_or(usize::MAX);
+        let body = http_body_util::Limited::new(req.into_body(), cap);
         let bytes: Bytes = match http_body_util::BodyExt::collect(body).await {
             Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return Err(ApiError::PayloadTooLarge(MAX_JSON_BODY))
-            }
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
             Err(e) => {
                 return Err(ApiError::BadRequest(format!(
                     "failed to read the body: {e}"
@@ -170,6 +201,17 @@ where
             .map(ApiJson)
             .map_err(|e| ApiError::InvalidJson(e.to_string()))
     }
+}
+
+/// The `Content-Length` a client announced, if any (a body over the limit is refused
+/// before a byte of it is read).
+pub(crate) fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Parses the boolean forms clients send in queries (`true`, `1`, `yes`, ...).
@@ -202,6 +244,21 @@ mod tests {
     use tower::ServiceExt;
 
     async fn app(pool: SqlitePool, dir: &std::path::Path) -> Router {
+        app_with(
+            pool,
+            dir,
+            Limits::default(),
+            crate::image::DEFAULT_MAX_ARCHIVE_MEMBER,
+        )
+        .await
+    }
+
+    async fn app_with(
+        pool: SqlitePool,
+        dir: &std::path::Path,
+        limits: Limits,
+        max_member: u64,
+    ) -> Router {
         let store = Store::from_pool(pool).await.unwrap();
         let info = HostInfo {
             kernel: "test".into(),
@@ -213,14 +270,16 @@ mod tests {
         let runtime = Runtime::new(
             store.clone(),
             EventBus::new(store),
-            ImageStore::new(dir.join("root/images")).unwrap(),
+            ImageStore::new(dir.join("root/images"))
+                .unwrap()
+                .with_max_member(max_member),
             Box::new(FakeCgroups::new(CgroupVersion::V1)),
             "/nonexistent/boxd".into(),
             info,
         )
         .await
         .unwrap();
-        router(AppState { runtime })
+        router(AppState { runtime, limits })
     }
 
     async fn call(
@@ -435,5 +494,119 @@ mod tests {
             (status, v["containers"].as_u64()),
             (StatusCode::OK, Some(0))
         );
+    }
+
+    async fn call_with(
+        app: &Router,
+        uri: &str,
+        body: Vec<u8>,
+        length: Option<u64>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = Request::builder().method("POST").uri(uri);
+        if let Some(n) = length {
+            req = req.header("content-length", n);
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or_default())
+    }
+
+    fn assert_too_large(got: (StatusCode, serde_json::Value), limit: u64, flag: &str) {
+        let (status, body) = got;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["code"], "payload_too_large", "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{limit} bytes")), "{message}");
+        assert!(message.contains(&format!("--{flag}")), "{message}");
+        assert!(message.contains(&flag.replace('-', "_")), "{message}");
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn json_bodies_over_the_limit_are_413(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(pool, dir.path()).await;
+        // The default: 1 MiB, counted as the body streams in.
+        let big = format!(r#"{{"image":"{}"}}"#, "x".repeat(1 << 20));
+        let got = call_with(&app, "/v1/containers", big.into_bytes(), None).await;
+        assert_too_large(got, 1 << 20, "max-json-body");
+        for uri in ["/v1/images/pull", "/v1/images/tag", "/v1/containers/c/exec"] {
+            let got = call_with(&app, uri, vec![b' '; (1 << 20) + 1], None).await;
+            assert_too_large(got, 1 << 20, "max-json-body");
+        }
+        // Just under the limit is read (and refused for what it says).
+        let (status, body) = call_with(&app, "/v1/containers", vec![b' '; 1 << 20], None).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_json"))
+        );
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn configured_limits_apply_to_json_and_image_bodies(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = Limits {
+            json_body: 64,
+            image_body: 1000,
+        };
+        let app = app_with(pool, dir.path(), limits, 1 << 20).await;
+        let body = format!(r#"{{"image":"{}"}}"#, "x".repeat(64));
+        let got = call_with(&app, "/v1/containers", body.into_bytes(), None).await;
+        assert_too_large(got, 64, "max-json-body");
+        // A declared length over the limit is refused before the body is read.
+        let got = call_with(&app, "/v1/containers", b"{}".to_vec(), Some(65)).await;
+        assert_too_large(got, 64, "max-json-body");
+
+        for uri in ["/v1/images/import?name=big", "/v1/images/load"] {
+            let got = call_with(&app, uri, vec![0; 1001], None).await;
+            assert_too_large(got, 1000, "max-image-body");
+            let got = call_with(&app, uri, vec![0; 10], Some(5000)).await;
+            assert_too_large(got, 1000, "max-image-body");
+            // Under the limit: read, and refused for what it is.
+            let (status, body) = call_with(&app, uri, vec![b'x'; 1000], None).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        }
+    }
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, name, *data).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn archive_members_over_the_limit_are_413(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with(pool, dir.path(), Limits::default(), 100).await;
+        // manifest.json over the limit.
+        let manifest = format!(
+            r#"[{{"Config":"config.json","RepoTags":["{}:latest"],"Layers":[]}}]"#,
+            "a".repeat(100)
+        );
+        let archive = tar_of(&[("manifest.json", manifest.as_bytes())]);
+        let got = call_with(&app, "/v1/images/load", archive, None).await;
+        assert_too_large(got.clone(), 100, "max-archive-member");
+        assert!(got.1["message"].as_str().unwrap().contains("manifest.json"));
+        // A config blob over the limit, the manifest under it.
+        let manifest = br#"[{"Config":"c.json","Layers":[]}]"#;
+        let config = vec![b' '; 101];
+        let archive = tar_of(&[("manifest.json", manifest), ("c.json", &config)]);
+        let got = call_with(&app, "/v1/images/load", archive, None).await;
+        assert_too_large(got, 100, "max-archive-member");
+        // index.json of an OCI layout.
+        let index = vec![b' '; 200];
+        let archive = tar_of(&[("oci-layout", b"{}"), ("index.json", &index)]);
+        let got = call_with(&app, "/v1/images/load", archive, None).await;
+        assert_too_large(got, 100, "max-archive-member");
     }
 }

@@ -8,7 +8,7 @@
 //! loaded; an index (multi-arch) yields the host platform's image.
 
 use std::collections::HashMap;
-use std::fs::{self, DirBuilder, File};
+use std::fs::{DirBuilder, File};
 use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,8 @@ pub enum ArchiveError {
     },
     #[error("the archive holds no image")]
     Empty,
+    #[error("archive member {name} is {size} bytes, more than the limit of {limit} bytes; raise it with --max-archive-member (config key max_archive_member)")]
+    MemberTooLarge { name: String, size: u64, limit: u64 },
 }
 
 /// An image of an archive, with its layers stored.
@@ -89,10 +91,37 @@ impl Extracted {
         Err(ArchiveError::Missing(name.to_owned()))
     }
 
-    fn read(&self, name: &str) -> Result<Vec<u8>, ImageError> {
-        let path = self.file(name)?;
-        fs::read(path).map_err(ImageError::ReadTemp)
+    /// Reads a member whole, off the async workers, refusing one over `limit` bytes.
+    async fn read(&self, name: &str, limit: u64) -> Result<Vec<u8>, ImageError> {
+        let path = self.file(name)?.to_owned();
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || read_capped(&path, &name, limit))
+            .await
+            .map_err(ImageError::Join)?
     }
+}
+
+/// The whole of a member that is at most `limit` bytes.
+fn read_capped(path: &Path, name: &str, limit: u64) -> Result<Vec<u8>, ImageError> {
+    let file = File::open(path).map_err(ImageError::ReadTemp)?;
+    let size = file.metadata().map_err(ImageError::ReadTemp)?.len();
+    let too_large = |size| ArchiveError::MemberTooLarge {
+        name: name.to_owned(),
+        size,
+        limit,
+    };
+    if size > limit {
+        return Err(too_large(size).into());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // `take`: the temp file is ours, but never read past the limit whatever it holds.
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(ImageError::ReadTemp)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64).into());
+    }
+    Ok(bytes)
 }
 
 fn normalise(name: &str) -> Option<String> {
@@ -249,14 +278,16 @@ impl ImageStore {
     }
 
     async fn load_docker(&self, x: &Extracted) -> Result<Vec<LoadedImage>, ImageError> {
-        let manifest: Vec<DockerManifestEntry> = serde_json::from_slice(&x.read("manifest.json")?)
-            .map_err(|source| ArchiveError::Parse {
-                what: "manifest.json".into(),
-                source,
-            })?;
+        let manifest: Vec<DockerManifestEntry> = serde_json::from_slice(
+            &x.read("manifest.json", self.max_member).await?,
+        )
+        .map_err(|source| ArchiveError::Parse {
+            what: "manifest.json".into(),
+            source,
+        })?;
         let mut out = Vec::new();
         for entry in manifest {
-            let config_bytes = x.read(&entry.config)?;
+            let config_bytes = x.read(&entry.config, self.max_member).await?;
             let id = oci::digest_of(&config_bytes);
             let config = ImageConfig::parse(&config_bytes)?;
             let diff_ids = config.diff_ids()?;
@@ -301,7 +332,10 @@ impl ImageStore {
         if x.file("oci-layout").is_err() {
             return Err(ArchiveError::Missing("oci-layout".into()).into());
         }
-        let index = match oci::parse_document(Some(oci::OCI_INDEX), &x.read("index.json")?)? {
+        let index = match oci::parse_document(
+            Some(oci::OCI_INDEX),
+            &x.read("index.json", self.max_member).await?,
+        )? {
             Document::Index(i) => i,
             Document::Manifest(_) => unreachable!("parsed as an index"),
         };
@@ -313,17 +347,17 @@ impl ImageStore {
                 .or_else(|| desc.annotations.get("org.opencontainers.image.ref.name"))
                 .cloned();
             let mut manifest_desc = desc.clone();
-            let mut bytes = self.oci_blob(x, &manifest_desc.digest)?;
+            let mut bytes = self.oci_blob(x, &manifest_desc.digest).await?;
             let mut doc = oci::parse_document(non_empty(&manifest_desc.media_type), &bytes)?;
             if let Document::Index(inner) = &doc {
                 manifest_desc = oci::select_platform(inner, platform)?.clone();
-                bytes = self.oci_blob(x, &manifest_desc.digest)?;
+                bytes = self.oci_blob(x, &manifest_desc.digest).await?;
                 doc = oci::parse_document(non_empty(&manifest_desc.media_type), &bytes)?;
             }
             let Document::Manifest(manifest) = doc else {
                 return Err(oci::FormatError::UnsupportedManifest("nested index".into()).into());
             };
-            let config_bytes = self.oci_blob(x, &manifest.config.digest)?;
+            let config_bytes = self.oci_blob(x, &manifest.config.digest).await?;
             let config = ImageConfig::parse(&config_bytes)?;
             let diff_ids = config.diff_ids()?;
             if diff_ids.len() != manifest.layers.len() {
@@ -344,7 +378,7 @@ impl ImageStore {
                         size: 0,
                     }
                 } else {
-                    let path = self.oci_blob_path(x, &l.digest)?;
+                    let path = self.oci_blob_path(x, &l.digest).await?;
                     self.apply_layer(&path, parent.as_deref(), Some(diff_id))
                         .await?
                 };
@@ -370,13 +404,11 @@ impl ImageStore {
         Ok(out)
     }
 
-    /// A blob of the layout, its digest checked.
-    fn oci_blob(&self, x: &Extracted, digest: &str) -> Result<Vec<u8>, ImageError> {
-        let path = self.oci_blob_path(x, digest)?;
-        let mut bytes = Vec::new();
-        File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(ImageError::ReadTemp)?;
+    /// A blob of the layout (a manifest, index or config: at most `max_member` bytes),
+    /// its digest checked.
+    async fn oci_blob(&self, x: &Extracted, digest: &str) -> Result<Vec<u8>, ImageError> {
+        let name = blob_name(digest)?;
+        let bytes = x.read(&name, self.max_member).await?;
         let actual = oci::digest_of(&bytes);
         if actual != digest {
             return Err(ImageError::DigestMismatch {
@@ -388,13 +420,14 @@ impl ImageStore {
         Ok(bytes)
     }
 
-    /// The path of a blob of the layout, its digest checked.
-    fn oci_blob_path(&self, x: &Extracted, digest: &str) -> Result<PathBuf, ImageError> {
-        if !reference::valid_digest(digest) {
-            return Err(oci::FormatError::BadDigest(digest.to_owned()).into());
-        }
-        let path = x.file(&format!("blobs/{}", digest.replacen(':', "/", 1)))?;
-        let actual = sha256_file(path)?;
+    /// The path of a blob of the layout (a layer), its digest checked off the async
+    /// workers: a layer can be gigabytes.
+    async fn oci_blob_path(&self, x: &Extracted, digest: &str) -> Result<PathBuf, ImageError> {
+        let path = x.file(&blob_name(digest)?)?.to_owned();
+        let hashed = path.clone();
+        let actual = tokio::task::spawn_blocking(move || sha256_file(&hashed))
+            .await
+            .map_err(ImageError::Join)??;
         if actual != digest {
             return Err(ImageError::DigestMismatch {
                 what: "archive blob",
@@ -402,8 +435,16 @@ impl ImageStore {
                 actual,
             });
         }
-        Ok(path.to_owned())
+        Ok(path)
     }
+}
+
+/// `blobs/<alg>/<hex>`, the layout's name of a blob.
+fn blob_name(digest: &str) -> Result<String, ImageError> {
+    if !reference::valid_digest(digest) {
+        return Err(oci::FormatError::BadDigest(digest.to_owned()).into());
+    }
+    Ok(format!("blobs/{}", digest.replacen(':', "/", 1)))
 }
 
 fn non_empty(s: &str) -> Option<&str> {

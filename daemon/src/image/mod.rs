@@ -153,6 +153,14 @@ pub enum ImageError {
 }
 
 impl ImageError {
+    /// True when a part of the input is larger than the daemon accepts (HTTP 413).
+    pub fn is_too_large(&self) -> bool {
+        matches!(
+            self,
+            ImageError::Archive(archive::ArchiveError::MemberTooLarge { .. })
+        )
+    }
+
     /// True when the client sent something wrong (HTTP 400), false when the failure is
     /// ours (500). A failed body read counts as the client's.
     pub fn is_bad_input(&self) -> bool {
@@ -259,7 +267,13 @@ pub struct ImageStore {
     tmp: PathBuf,
     layers: PathBuf,
     locks: std::sync::Arc<LayerLocks>,
+    /// Largest archive member (manifest, index, config) read into memory.
+    max_member: u64,
 }
+
+/// Largest archive member read into memory by default: real manifests, indexes and
+/// configs are a few KiB; layers are never read whole.
+pub const DEFAULT_MAX_ARCHIVE_MEMBER: u64 = 16 << 20;
 
 impl ImageStore {
     /// Opens the store at `dir`, creating it (0700), `dir/tmp` and `dir/layers` when
@@ -283,9 +297,16 @@ impl ImageStore {
             tmp,
             layers,
             locks: Default::default(),
+            max_member: DEFAULT_MAX_ARCHIVE_MEMBER,
         };
         store.migrate_legacy()?;
         Ok(store)
+    }
+
+    /// Reads archive members (manifest, index, config) of at most `n` bytes.
+    pub fn with_max_member(mut self, n: u64) -> Self {
+        self.max_member = n;
+        self
     }
 
     /// Moves `<dir>/<hex>` (a pre-layer image) to `layers/<hex>`: same contents

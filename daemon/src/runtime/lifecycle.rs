@@ -606,6 +606,9 @@ impl Runtime {
         };
         let name = rec.container.name.clone();
         let oom_reported = self.observe_exit(&rec.container, record.as_ref()).await;
+        // Events are sent once the run's cgroup and state dir are gone: whoever acts on
+        // `die` finds the container whole and idle.
+        let mut events: Vec<(&'static str, Vec<(&'static str, String)>)> = Vec::new();
         let written = match record {
             Some(exit) => {
                 let counted = exit
@@ -626,10 +629,7 @@ impl Runtime {
                 if written.is_ok() {
                     crate::fault::crash_point("exit.after_record");
                     if oom_killed && !oom_reported {
-                        self.inner
-                            .events
-                            .emit("container", "oom", id, &[("name", name.clone())])
-                            .await;
+                        events.push(("oom", vec![("name", name.clone())]));
                     }
                     let mut attrs = vec![("name", name), ("exit_code", exit.exit_code.to_string())];
                     if let Some(sig) = exit.signal {
@@ -638,7 +638,7 @@ impl Runtime {
                     if oom_killed {
                         attrs.push(("oom_killed", "true".to_owned()));
                     }
-                    self.inner.events.emit("container", "die", id, &attrs).await;
+                    events.push(("die", attrs));
                 }
                 written
             }
@@ -650,15 +650,7 @@ impl Runtime {
                     .set_dead(id, why, &[ContainerState::Running, ContainerState::Created])
                     .await;
                 if written.is_ok() {
-                    self.inner
-                        .events
-                        .emit(
-                            "container",
-                            "die",
-                            id,
-                            &[("name", name), ("error", why.to_owned())],
-                        )
-                        .await;
+                    events.push(("die", vec![("name", name), ("error", why.to_owned())]));
                 }
                 written
             }
@@ -671,6 +663,12 @@ impl Runtime {
         self.remove_cgroup(id, "after exit").await;
         self.remove_dir_quietly(self.inner.paths.state_dir(id))
             .await;
+        for (action, attrs) in events {
+            self.inner
+                .events
+                .emit("container", action, id, &attrs)
+                .await;
+        }
         self.notify_exit(id);
         Ok(())
     }

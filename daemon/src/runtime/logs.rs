@@ -1,4 +1,4 @@
-//! Reading a container's log file: filters, tail, and follow.
+//! Reading a container's log file: filters, tail, and follow, in bounded memory.
 //!
 //! The shim appends one `LogRecord` JSON line per chunk of output (see
 //! `boxd_shim::protocol`). Following reads what is there, then polls for more until the
@@ -10,10 +10,19 @@
 //! ...; see the shim's `logfile`): what is already there is read from the oldest
 //! rotated file to the current one, and a follower that reaches the end of a file
 //! that has been renamed away drains it once more and moves on to the new one.
+//!
+//! Memory does not grow with the log: records are read, filtered and rendered one at a
+//! time into a batch of at most [`BATCH`] bytes that waits on a small channel for the
+//! client (so a slow client slows the reading, nothing piles up). `tail=N` reads the
+//! files backwards in [`BLOCK`]-sized blocks, newest file first, and holds only the N
+//! records it keeps. A line longer than [`MAX_RECORD`] cannot be a record the shim
+//! wrote (it writes at most one read of its pipe per record) and is skipped unread.
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::os::unix::fs::MetadataExt;
+use std::io::SeekFrom;
+use std::ops::ControlFlow;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -22,11 +31,21 @@ use boxd_types::{LogEntry, LogStream};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 const POLL: Duration = Duration::from_millis(100);
+
+/// Bytes read from a log file at a time, forwards (the reader's buffer) and backwards.
+const BLOCK: usize = 64 << 10;
+/// Rendered output is sent to the client in chunks of about this size.
+const BATCH: usize = 32 << 10;
+/// Chunks waiting for the client; with [`BATCH`], what a slow client can hold up.
+const CHANNEL: usize = 8;
+/// Longest line taken for a record: the shim's records hold one read of at most 32 KiB,
+/// which JSON escaping can grow sixfold at most; anything longer is not one of them.
+const MAX_RECORD: usize = 1 << 20;
 
 /// Default largest size of one container log file (Docker's json-file `max-size`
 /// has no default; 10 MiB is what most operators set).
@@ -86,28 +105,35 @@ impl LogOptions {
         stream_ok && self.since.is_none_or(|t| entry.time >= t)
     }
 
-    fn render(&self, entry: &LogEntry) -> Bytes {
+    /// Appends the entry as the client gets it.
+    fn render_into(&self, entry: &LogEntry, out: &mut Vec<u8>) {
         match self.format {
             LogFormat::Ndjson => {
-                let mut line = serde_json::to_vec(entry).expect("log entry serialises");
-                line.push(b'\n');
-                Bytes::from(line)
+                serde_json::to_writer(&mut *out, entry).expect("log entry serialises");
+                out.push(b'\n');
             }
-            LogFormat::Raw if self.timestamps => Bytes::from(format!(
-                "{} {}",
-                entry
-                    .time
-                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                entry.line
-            )),
-            LogFormat::Raw => Bytes::from(entry.line.clone()),
+            LogFormat::Raw => {
+                if self.timestamps {
+                    let time = entry
+                        .time
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+                    out.extend_from_slice(time.as_bytes());
+                    out.push(b' ');
+                }
+                out.extend_from_slice(entry.line.as_bytes());
+            }
         }
     }
 }
 
 /// Parses one line of the log file; `None` for a line that is not a record.
 pub fn parse_record(line: &str) -> Option<LogEntry> {
-    let rec: LogRecord = serde_json::from_str(line.trim_end()).ok()?;
+    parse_record_bytes(line.as_bytes())
+}
+
+/// [`parse_record`] of raw bytes (a line that is not UTF-8 is not a record).
+fn parse_record_bytes(line: &[u8]) -> Option<LogEntry> {
+    let rec: LogRecord = serde_json::from_slice(line).ok()?;
     let stream = match rec.stream.as_str() {
         "stdout" => LogStream::Stdout,
         "stderr" => LogStream::Stderr,
@@ -133,7 +159,7 @@ where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send,
 {
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
         if let Err(err) = pump(&path, &opts, running, &tx).await {
             let _ = tx.send(Err(err)).await;
@@ -143,6 +169,86 @@ where
 }
 
 type Sender = mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// `Break` once the client has gone away.
+type Flow = std::io::Result<ControlFlow<()>>;
+
+/// Rendered output on its way to the client, in batches.
+struct Out<'a> {
+    opts: &'a LogOptions,
+    tx: &'a Sender,
+    buf: Vec<u8>,
+}
+
+impl Out<'_> {
+    async fn push(&mut self, entry: &LogEntry) -> ControlFlow<()> {
+        if !self.opts.wants(entry) {
+            return ControlFlow::Continue(());
+        }
+        self.opts.render_into(entry, &mut self.buf);
+        if self.buf.len() >= BATCH {
+            return self.flush().await;
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn flush(&mut self) -> ControlFlow<()> {
+        if self.buf.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH)));
+        match self.tx.send(Ok(chunk)).await {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()), // the client went away
+        }
+    }
+}
+
+/// Reads one log file forwards, record by record; a partial last line waits in
+/// `pending` until the rest is written.
+struct Forward {
+    reader: BufReader<tokio::fs::File>,
+    pending: Vec<u8>,
+    /// The current line is longer than [`MAX_RECORD`]: skipped up to its `\n`.
+    overlong: bool,
+}
+
+impl Forward {
+    fn new(file: tokio::fs::File) -> Self {
+        Forward {
+            reader: BufReader::with_capacity(BLOCK, file),
+            pending: Vec::new(),
+            overlong: false,
+        }
+    }
+
+    /// Sends every complete record now in the file.
+    async fn drain(&mut self, out: &mut Out<'_>) -> Flow {
+        loop {
+            let room = (MAX_RECORD - self.pending.len()) as u64;
+            let n = (&mut self.reader)
+                .take(room)
+                .read_until(b'\n', &mut self.pending)
+                .await?;
+            if self.pending.last() == Some(&b'\n') {
+                if !self.overlong {
+                    if let Some(entry) = parse_record_bytes(&self.pending) {
+                        if out.push(&entry).await.is_break() {
+                            return Ok(ControlFlow::Break(()));
+                        }
+                    }
+                }
+                self.pending.clear();
+                self.overlong = false;
+            } else if self.pending.len() >= MAX_RECORD {
+                self.pending.clear();
+                self.overlong = true;
+            } else if n == 0 {
+                return Ok(ControlFlow::Continue(()));
+            }
+        }
+    }
+}
 
 async fn pump<F, Fut>(
     path: &PathBuf,
@@ -154,7 +260,7 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = bool>,
 {
-    // What rotation moved away, oldest first; read before the current file.
+    // What rotation moved away, oldest last; read before the current file.
     let mut rotated = Vec::new();
     for n in 1.. {
         match tokio::fs::File::open(rotated_path(path, n)).await {
@@ -177,55 +283,68 @@ where
         }
     };
     let mut inode = file.metadata().await?.ino();
-    let mut reader = BufReader::new(file);
-    let mut pending = String::new();
+    let mut out = Out {
+        opts,
+        tx,
+        buf: Vec::with_capacity(BATCH),
+    };
 
-    // What is already there, with `tail` applied.
-    let mut backlog: VecDeque<LogEntry> = VecDeque::new();
-    let mut keep = |entry: LogEntry| {
-        if opts.wants(&entry) {
-            backlog.push_back(entry);
-            if let Some(n) = opts.tail {
-                while backlog.len() > n {
-                    backlog.pop_front();
+    // What is already there: all of it forwards, or the tail read backwards.
+    let mut current = match opts.tail {
+        None => {
+            for old in rotated.into_iter().rev() {
+                if Forward::new(old).drain(&mut out).await?.is_break() {
+                    return Ok(());
                 }
             }
+            let mut current = Forward::new(file);
+            if current.drain(&mut out).await?.is_break() {
+                return Ok(());
+            }
+            current
+        }
+        Some(n) => {
+            let mut files = vec![file.into_std().await];
+            for old in rotated {
+                files.push(old.into_std().await);
+            }
+            let wanted = opts.clone();
+            let (mut files, tail) = tokio::task::spawn_blocking(move || {
+                let tail = read_tail(&files, n, |e| wanted.wants(e));
+                (files, tail)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            let tail = tail?;
+            for entry in &tail.entries {
+                if out.push(entry).await.is_break() {
+                    return Ok(());
+                }
+            }
+            // A follower goes on from the first record the tail did not cover.
+            let mut file = tokio::fs::File::from_std(files.swap_remove(0));
+            file.seek(SeekFrom::Start(tail.resume_at)).await?;
+            Forward::new(file)
         }
     };
-    for old in rotated.into_iter().rev() {
-        let mut old_pending = String::new();
-        read_available(&mut BufReader::new(old), &mut old_pending, &mut keep).await?;
-    }
-    read_available(&mut reader, &mut pending, &mut keep).await?;
-    for entry in backlog {
-        if tx.send(Ok(opts.render(&entry))).await.is_err() {
-            return Ok(()); // the client went away
-        }
-    }
-    if !opts.follow {
+    if out.flush().await.is_break() || !opts.follow {
         return Ok(());
     }
 
     loop {
-        let mut out = Vec::new();
         let still_running = running().await;
-        let mut each = |entry: LogEntry| {
-            if opts.wants(&entry) {
-                out.push(opts.render(&entry));
-            }
-        };
-        read_available(&mut reader, &mut pending, &mut each).await?;
+        if current.drain(&mut out).await?.is_break() || out.flush().await.is_break() {
+            return Ok(());
+        }
         // Rotated away: the shim writes no more to the old file once the new one is
         // there, so a second drain gets its end; then the new file, from its start.
         while let Some((file, ino)) = reopen_if_rotated(path, inode).await? {
-            read_available(&mut reader, &mut pending, &mut each).await?;
+            if current.drain(&mut out).await?.is_break() || out.flush().await.is_break() {
+                return Ok(());
+            }
             inode = ino;
-            reader = BufReader::new(file);
-            pending.clear();
-            read_available(&mut reader, &mut pending, &mut each).await?;
-        }
-        for chunk in out {
-            if tx.send(Ok(chunk)).await.is_err() {
+            current = Forward::new(file);
+            if current.drain(&mut out).await?.is_break() || out.flush().await.is_break() {
                 return Ok(());
             }
         }
@@ -239,6 +358,133 @@ where
             _ = tx.closed() => return Ok(()),
         }
     }
+}
+
+/// The last records of the log, and where the current file's complete records end.
+#[derive(Debug, Default)]
+struct Tail {
+    /// Oldest first.
+    entries: Vec<LogEntry>,
+    /// Offset in the current file just after its last complete record.
+    resume_at: u64,
+}
+
+/// The last `n` records that `wants` takes, reading `files` (the current file first,
+/// then the rotated ones, newest first) backwards in blocks from their present ends.
+/// Only whole lines count: what follows the last `\n` of a file is a record still
+/// being written (or cut by a crash), as for the forward reader.
+fn read_tail(
+    files: &[std::fs::File],
+    n: usize,
+    wants: impl Fn(&LogEntry) -> bool,
+) -> std::io::Result<Tail> {
+    let mut kept: VecDeque<LogEntry> = VecDeque::new();
+    let mut resume_at = None;
+    let mut block = vec![0u8; BLOCK];
+    'files: for (i, file) in files.iter().enumerate() {
+        let mut pos = file.metadata()?.len();
+        // The bytes of the line being assembled, which lie after `pos`.
+        let mut line: VecDeque<u8> = VecDeque::new();
+        let mut overlong = false;
+        // Until the file's last `\n` is found, the bytes are a partial record.
+        let mut seen_newline = false;
+        while pos > 0 && kept.len() < n {
+            let start = pos.saturating_sub(BLOCK as u64);
+            let len = (pos - start) as usize;
+            file.read_exact_at(&mut block[..len], start)?;
+            let mut hi = len;
+            while let Some(nl) = block[..hi].iter().rposition(|b| *b == b'\n') {
+                if seen_newline {
+                    prepend(&mut line, &block[nl + 1..hi], &mut overlong);
+                    take_line(&mut line, &mut overlong, &wants, &mut kept);
+                    if kept.len() == n {
+                        break;
+                    }
+                } else {
+                    seen_newline = true;
+                    if i == 0 {
+                        resume_at = Some(start + nl as u64 + 1);
+                    }
+                }
+                line.clear();
+                overlong = false;
+                hi = nl;
+            }
+            if kept.len() == n {
+                break 'files;
+            }
+            if seen_newline {
+                prepend(&mut line, &block[..hi], &mut overlong);
+            }
+            pos = start;
+        }
+        // The file's first line, which no `\n` precedes.
+        if pos == 0 && seen_newline && kept.len() < n {
+            take_line(&mut line, &mut overlong, &wants, &mut kept);
+        }
+    }
+    if n > 0 && resume_at.is_none() {
+        // The current file holds no complete record.
+        resume_at = Some(0);
+    }
+    Ok(Tail {
+        entries: kept.into_iter().rev().collect(),
+        // With `n == 0` nothing is read; the follower starts at the current end,
+        // after the last complete record.
+        resume_at: match resume_at {
+            Some(at) => at,
+            None => last_record_end(&files[0])?,
+        },
+    })
+}
+
+/// Offset just after the last `\n` of `file` (0 without one).
+fn last_record_end(file: &std::fs::File) -> std::io::Result<u64> {
+    let mut pos = file.metadata()?.len();
+    let mut block = vec![0u8; BLOCK];
+    while pos > 0 {
+        let start = pos.saturating_sub(BLOCK as u64);
+        let len = (pos - start) as usize;
+        file.read_exact_at(&mut block[..len], start)?;
+        if let Some(nl) = block[..len].iter().rposition(|b| *b == b'\n') {
+            return Ok(start + nl as u64 + 1);
+        }
+        pos = start;
+    }
+    Ok(0)
+}
+
+/// Puts `bytes` in front of the line being assembled, unless it is already too long.
+fn prepend(line: &mut VecDeque<u8>, bytes: &[u8], overlong: &mut bool) {
+    if *overlong {
+        return;
+    }
+    if line.len() + bytes.len() > MAX_RECORD {
+        *overlong = true;
+        line.clear();
+        return;
+    }
+    for b in bytes.iter().rev() {
+        line.push_front(*b);
+    }
+}
+
+/// Keeps the assembled line (newest first) when it is a record `wants` takes.
+fn take_line(
+    line: &mut VecDeque<u8>,
+    overlong: &mut bool,
+    wants: &impl Fn(&LogEntry) -> bool,
+    kept: &mut VecDeque<LogEntry>,
+) {
+    if !*overlong {
+        if let Some(entry) = parse_record_bytes(line.make_contiguous()) {
+            if wants(&entry) {
+                kept.push_back(entry);
+            }
+        }
+    }
+    line.clear();
+    *overlong = false;
 }
 
 /// `path` with `.n` appended (`container.log.1`), as the shim names rotated files.
@@ -267,24 +513,6 @@ async fn reopen_if_rotated(
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
-    }
-}
-
-/// Reads every complete line now in the file; a partial last line waits in `pending`.
-async fn read_available<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    pending: &mut String,
-    mut each: impl FnMut(LogEntry),
-) -> std::io::Result<()> {
-    loop {
-        let n = reader.read_line(pending).await?;
-        if n == 0 || !pending.ends_with('\n') {
-            return Ok(());
-        }
-        if let Some(entry) = parse_record(pending) {
-            each(entry);
-        }
-        pending.clear();
     }
 }
 
@@ -427,6 +655,175 @@ mod tests {
         assert_eq!(&s.next().await.unwrap().unwrap()[..], b"b\n");
         assert_eq!(&s.next().await.unwrap().unwrap()[..], b"c\n");
         running.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert!(s.next().await.is_none());
+    }
+
+    /// `count` records `"<prefix><i>\n"`, one second apart, alternating streams.
+    fn records(prefix: &str, count: usize, first_second: usize) -> String {
+        (0..count)
+            .map(|i| {
+                let t = chrono::DateTime::from_timestamp((first_second + i) as i64, 0).unwrap();
+                let stream = if i % 3 == 2 { "stderr" } else { "stdout" };
+                record(
+                    &t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                    stream,
+                    &format!("{prefix}{i}\n"),
+                )
+            })
+            .collect()
+    }
+
+    /// The last `n` lines of `all` (whole lines, each ending in `\n`).
+    fn last_lines(all: &str, n: usize) -> String {
+        let lines: Vec<&str> = all.split_inclusive('\n').collect();
+        lines[lines.len().saturating_sub(n)..].concat()
+    }
+
+    #[tokio::test]
+    async fn tail_reads_backwards_across_blocks_and_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        // Each file is several blocks long, and one record spans a block boundary.
+        let long = "x".repeat(BLOCK + 100) + "\n";
+        std::fs::write(rotated_path(&path, 2), records("two-", 1500, 0)).unwrap();
+        std::fs::write(
+            rotated_path(&path, 1),
+            records("one-", 1500, 2000) + &record("1970-01-01T01:06:39Z", "stdout", &long),
+        )
+        .unwrap();
+        std::fs::write(&path, records("cur-", 1500, 4000)).unwrap();
+        let all = collect(path.clone(), LogOptions::default()).await;
+        assert_eq!(all.lines().count(), 4501);
+        for n in [
+            0, 1, 2, 7, 1499, 1500, 1501, 1502, 3001, 3002, 4500, 4501, 4502, 10_000,
+        ] {
+            let tail = LogOptions {
+                tail: Some(n),
+                ..Default::default()
+            };
+            assert_eq!(
+                collect(path.clone(), tail).await,
+                last_lines(&all, n),
+                "tail={n}"
+            );
+        }
+        // Filters apply before counting, as forwards.
+        let errs = LogOptions {
+            stdout: false,
+            ..Default::default()
+        };
+        let all_err = collect(path.clone(), errs.clone()).await;
+        for n in [1, 500, 501, 1000, 1501, 5000] {
+            let tail = LogOptions {
+                tail: Some(n),
+                ..errs.clone()
+            };
+            assert_eq!(collect(path.clone(), tail).await, last_lines(&all_err, n));
+        }
+        let since = LogOptions {
+            since: Some(chrono::DateTime::from_timestamp(4000 + 1490, 0).unwrap()),
+            tail: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(collect(path.clone(), since).await, last_lines(&all, 10));
+    }
+
+    #[tokio::test]
+    async fn tail_skips_partial_last_lines_and_reads_first_lines_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        let partial = r#"{"time":"2026-01-01T00:00:09Z","stream":"stdout","lo"#;
+        // A rotated file cut by a crash, an empty one, and a current file whose last
+        // record is still being written.
+        std::fs::write(
+            rotated_path(&path, 3),
+            record("2026-01-01T00:00:01Z", "stdout", "a\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            rotated_path(&path, 2),
+            record("2026-01-01T00:00:02Z", "stdout", "b\n") + partial,
+        )
+        .unwrap();
+        std::fs::write(rotated_path(&path, 1), "").unwrap();
+        std::fs::write(
+            &path,
+            record("2026-01-01T00:00:03Z", "stdout", "c\n") + partial,
+        )
+        .unwrap();
+        let tail = |n| LogOptions {
+            tail: Some(n),
+            ..Default::default()
+        };
+        assert_eq!(collect(path.clone(), tail(1)).await, "c\n");
+        assert_eq!(collect(path.clone(), tail(2)).await, "b\nc\n");
+        assert_eq!(collect(path.clone(), tail(3)).await, "a\nb\nc\n");
+        assert_eq!(collect(path.clone(), tail(50)).await, "a\nb\nc\n");
+        assert_eq!(
+            collect(path.clone(), LogOptions::default()).await,
+            "a\nb\nc\n"
+        );
+        // Only a partial record, or nothing at all.
+        std::fs::write(&path, partial).unwrap();
+        assert_eq!(collect(path.clone(), tail(1)).await, "b\n");
+        for n in 1..=3 {
+            std::fs::write(rotated_path(&path, n), "").unwrap();
+        }
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(collect(path.clone(), tail(5)).await, "");
+        assert_eq!(collect(path.clone(), LogOptions::default()).await, "");
+    }
+
+    #[tokio::test]
+    async fn overlong_lines_are_skipped_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        let huge = record("2026-01-01T00:00:02Z", "stdout", &"y".repeat(MAX_RECORD));
+        std::fs::write(
+            &path,
+            record("2026-01-01T00:00:01Z", "stdout", "a\n")
+                + &huge
+                + &record("2026-01-01T00:00:03Z", "stdout", "b\n"),
+        )
+        .unwrap();
+        assert_eq!(collect(path.clone(), LogOptions::default()).await, "a\nb\n");
+        let tail = LogOptions {
+            tail: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(collect(path.clone(), tail).await, "a\nb\n");
+    }
+
+    #[tokio::test]
+    async fn follow_after_tail_goes_on_from_the_partial_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("container.log");
+        let next = record("2026-01-01T00:00:03Z", "stderr", "c\n");
+        let (head, rest) = next.split_at(10);
+        std::fs::write(
+            &path,
+            records("old-", 3, 0) + &record("2026-01-01T00:00:02Z", "stdout", "b\n") + head,
+        )
+        .unwrap();
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = running.clone();
+        let opts = LogOptions {
+            follow: true,
+            tail: Some(1),
+            ..Default::default()
+        };
+        let mut s = Box::pin(stream(path.clone(), opts, move || {
+            let flag = flag.clone();
+            async move { flag.load(std::sync::atomic::Ordering::SeqCst) }
+        }));
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"b\n");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(rest.as_bytes()).unwrap();
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"c\n");
         assert!(s.next().await.is_none());
     }
 

@@ -1,4 +1,4 @@
-//! The event log: append with a monotonic `seq`, replay by range.
+//! The event log: append with a monotonic `seq`, replay by range, a page at a time.
 
 use std::collections::BTreeMap;
 
@@ -93,17 +93,29 @@ impl Store {
 
     /// Stored events matching `filter`, in `seq` order.
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>, StoreError> {
+        self.events_page(filter, i64::MAX).await
+    }
+
+    /// The first `limit` stored events matching `filter`, in `seq` order: a replay
+    /// reads page after page (`after_seq` = the last `seq` of the previous page), so it
+    /// never holds more than one page however long the log is.
+    pub async fn events_page(
+        &self,
+        filter: &EventFilter,
+        limit: i64,
+    ) -> Result<Vec<Event>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT seq, time, type, action, actor_id, attributes FROM events \
              WHERE (?1 IS NULL OR seq > ?1) AND (?2 IS NULL OR time >= ?2) \
              AND (?3 IS NULL OR seq <= ?3) AND (?4 IS NULL OR time <= ?4) \
-             AND (?5 IS NULL OR actor_id = ?5) ORDER BY seq",
+             AND (?5 IS NULL OR actor_id = ?5) ORDER BY seq LIMIT ?6",
         )
         .bind(filter.after_seq)
         .bind(filter.since_time)
         .bind(filter.until_seq)
         .bind(filter.until_time)
         .bind(filter.actor_id.as_deref())
+        .bind(limit)
         .fetch_all(self.pool())
         .await
         .map_err(query_err("read events"))?;
@@ -164,5 +176,17 @@ mod tests {
             ..Default::default()
         };
         assert!(store.events(&future).await.unwrap().is_empty());
+
+        let page = store.events_page(&EventFilter::default(), 2).await.unwrap();
+        assert_eq!(
+            page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [e1.seq, e2.seq]
+        );
+        let next = EventFilter {
+            after_seq: Some(e2.seq),
+            ..Default::default()
+        };
+        let page = store.events_page(&next, 2).await.unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [e3.seq]);
     }
 }

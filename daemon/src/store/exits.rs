@@ -1,6 +1,6 @@
-//! What boxd observed of containers' runs: one exit record per run (`exits`), the
-//! memory-event state of the current run (`container_memory`), and the bounded
-//! retention of the event log.
+//! What boxd observed of containers' runs: one exit record per run (`exits`, the
+//! newest few per container), the memory-event state of the current run
+//! (`container_memory`), and the bounded retention of the event log.
 //!
 //! `container_memory.oom_kills` / `pressure_events` count what was already published
 //! as events, so a watcher re-armed after a daemon restart publishes only the rest.
@@ -12,6 +12,10 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{query_err, Store, StoreError};
+
+/// Exit records kept per container by default: enough to see a crash loop's pattern,
+/// bounded so that a container restarting forever does not grow the database.
+pub const DEFAULT_EXITS_MAX_PER_CONTAINER: u64 = 100;
 
 /// The memory-event state of a container's current run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,18 +141,36 @@ impl Store {
         Ok(())
     }
 
-    /// Appends an exit record; returns its `seq`.
+    /// Appends an exit record and drops the container's records beyond the newest
+    /// `exits_max`, in one transaction (a crash never leaves more behind); returns its
+    /// `seq`.
     pub async fn insert_exit(&self, info: &ExitInfo) -> Result<i64, StoreError> {
         let record = serde_json::to_string(info).expect("exit record serialises");
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query_err("begin exit record"))?;
         let (seq,): (i64,) = sqlx::query_as(
             "INSERT INTO exits (container_id, finished_at, record) VALUES (?, ?, ?) RETURNING seq",
         )
         .bind(&info.container_id)
         .bind(info.finished_at)
         .bind(record)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *tx)
         .await
         .map_err(query_err("insert exit record"))?;
+        // The newest `exits_max` stay: everything at or below the seq of the next one.
+        sqlx::query(
+            "DELETE FROM exits WHERE container_id = ?1 AND seq <= \
+             (SELECT seq FROM exits WHERE container_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        )
+        .bind(&info.container_id)
+        .bind(to_i64(self.exits_max))
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("prune exit records"))?;
+        tx.commit().await.map_err(query_err("commit exit record"))?;
         Ok(seq)
     }
 
@@ -269,6 +291,42 @@ mod tests {
         store.delete_container("c1").await.unwrap();
         assert!(store.exits("c1").await.unwrap().is_empty());
         assert_eq!(store.exits("c2").await.unwrap().len(), 1);
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn exits_keep_the_newest_per_container(pool: SqlitePool) {
+        let store = Store::from_pool(pool).await.unwrap().with_exits_max(3);
+        add_container(&store, "loop").await;
+        add_container(&store, "calm").await;
+        let exit = |id: &str, code| ExitInfo {
+            container_id: id.into(),
+            finished_at: Utc::now(),
+            exit_code: Some(code),
+            ..Default::default()
+        };
+        store.insert_exit(&exit("calm", 0)).await.unwrap();
+        let mut seqs = Vec::new();
+        for code in 0..10 {
+            seqs.push(store.insert_exit(&exit("loop", code)).await.unwrap());
+            let kept = store.exits("loop").await.unwrap();
+            let want = &seqs[seqs.len().saturating_sub(3)..];
+            assert_eq!(kept.iter().map(|e| e.seq).collect::<Vec<_>>(), want);
+        }
+        let kept = store.exits("loop").await.unwrap();
+        assert_eq!(
+            kept.iter().map(|e| e.exit_code).collect::<Vec<_>>(),
+            [Some(7), Some(8), Some(9)]
+        );
+        // Another container's records are not touched.
+        assert_eq!(store.exits("calm").await.unwrap().len(), 1);
+        // The default keeps 100.
+        let store = store.with_exits_max(DEFAULT_EXITS_MAX_PER_CONTAINER);
+        for code in 0..105 {
+            store.insert_exit(&exit("calm", code)).await.unwrap();
+        }
+        let kept = store.exits("calm").await.unwrap();
+        assert_eq!(kept.len(), 100);
+        assert_eq!(kept[0].exit_code, Some(5));
     }
 
     #[sqlx::test(migrator = "MIGRATOR")]

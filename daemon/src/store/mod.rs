@@ -22,7 +22,7 @@ use sqlx::SqlitePool;
 
 pub use containers::{ContainerRecord, ExitUpdate, Resolved};
 pub use events::EventFilter;
-pub use exits::MemoryRun;
+pub use exits::{MemoryRun, DEFAULT_EXITS_MAX_PER_CONTAINER};
 pub use images::ImageRecord;
 pub use layers::LayerRow;
 
@@ -91,6 +91,8 @@ pub(crate) fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreEr
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Exit records kept per container (see [`Store::insert_exit`]).
+    exits_max: u64,
 }
 
 impl Store {
@@ -121,7 +123,17 @@ impl Store {
     /// Wraps an existing pool (tests) and applies migrations.
     pub async fn from_pool(pool: SqlitePool) -> Result<Self, StoreError> {
         MIGRATOR.run(&pool).await.map_err(StoreError::Migrate)?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            exits_max: DEFAULT_EXITS_MAX_PER_CONTAINER,
+        })
+    }
+
+    /// Keeps at most `n` exit records per container (at least 1: the newest is the
+    /// container's last exit).
+    pub fn with_exits_max(mut self, n: u64) -> Self {
+        self.exits_max = n.max(1);
+        self
     }
 
     /// Closes the pool, waiting for queries in flight.
