@@ -688,6 +688,7 @@ impl Runtime {
             oom_counter: cgroup.oom_counter,
             log_rotation: self.inner.info.log_rotation,
             seccomp_bpf: None,
+            protocol: boxd_shim::protocol::PROTOCOL_VERSION,
         };
         if let Some(bpf) = spec
             .linux()
@@ -823,7 +824,11 @@ impl Runtime {
             .await;
         // The image's StopSignal (SIGTERM when it sets none).
         let stop_signal = self.stop_signal(&c.image_id).await;
-        if self.signal_running(&c.id, &state_dir, stop_signal).await? {
+        let deadline = shim::deadline_within(timeout);
+        if self
+            .signal_running(&c, &state_dir, stop_signal, deadline)
+            .await?
+        {
             if tokio::time::timeout(timeout, exits.changed()).await.is_ok() {
                 return Ok(());
             }
@@ -832,7 +837,7 @@ impl Runtime {
                 ?timeout,
                 "container ignored SIGTERM; sending SIGKILL"
             );
-            self.signal_running(&c.id, &state_dir, libc::SIGKILL)
+            self.signal_running(&c, &state_dir, libc::SIGKILL, deadline)
                 .await?;
             let _ = tokio::time::timeout(KILL_GRACE, exits.changed()).await;
         }
@@ -854,7 +859,10 @@ impl Runtime {
         ) {
             self.inner.store.set_stopped_by_user(&c.id).await?;
         }
-        if !self.signal_running(&c.id, &state_dir, signal).await? {
+        if !self
+            .signal_running(&c, &state_dir, signal, shim::CONTROL_DEADLINE)
+            .await?
+        {
             return Err(RuntimeError::NotRunning(c.name));
         }
         self.inner
@@ -869,14 +877,17 @@ impl Runtime {
         Ok(())
     }
 
-    /// Signals through the shim; false if the app already ended.
+    /// Signals through the shim, which must answer within `deadline`; false if the app
+    /// already ended.
     async fn signal_running(
         &self,
-        id: &str,
+        c: &Container,
         state_dir: &Path,
         signal: i32,
+        deadline: Duration,
     ) -> Result<bool, RuntimeError> {
-        match shim::kill(state_dir, signal).await {
+        let id = &c.id;
+        match shim::kill(state_dir, signal, deadline).await {
             Ok(()) => Ok(true),
             // The shim is gone or the app has exited: the monitor records the exit.
             Err(shim::ShimError::Connect { .. }) | Err(shim::ShimError::Closed) => Ok(false),
@@ -884,6 +895,10 @@ impl Runtime {
                 tracing::debug!(id, msg, "shim refused a signal (app already exited?)");
                 Ok(false)
             }
+            Err(source @ shim::ShimError::Timeout { .. }) => Err(RuntimeError::ShimUnresponsive {
+                container: c.name.clone(),
+                source,
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -940,8 +955,15 @@ impl Runtime {
             let mut exits = self.exit_watch(&id);
             exits.borrow_and_update();
             self.inner.store.set_stopped_by_user(&id).await?;
-            if self.signal_running(&id, &state_dir, libc::SIGKILL).await? {
-                let _ = tokio::time::timeout(KILL_GRACE, exits.changed()).await;
+            match (self.signal_running(&c, &state_dir, libc::SIGKILL, shim::CONTROL_DEADLINE)).await
+            {
+                Ok(true) => drop(tokio::time::timeout(KILL_GRACE, exits.changed()).await),
+                Ok(false) => {}
+                // Removing the cgroup below kills the app without the shim.
+                Err(e @ RuntimeError::ShimUnresponsive { .. }) => {
+                    tracing::warn!(id, error = %crate::error_chain(&e), "removing without the shim")
+                }
+                Err(e) => return Err(e),
             }
             crate::fault::crash_point("delete.after_kill");
         }
