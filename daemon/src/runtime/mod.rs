@@ -955,8 +955,10 @@ impl Runtime {
             let mut exits = self.exit_watch(&id);
             exits.borrow_and_update();
             self.inner.store.set_stopped_by_user(&id).await?;
-            match (self.signal_running(&c, &state_dir, libc::SIGKILL, shim::CONTROL_DEADLINE)).await
-            {
+            let killed = self
+                .signal_running(&c, &state_dir, libc::SIGKILL, shim::CONTROL_DEADLINE)
+                .await;
+            match killed {
                 Ok(true) => drop(tokio::time::timeout(KILL_GRACE, exits.changed()).await),
                 Ok(false) => {}
                 // Removing the cgroup below kills the app without the shim.
