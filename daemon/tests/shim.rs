@@ -272,6 +272,7 @@ impl Case {
             oom_counter: cgroup.map(|c| c.1.clone()).filter(|c| c.path.exists()),
             log_rotation: None,
             seccomp_bpf: None,
+            protocol: boxd_shim::protocol::PROTOCOL_VERSION,
         };
         std::fs::write(
             self.state().join("shim.json"),

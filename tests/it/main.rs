@@ -26,6 +26,7 @@ mod restart;
 mod restart_policy;
 mod security;
 mod security_disk;
+mod shim_protocol;
 mod spec;
 mod systemd;
 mod userns;

@@ -522,6 +522,7 @@ mod tests {
                 oom_counter: None,
                 log_rotation: None,
                 seccomp_bpf: None,
+                protocol: crate::protocol::PROTOCOL_VERSION,
             },
             pid_ns: None,
             namespaces: vec![],

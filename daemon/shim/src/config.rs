@@ -521,6 +521,7 @@ mod tests {
             oom_counter: None,
             log_rotation: None,
             seccomp_bpf: None,
+            protocol: crate::protocol::PROTOCOL_VERSION,
         }
     }
 

@@ -778,6 +778,7 @@ mod tests {
                 oom_counter: None,
                 log_rotation: None,
                 seccomp_bpf: None,
+                protocol: crate::protocol::PROTOCOL_VERSION,
             },
             pid_ns: Some(NsAction::Create),
             namespaces: vec![

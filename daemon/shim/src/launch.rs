@@ -166,7 +166,12 @@ pub(crate) fn shim_main(plan: &Plan, report: OwnedFd) -> i32 {
             monitor::run(started.container, started.stdout, started.stderr)
         }
         Err(failure) => {
-            for name in [files::SHIM_PID, files::CONTAINER_PID, files::CONTROL_SOCKET] {
+            for name in [
+                files::PROTOCOL,
+                files::SHIM_PID,
+                files::CONTAINER_PID,
+                files::CONTROL_SOCKET,
+            ] {
                 let _ = std::fs::remove_file(plan.shim.state_dir.join(name));
             }
             eprintln!("boxd shim {}: start failed: {failure:?}", plan.shim.id);
@@ -399,6 +404,15 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
     // needed.
     drop(sync_w);
 
+    // Before the socket: whoever can connect can also learn how to talk (see
+    // `protocol`, "Versions").
+    let protocol = crate::protocol::shim_speaks(shim.protocol, own_protocol());
+    state::write_atomic(
+        &shim.state_dir,
+        files::PROTOCOL,
+        format!("{protocol}\n").as_bytes(),
+    )
+    .map_err(LaunchError::from)?;
     let shim_pid = nix::unistd::getpid().as_raw();
     state::write_atomic(
         &shim.state_dir,
@@ -425,12 +439,33 @@ fn start_inner(plan: &Plan) -> Result<Started, Failure> {
             oom_baseline,
             started_at_ms,
             shim_pid,
+            protocol,
             state_dir: shim.state_dir.clone(),
             attachers: crate::attach::Attachers::new(app_stdin, terminal, stdio.stdin_once),
         },
         stdout: stdout_r,
         stderr: stderr_r,
     })
+}
+
+/// Debug builds only: the highest protocol version this shim speaks, in place of
+/// [`crate::protocol::PROTOCOL_VERSION`], so that a test can run a container under a
+/// shim of the previous release and then upgrade the daemon under it.
+pub const PROTOCOL_OVERRIDE_ENV: &str = "BOXD_TEST_SHIM_PROTOCOL";
+
+/// The highest protocol version this shim speaks.
+fn own_protocol() -> u32 {
+    #[cfg(debug_assertions)]
+    if let Some(v) = std::env::var(PROTOCOL_OVERRIDE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        return v.clamp(
+            crate::protocol::UNVERSIONED,
+            crate::protocol::PROTOCOL_VERSION,
+        );
+    }
+    crate::protocol::PROTOCOL_VERSION
 }
 
 /// Opens the files the child writes itself into (`child::join_cgroups`). Opened here,

@@ -22,7 +22,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::logs::{record_line, LineSplitter};
-use crate::protocol::{files, ControlRequest, ControlResponse, ExitRecord, OomCounter};
+use crate::protocol::{files, ControlRequest, ControlResponse, ExitRecord, OomCounter, Request};
 use crate::state;
 
 /// How long the pipes may stay open after the app exited.
@@ -42,6 +42,8 @@ pub(crate) struct Container {
     pub oom_baseline: Option<u64>,
     pub started_at_ms: u64,
     pub shim_pid: i32,
+    /// The highest control protocol version this shim answers in (see `protocol`).
+    pub protocol: u32,
     pub state_dir: PathBuf,
     /// Attached clients, and the app's stdin and terminal (see `attach`).
     pub attachers: crate::attach::Attachers,
@@ -64,6 +66,8 @@ struct Client {
     stream: UnixStream,
     buf: Vec<u8>,
     waiting: bool,
+    /// The protocol version of its request: its answers are in the same.
+    version: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -292,6 +296,7 @@ impl Monitor {
                             stream,
                             buf: Vec::new(),
                             waiting: false,
+                            version: crate::protocol::UNVERSIONED,
                         });
                     }
                 }
@@ -333,6 +338,7 @@ impl Monitor {
                 let mut cl = self.clients.swap_remove(i);
                 respond(
                     &mut cl.stream,
+                    cl.version,
                     &ControlResponse::Error {
                         message: "request too long".into(),
                     },
@@ -341,12 +347,15 @@ impl Monitor {
             }
             None => return,
         };
-        let response = match serde_json::from_slice::<ControlRequest>(&line) {
-            Err(e) => ControlResponse::Error {
-                message: format!("bad request: {e}"),
-            },
+        let (version, request) = parse_request(&line, self.c.protocol);
+        cl.version = version;
+        let response = match request {
+            Err(refused) => refused,
             Ok(ControlRequest::Wait) => {
                 cl.waiting = true;
+                if cl.version >= 2 {
+                    respond_keep(&mut cl.stream, cl.version, &ControlResponse::Waiting);
+                }
                 return;
             }
             Ok(ControlRequest::State) => ControlResponse::State {
@@ -392,7 +401,7 @@ impl Monitor {
                     }
                 };
                 let attached = matches!(response, ControlResponse::Attached { .. });
-                respond(&mut cl.stream, &response);
+                respond(&mut cl.stream, cl.version, &response);
                 if attached {
                     self.c.attachers.add(cl.stream, wants, early);
                 }
@@ -400,7 +409,7 @@ impl Monitor {
             }
         };
         let mut cl = self.clients.swap_remove(i);
-        respond(&mut cl.stream, &response);
+        respond(&mut cl.stream, cl.version, &response);
     }
 
     fn kill(&self, signal: i32) -> ControlResponse {
@@ -431,7 +440,7 @@ impl Monitor {
             }
         };
         for cl in self.clients.iter_mut().filter(|c| c.waiting) {
-            respond(&mut cl.stream, &response);
+            respond(&mut cl.stream, cl.version, &response);
         }
         self.clients.clear();
         self.c.attachers.finish();
@@ -440,15 +449,56 @@ impl Monitor {
     }
 }
 
-/// Send one response line; a client that went away is not our problem.
-fn respond(stream: &mut UnixStream, response: &ControlResponse) {
-    let mut line = serde_json::to_vec(response).expect("a ControlResponse always serialises");
+/// A request line, and the protocol version to answer it in: that of the request, or
+/// ours (`own`) when it is newer, which is then refused.
+pub(crate) fn parse_request(
+    line: &[u8],
+    own: u32,
+) -> (u32, Result<ControlRequest, ControlResponse>) {
+    match serde_json::from_slice::<Request>(line) {
+        Err(e) => (
+            crate::protocol::UNVERSIONED,
+            Err(ControlResponse::Error {
+                message: format!("bad request: {e}"),
+            }),
+        ),
+        Ok(r) if r.version > own => (
+            own,
+            Err(ControlResponse::Error {
+                message: format!(
+                    "unsupported protocol version {}; this shim speaks up to {own}",
+                    r.version
+                ),
+            }),
+        ),
+        Ok(r) => (r.version.max(crate::protocol::UNVERSIONED), Ok(r.request)),
+    }
+}
+
+/// One answer line in protocol `version` (version 1: the bare answer).
+pub(crate) fn answer_line(version: u32, response: &ControlResponse) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&crate::protocol::Response {
+        version,
+        response: response.clone(),
+    })
+    .expect("a ControlResponse always serialises");
     line.push(b'\n');
+    line
+}
+
+/// Send one response line; a client that went away is not our problem.
+fn respond(stream: &mut UnixStream, version: u32, response: &ControlResponse) {
     // Responses are far smaller than a socket buffer, but the socket is non-blocking:
     // make this one write blocking so a slow reader still gets the whole line.
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(&line);
+    let _ = stream.write_all(&answer_line(version, response));
+}
+
+/// As [`respond`], for a connection that stays in the poll loop (non-blocking).
+fn respond_keep(stream: &mut UnixStream, version: u32, response: &ControlResponse) {
+    respond(stream, version, response);
+    let _ = stream.set_nonblocking(true);
 }
 
 #[cfg(test)]
@@ -471,5 +521,55 @@ mod tests {
         let r = exit_record(WaitStatus::Exited(pid, 3), 0, None).unwrap();
         assert_eq!((r.exit_code, r.signal), (3, None));
         assert!(exit_record(WaitStatus::StillAlive, 0, None).is_none());
+    }
+
+    /// What a daemon of version 1 sends (bare requests, no version) is understood and
+    /// answered in version 1, byte for byte what a version-1 shim wrote.
+    #[test]
+    fn a_version_1_daemon_is_answered_in_version_1() {
+        let (v, req) = parse_request(br#"{"op":"kill","signal":9}"#, 2);
+        assert_eq!((v, req), (1, Ok(ControlRequest::Kill { signal: 9 })));
+        let (v, req) = parse_request(br#"{"op":"wait"}"#, 2);
+        assert_eq!((v, req), (1, Ok(ControlRequest::Wait)));
+        assert_eq!(
+            answer_line(1, &ControlResponse::Ok),
+            b"{\"status\":\"ok\"}\n"
+        );
+        let exited = ControlResponse::Exited(ExitRecord {
+            pid: 5,
+            exit_code: 0,
+            signal: None,
+            oom_kills: None,
+            started_at_ms: 1,
+            finished_at_ms: 2,
+        });
+        let line = answer_line(1, &exited);
+        assert_eq!(
+            serde_json::from_slice::<ControlResponse>(&line).unwrap(),
+            exited,
+            "a version-1 daemon reads it as the bare answer"
+        );
+        assert!(!String::from_utf8(line).unwrap().contains("version"));
+    }
+
+    /// Requests of the current version are answered in it; newer ones are refused in
+    /// ours; fields this shim does not know are ignored.
+    #[test]
+    fn versions_up_to_ours_are_answered_in_their_own() {
+        let (v, req) = parse_request(br#"{"version":2,"op":"state"}"#, 2);
+        assert_eq!((v, req), (2, Ok(ControlRequest::State)));
+        let (v, req) = parse_request(br#"{"version":2,"op":"wait","since":"later"}"#, 2);
+        assert_eq!((v, req), (2, Ok(ControlRequest::Wait)));
+        // A shim capped at 1 (the previous release) refuses a version-2 request.
+        let (v, req) = parse_request(br#"{"version":2,"op":"state"}"#, 1);
+        assert_eq!(v, 1);
+        assert!(
+            matches!(&req, Err(ControlResponse::Error { message }) if message.contains("unsupported protocol version 2")),
+            "{req:?}"
+        );
+        let (v, req) = parse_request(b"not json", 2);
+        assert!(v == 1 && req.is_err());
+        let line = answer_line(2, &ControlResponse::Waiting);
+        assert_eq!(line, b"{\"version\":2,\"status\":\"waiting\"}\n");
     }
 }

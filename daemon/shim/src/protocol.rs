@@ -15,10 +15,73 @@
 //!
 //! The state dir is on tmpfs (`/run`), so after a reboot it is gone; the daemon's
 //! reconcile treats "no shim, no exit record" as a container that died with the host.
+//!
+//! # Versions
+//!
+//! Upgrading boxd leaves containers running under the shims of the old release, so a
+//! daemon must talk to shims older than itself. The control protocol has a version:
+//!
+//! - **1**: the first protocol. Nothing carries a version: requests and answers are
+//!   the bare [`ControlRequest`] / [`ControlResponse`], `shim.json` has no `protocol`,
+//!   the state dir has no [`files::PROTOCOL`] file, and `Wait` gets one answer, at the
+//!   exit.
+//! - **2** ([`PROTOCOL_VERSION`]): each request line is a [`Request`] (the request plus
+//!   `"version"`), each answer a [`Response`] (the answer plus the `"version"` it is
+//!   in); a `Wait` is acknowledged at once with [`ControlResponse::Waiting`], so the
+//!   daemon can put a deadline on reaching the shim while the exit itself is awaited
+//!   without one; the shim records its version in [`files::PROTOCOL`].
+//!
+//! The compatibility rule:
+//!
+//! 1. The daemon speaks the current version and the previous one, never older ones.
+//!    It writes the version it speaks into `shim.json` ([`ShimConfig::protocol`]).
+//! 2. A shim speaks the lower of that and its own version, and records it in
+//!    [`files::PROTOCOL`] before it binds the control socket; it never changes during
+//!    the shim's life. No file means version 1. So a restarted (upgraded) daemon
+//!    learns from the state dir what each running shim speaks, and talks to it in
+//!    that version ([`daemon_speaks`]).
+//! 3. A shim answers each request in the version the request states (a missing
+//!    `version` is 1), for any version up to its own, and refuses a higher one with
+//!    [`ControlResponse::Error`]. Unknown fields are ignored on both sides (no
+//!    `deny_unknown_fields` anywhere in this module), so a field added in a version
+//!    is invisible to a peer of the previous one.
+//! 4. A change an older peer would misread (a new answer to an old request, a changed
+//!    meaning) needs a new version; a new optional field with a serde default does not.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+/// The control protocol this build speaks (see the module docs for the rule).
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The version of peers from before versions existed: nothing states one.
+pub const UNVERSIONED: u32 = 1;
+
+/// The oldest version a daemon of this build talks to: the previous one.
+pub const OLDEST_SPOKEN: u32 = PROTOCOL_VERSION - 1;
+
+fn unversioned() -> u32 {
+    UNVERSIONED
+}
+
+fn is_unversioned(v: &u32) -> bool {
+    *v == UNVERSIONED
+}
+
+/// The version a daemon of this build uses with a shim that recorded `recorded`, or
+/// `None` if it is too old to talk to (rule 1 of the module docs). A shim newer than
+/// the daemon (a downgrade) speaks the daemon's version too (rule 3).
+pub fn daemon_speaks(recorded: u32) -> Option<u32> {
+    let v = recorded.min(PROTOCOL_VERSION);
+    (v >= OLDEST_SPOKEN).then_some(v)
+}
+
+/// The version a shim whose own is `own` speaks when `shim.json` states `daemon`
+/// (rule 2): the lower of the two.
+pub fn shim_speaks(daemon: u32, own: u32) -> u32 {
+    daemon.min(own).max(UNVERSIONED)
+}
 
 /// File names inside a container's state dir.
 pub mod files {
@@ -30,6 +93,9 @@ pub mod files {
     pub const SHIM_PID: &str = "shim.pid";
     /// Host pid of the container's first process, decimal.
     pub const CONTAINER_PID: &str = "container.pid";
+    /// The control protocol version the shim speaks, decimal, written before the
+    /// socket is bound; absent for shims of version 1.
+    pub const PROTOCOL: &str = "protocol";
     /// The control socket.
     pub const CONTROL_SOCKET: &str = "control.sock";
     /// The [`super::ExitRecord`], written atomically once the app has exited.
@@ -70,6 +136,9 @@ pub struct ShimConfig {
     /// (`seccomp::compile`); `None`: the shim compiles it itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp_bpf: Option<PathBuf>,
+    /// The control protocol version the daemon speaks (absent: a daemon of version 1).
+    #[serde(default = "unversioned")]
+    pub protocol: u32,
 }
 
 /// How the shim bounds the container log: before a record would take the file past
@@ -157,6 +226,42 @@ pub enum StartReport {
     },
 }
 
+/// A request line from version 2 on: the request and the version it is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The version of the request (absent, and not written, for version 1).
+    #[serde(default = "unversioned", skip_serializing_if = "is_unversioned")]
+    pub version: u32,
+    /// The request.
+    #[serde(flatten)]
+    pub request: ControlRequest,
+}
+
+/// An answer line from version 2 on: the answer and the version it is in (that of the
+/// request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The version of the answer (absent, and not written, for version 1).
+    #[serde(default = "unversioned", skip_serializing_if = "is_unversioned")]
+    pub version: u32,
+    /// The answer.
+    #[serde(flatten)]
+    pub response: ControlResponse,
+}
+
+impl ControlRequest {
+    /// The request's name, for messages.
+    pub fn op(&self) -> &'static str {
+        match self {
+            ControlRequest::Kill { .. } => "kill",
+            ControlRequest::Wait => "wait",
+            ControlRequest::State => "state",
+            ControlRequest::Attach { .. } => "attach",
+            ControlRequest::Resize { .. } => "resize",
+        }
+    }
+}
+
 /// One request on the control socket (a JSON line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -208,6 +313,9 @@ pub enum ControlResponse {
         /// Whether the app still runs.
         running: bool,
     },
+    /// First answer to `Wait` from version 2 on, at once: the shim is waiting; the
+    /// `Exited` (or `Error`) follows on the same connection at the exit.
+    Waiting,
     /// Answer to `Wait`.
     Exited(ExitRecord),
     /// Answer to `Attach`: from the next byte on, frames.
@@ -345,4 +453,120 @@ pub enum ExecReport {
         /// The signal that ended it, if any.
         signal: Option<i32>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request enum as version 1 defined it: what a shim of the previous release
+    /// parses requests with.
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(tag = "op", rename_all = "snake_case")]
+    enum V1Request {
+        Kill { signal: i32 },
+        Wait,
+        State,
+    }
+
+    #[test]
+    fn requests_of_version_1_are_the_bare_request() {
+        let r = ControlRequest::Kill { signal: 15 };
+        let v1 = Request {
+            version: UNVERSIONED,
+            request: r.clone(),
+        };
+        assert_eq!(
+            serde_json::to_string(&v1).unwrap(),
+            serde_json::to_string(&r).unwrap()
+        );
+        let v2 = Request {
+            version: 2,
+            request: r,
+        };
+        assert_eq!(
+            serde_json::to_string(&v2).unwrap(),
+            r#"{"version":2,"op":"kill","signal":15}"#
+        );
+    }
+
+    /// A version-1 shim ignores the `version` a newer request carries (serde ignores
+    /// unknown fields), so even a daemon that got the version wrong is understood.
+    #[test]
+    fn a_version_1_shim_ignores_the_version_field() {
+        for (line, want) in [
+            (
+                r#"{"version":2,"op":"kill","signal":9}"#,
+                V1Request::Kill { signal: 9 },
+            ),
+            (r#"{"version":2,"op":"wait"}"#, V1Request::Wait),
+            (r#"{"op":"state","version":2}"#, V1Request::State),
+        ] {
+            assert_eq!(serde_json::from_str::<V1Request>(line).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn answers_carry_their_version_from_2_on() {
+        let exited = ControlResponse::Exited(ExitRecord {
+            pid: 5,
+            exit_code: 137,
+            signal: Some(9),
+            oom_kills: Some(0),
+            started_at_ms: 1,
+            finished_at_ms: 2,
+        });
+        let text = serde_json::to_string(&Response {
+            version: 2,
+            response: exited.clone(),
+        })
+        .unwrap();
+        assert!(
+            text.starts_with(r#"{"version":2,"status":"exited","pid":5"#),
+            "{text}"
+        );
+        let back: Response = serde_json::from_str(&text).unwrap();
+        assert_eq!((back.version, back.response), (2, exited.clone()));
+        // A version-1 answer (no field) reads as version 1.
+        let bare = serde_json::to_string(&exited).unwrap();
+        let back: Response = serde_json::from_str(&bare).unwrap();
+        assert_eq!((back.version, back.response), (1, exited));
+    }
+
+    /// `shim.json` of a version-1 daemon (no `protocol`) is version 1; fields of a
+    /// later daemon are ignored.
+    #[test]
+    fn shim_config_protocol_defaults_to_1_and_ignores_unknown_fields() {
+        let json = serde_json::json!({
+            "id": "c",
+            "bundle": "/b",
+            "state_dir": "/s",
+            "log_path": "/l",
+            "rootfs": {"lower": [], "upper": "/u", "work": "/w"},
+            "cgroup_join": [],
+            "oom_counter": null,
+        });
+        let c: ShimConfig = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(c.protocol, 1);
+        let mut later = json;
+        later["protocol"] = 3.into();
+        later["something_new"] = true.into();
+        let c: ShimConfig = serde_json::from_value(later).unwrap();
+        assert_eq!(c.protocol, 3);
+    }
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(PROTOCOL_VERSION, 2);
+        // Daemon side: the previous and the current version, ours for newer shims.
+        assert_eq!(daemon_speaks(1), Some(1));
+        assert_eq!(daemon_speaks(2), Some(2));
+        assert_eq!(daemon_speaks(3), Some(2));
+        assert_eq!(daemon_speaks(0), None);
+        // Shim side: the lower of the daemon's and its own.
+        assert_eq!(shim_speaks(2, 2), 2);
+        assert_eq!(shim_speaks(1, 2), 1);
+        assert_eq!(shim_speaks(3, 2), 2);
+        assert_eq!(shim_speaks(2, 1), 1);
+    }
 }

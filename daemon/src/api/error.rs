@@ -11,6 +11,7 @@ use axum::Json;
 use boxd_types::ErrorBody;
 
 use crate::image::ImageError;
+use crate::runtime::shim::ShimError;
 use crate::runtime::RuntimeError;
 
 /// Every error an API handler can return.
@@ -77,7 +78,10 @@ impl ApiError {
                 | R::ContainerRunning(_)
                 | R::ImageInUse { .. }
                 | R::StdinInUse(_) => StatusCode::CONFLICT,
-                R::StopTimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
+                // The daemon is a gateway to the shim, and the shim did not answer.
+                R::ShimUnresponsive { .. }
+                | R::Shim(ShimError::Timeout { .. })
+                | R::StopTimedOut(_) => StatusCode::GATEWAY_TIMEOUT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -114,6 +118,8 @@ impl ApiError {
                 R::ContainerRunning(_) => "container_running",
                 R::ImageInUse { .. } => "image_in_use",
                 R::StdinInUse(_) => "stdin_in_use",
+                R::ShimUnresponsive { .. } => "shim_unresponsive",
+                R::Shim(ShimError::Timeout { .. }) => "shim_unresponsive",
                 R::StopTimedOut(_) => "shim_unresponsive",
                 _ => "internal",
             },
@@ -129,7 +135,12 @@ impl ApiError {
                     crate::error_chain(self)
                 }
                 ApiError::Runtime(e @ RuntimeError::ExecFailed { .. }) => e.to_string(),
-                ApiError::Runtime(e @ RuntimeError::StopTimedOut(_)) => e.to_string(),
+                // Names the container and what to do; holds nothing secret.
+                ApiError::Runtime(
+                    RuntimeError::ShimUnresponsive { .. }
+                    | RuntimeError::Shim(ShimError::Timeout { .. })
+                    | RuntimeError::StopTimedOut(_),
+                ) => crate::error_chain(self),
                 _ => "internal error; the daemon log has the details".to_owned(),
             };
         }
@@ -165,5 +176,43 @@ impl ApiError {
             code: self.code().to_owned(),
             message: self.message(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_unresponsive_shim_is_504_naming_the_container_and_the_way_out() {
+        let timeout = ShimError::Timeout {
+            op: "kill",
+            after: Duration::from_secs(2),
+        };
+        let e = ApiError::Runtime(RuntimeError::ShimUnresponsive {
+            container: "web".into(),
+            source: timeout,
+        });
+        assert_eq!(e.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(e.code(), "shim_unresponsive");
+        let body = e.body();
+        assert!(
+            body.message.contains("web")
+                && body.message.contains("force=true")
+                && body.message.contains("kill within 2s"),
+            "{}",
+            body.message
+        );
+        // From a path that does not know the container, still not a bare 500.
+        let e = ApiError::Runtime(RuntimeError::Shim(ShimError::Timeout {
+            op: "attach",
+            after: Duration::from_secs(5),
+        }));
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::GATEWAY_TIMEOUT, "shim_unresponsive")
+        );
     }
 }

@@ -86,51 +86,26 @@ struct Attached {
 /// Connects to the shim and sends `Attach`; `Ok(None)` when the shim is gone or the
 /// app has exited.
 async fn connect(state_dir: &Path, opts: &AttachOptions) -> Result<Option<Attached>, RuntimeError> {
-    // Short socket address through the dir's fd, as `shim::request` does.
-    let Ok(dir) = std::fs::File::open(state_dir) else {
-        return Ok(None);
-    };
-    let short = format!(
-        "/proc/self/fd/{}/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir),
-        files::CONTROL_SOCKET
-    );
-    let Ok(stream) = tokio::net::UnixStream::connect(&short).await else {
-        return Ok(None);
-    };
-    drop(dir);
-    let (read, mut write) = stream.into_split();
     let req = ControlRequest::Attach {
         stdin: opts.stdin,
         stdout: opts.stdout,
         stderr: opts.stderr,
     };
-    let mut line = serde_json::to_string(&req).expect("request serialises");
-    line.push('\n');
-    if write.write_all(line.as_bytes()).await.is_err() {
-        return Ok(None);
-    }
-    let mut read = BufReader::new(read);
-    let mut answer = String::new();
-    match read.read_line(&mut answer).await {
-        Ok(0) | Err(_) => return Ok(None),
-        Ok(_) => {}
-    }
-    match serde_json::from_str::<ControlResponse>(answer.trim()) {
-        Ok(ControlResponse::Attached { log_offset, .. }) => Ok(Some(Attached {
-            read,
-            write,
+    match super::shim::open(state_dir, &req, super::shim::CONTROL_DEADLINE).await {
+        Ok((conn, ControlResponse::Attached { log_offset, .. })) => Ok(Some(Attached {
+            read: conn.read,
+            write: conn.write,
             log_offset,
         })),
-        Ok(ControlResponse::Error { message }) if message.starts_with("stdin_in_use") => {
-            Err(RuntimeError::StdinInUse(String::new()))
-        }
-        Ok(ControlResponse::Error { message }) if message.contains("exited") => Ok(None),
-        Ok(ControlResponse::Error { message }) => Err(ShimError::Refused(message).into()),
-        Ok(other) => {
+        Ok((_, other)) => {
             Err(ShimError::Refused(format!("unexpected answer to attach: {other:?}")).into())
         }
-        Err(e) => Err(ShimError::Protocol(e).into()),
+        Err(ShimError::Refused(message)) if message.starts_with("stdin_in_use") => {
+            Err(RuntimeError::StdinInUse(String::new()))
+        }
+        Err(ShimError::Refused(message)) if message.contains("exited") => Ok(None),
+        Err(ShimError::Connect { .. } | ShimError::Closed | ShimError::Io(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -377,11 +352,16 @@ impl Runtime {
             )));
         }
         let state_dir = self.inner.paths.state_dir(&c.id);
-        match super::shim::request(&state_dir, &ControlRequest::Resize { rows, cols }).await {
+        let req = ControlRequest::Resize { rows, cols };
+        match super::shim::request(&state_dir, &req, super::shim::CONTROL_DEADLINE).await {
             Ok(_) => Ok(()),
             Err(ShimError::Connect { .. } | ShimError::Closed) => {
                 Err(RuntimeError::NotRunning(c.name))
             }
+            Err(source @ ShimError::Timeout { .. }) => Err(RuntimeError::ShimUnresponsive {
+                container: c.name,
+                source,
+            }),
             Err(e) => Err(e.into()),
         }
     }

@@ -120,6 +120,19 @@ pub enum RuntimeError {
     /// Talking to a shim failed.
     #[error(transparent)]
     Shim(#[from] ShimError),
+    /// A container's shim did not answer in time ([`ShimError::Timeout`]): it is
+    /// stopped, stuck or starved. Deleting with force does not need it.
+    #[error(
+        "the shim of container {container} is not responding (stopped or stuck); \
+         remove the container with force=true to end it without the shim"
+    )]
+    ShimUnresponsive {
+        /// The container's name.
+        container: String,
+        /// The timeout.
+        #[source]
+        source: ShimError,
+    },
     /// Reading a container's resource use failed.
     #[error(transparent)]
     Stats(#[from] crate::cgroups::stats::StatsError),

@@ -24,12 +24,14 @@ pub trait Launcher: Send + Sync + 'static {
     /// Runs the shim on the `shim.json` at `config` and returns its start report.
     fn launch<'a>(&'a self, config: &'a Path) -> BoxFuture<'a, Result<StartReport, ShimError>>;
 
-    /// Sends `signal` to the container's first process. `Closed`/`Connect` errors mean
-    /// the app (or its shim) is already gone.
+    /// Sends `signal` to the container's first process; the shim must answer within
+    /// `deadline` (else `Timeout`). `Closed`/`Connect` errors mean the app (or its shim)
+    /// is already gone.
     fn signal<'a>(
         &'a self,
         state_dir: &'a Path,
         signal: i32,
+        deadline: Duration,
     ) -> BoxFuture<'a, Result<(), ShimError>>;
 
     /// Resolves when the run in `state_dir` has ended: its exit record, or `None` when
@@ -53,8 +55,9 @@ impl Launcher for ShimLauncher {
         &'a self,
         state_dir: &'a Path,
         signal: i32,
+        deadline: Duration,
     ) -> BoxFuture<'a, Result<(), ShimError>> {
-        Box::pin(shim::kill(state_dir, signal))
+        Box::pin(shim::kill(state_dir, signal, deadline))
     }
 
     fn watch_exit(&self, state_dir: PathBuf) -> BoxFuture<'static, Option<ExitRecord>> {

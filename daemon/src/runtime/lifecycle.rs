@@ -330,7 +330,8 @@ impl Actor {
         };
         // The image's StopSignal (SIGTERM when it sets none).
         let signal = self.rt.stop_signal(&image_id).await;
-        match self.rt.signal_running(&id, signal).await {
+        let deadline = super::shim::deadline_within(timeout);
+        match self.rt.signal_running(&id, signal, deadline).await {
             Ok(_) => {
                 self.stopping = Some(Stopping {
                     deadline: Instant::now() + timeout,
@@ -353,7 +354,8 @@ impl Actor {
             tracing::info!(id, "container ignored its stop signal; sending SIGKILL");
             stop.killed = true;
             stop.deadline = Instant::now() + KILL_GRACE;
-            if let Err(e) = self.rt.signal_running(&id, libc::SIGKILL).await {
+            let deadline = super::shim::CONTROL_DEADLINE;
+            if let Err(e) = self.rt.signal_running(&id, libc::SIGKILL, deadline).await {
                 tracing::warn!(id, error = %crate::error_chain(&e), "failed to send SIGKILL");
             }
             return;
@@ -383,7 +385,11 @@ impl Actor {
             self.restart_at = None;
             self.rt.inner.store.set_stopped_by_user(&id).await?;
         }
-        if !self.rt.signal_running(&id, signal).await? {
+        if !self
+            .rt
+            .signal_running(&id, signal, super::shim::CONTROL_DEADLINE)
+            .await?
+        {
             return Err(RuntimeError::NotRunning(name));
         }
         self.rt
@@ -419,7 +425,10 @@ impl Actor {
             }
             rt.inner.store.set_stopped_by_user(&id).await?;
             let state_dir = rt.inner.paths.state_dir(&id);
-            let answered = match rt.signal_running(&id, libc::SIGKILL).await {
+            let answered = match rt
+                .signal_running(&id, libc::SIGKILL, super::shim::CONTROL_DEADLINE)
+                .await
+            {
                 Ok(_) => true,
                 Err(e) => {
                     tracing::warn!(id, error = %crate::error_chain(&e), "shim did not take SIGKILL");
@@ -558,16 +567,33 @@ impl Runtime {
     }
 
     /// Signals through the shim; false if the app already ended.
-    pub(super) async fn signal_running(&self, id: &str, signal: i32) -> Result<bool, RuntimeError> {
+    pub(super) async fn signal_running(
+        &self,
+        id: &str,
+        signal: i32,
+        deadline: Duration,
+    ) -> Result<bool, RuntimeError> {
         use super::shim::ShimError;
         let state_dir = self.inner.paths.state_dir(id);
-        match self.inner.launcher.signal(&state_dir, signal).await {
+        match self
+            .inner
+            .launcher
+            .signal(&state_dir, signal, deadline)
+            .await
+        {
             Ok(()) => Ok(true),
             // The shim is gone or the app has exited: the actor records the exit.
             Err(ShimError::Connect { .. }) | Err(ShimError::Closed) => Ok(false),
             Err(ShimError::Refused(msg)) => {
                 tracing::debug!(id, msg, "shim refused a signal (app already exited?)");
                 Ok(false)
+            }
+            Err(source @ ShimError::Timeout { .. }) => {
+                let container = match self.inner.store.container(id).await {
+                    Ok(Some(rec)) => rec.container.name,
+                    _ => id.to_owned(),
+                };
+                Err(RuntimeError::ShimUnresponsive { container, source })
             }
             Err(e) => Err(e.into()),
         }
@@ -712,6 +738,7 @@ impl Runtime {
             oom_counter: cgroup.oom_counter,
             log_rotation: self.inner.info.log_rotation,
             seccomp_bpf: None,
+            protocol: boxd_shim::protocol::PROTOCOL_VERSION,
         };
         if let Some(bpf) = spec
             .linux()

@@ -128,11 +128,15 @@ impl Launcher for FakeLauncher {
         &'a self,
         state_dir: &'a Path,
         signal: i32,
+        deadline: Duration,
     ) -> BoxFuture<'a, Result<(), ShimError>> {
         Box::pin(async move {
             let st = self.st();
             if st.hung {
-                return Err(ShimError::Io(std::io::ErrorKind::TimedOut.into()));
+                return Err(ShimError::Timeout {
+                    op: "kill",
+                    after: deadline,
+                });
             }
             let Some(run) = st.runs.get(state_dir) else {
                 return Err(ShimError::Closed);
@@ -462,7 +466,10 @@ async fn an_unresponsive_shim(pool: SqlitePool) {
     .await
     .expect("stop hung")
     .unwrap_err();
-    assert!(matches!(err, RuntimeError::Shim(_)), "{err:?}");
+    assert!(
+        matches!(err, RuntimeError::ShimUnresponsive { .. }),
+        "{err:?}"
+    );
     assert_eq!(env.state(&id).await, ContainerState::Running);
 
     tokio::time::timeout(Duration::from_secs(20), env.rt.remove(&id, true))

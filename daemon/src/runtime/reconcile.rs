@@ -181,7 +181,7 @@ impl Runtime {
             if shim::shim_alive(&dir) {
                 tracing::warn!(dir = %dir.display(), "killing a container no record owns");
                 self.note(format!("killed container {name}, which no record owns"));
-                let _ = shim::kill(&dir, libc::SIGKILL).await;
+                let _ = shim::kill(&dir, libc::SIGKILL, shim::CONTROL_DEADLINE).await;
                 let _ =
                     tokio::time::timeout(std::time::Duration::from_secs(5), shim::wait(&dir)).await;
             }

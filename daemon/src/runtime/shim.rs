@@ -4,18 +4,49 @@
 //! (no `pre_exec`), which forks the long-lived shim away and exits once the app has
 //! exec'd, printing a [`StartReport`]. After that the daemon reaches the shim only
 //! through `control.sock` and the files in the state dir (see `boxd_shim::protocol`).
+//!
+//! Every control request has a deadline covering the connect, the request and its
+//! answer, so a shim that is stopped (SIGSTOP), stuck or starved fails the request with
+//! [`ShimError::Timeout`] instead of holding the caller (and whatever it holds) for
+//! ever. The one answer without a deadline is the exit that `Wait` waits for; reaching
+//! the shim and its acknowledgement (protocol 2) still have one.
+//!
+//! Each request is sent in the protocol version the shim recorded in its state dir
+//! ([`protocol_of`]), so a daemon started after an upgrade talks to the shims of the
+//! previous release in their own version.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use boxd_shim::protocol::{files, ControlRequest, ControlResponse, ExitRecord, StartReport};
+use boxd_shim::protocol::{
+    self, files, ControlRequest, ControlResponse, ExitRecord, Request, Response, StartReport,
+};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
 /// How long a shim may take to set up and exec the app.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Deadline of a control request whose caller has none of its own (a signal, a
+/// resize, reaching the shim for `Wait` or `Attach`). A live shim answers in
+/// microseconds; one that has not answered in this long is stopped or starved.
+pub const CONTROL_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Shortest deadline [`deadline_within`] gives, so that a zero budget (`stop` with
+/// `timeout=0`) still lets a busy shim answer.
+const MIN_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Pause between connect attempts while the socket's backlog is full.
+const BACKLOG_RETRY: Duration = Duration::from_millis(20);
+
+/// The deadline for one request made on behalf of an operation allowed `budget` in
+/// all (`stop`'s timeout): the budget, within [1 s, [`CONTROL_DEADLINE`]].
+pub fn deadline_within(budget: Duration) -> Duration {
+    budget.clamp(MIN_DEADLINE, CONTROL_DEADLINE)
+}
 
 /// Errors talking to a shim.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +92,34 @@ pub enum ShimError {
     /// The shim refused the request.
     #[error("the shim refused: {0}")]
     Refused(String),
+    /// The shim did not take the request, or did not answer it, within the deadline
+    /// (it is stopped, stuck or starved).
+    #[error("the shim did not answer {op} within {after:?}")]
+    Timeout {
+        /// The request.
+        op: &'static str,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The shim's recorded protocol version could not be read.
+    #[error("failed to read the shim's protocol version {path}")]
+    ReadProtocol {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The shim speaks a protocol version this daemon does not.
+    #[error(
+        "the shim speaks protocol version {version}; this daemon speaks {} and {}",
+        protocol::OLDEST_SPOKEN,
+        protocol::PROTOCOL_VERSION
+    )]
+    Unsupported {
+        /// The shim's version.
+        version: u32,
+    },
 }
 
 /// Runs the shim binary to start one container.
@@ -155,8 +214,79 @@ impl ShimLauncher {
     }
 }
 
-/// Sends one request on a fresh connection and reads one answer.
-pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlResponse, ShimError> {
+/// The protocol version to use with the shim of `state_dir`: the one it recorded
+/// (none: version 1), within what this daemon speaks.
+pub fn protocol_of(state_dir: &Path) -> Result<u32, ShimError> {
+    let path = state_dir.join(files::PROTOCOL);
+    let recorded = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .map_err(|e| ShimError::ReadProtocol {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => protocol::UNVERSIONED,
+        Err(source) => return Err(ShimError::ReadProtocol { path, source }),
+    };
+    protocol::daemon_speaks(recorded).ok_or(ShimError::Unsupported { version: recorded })
+}
+
+/// An open control connection whose request has been sent.
+pub(crate) struct Connection {
+    /// The shim's answers.
+    pub read: BufReader<OwnedReadHalf>,
+    /// Towards the shim (frames, after `Attach`).
+    pub write: OwnedWriteHalf,
+    /// The protocol version of the request, and so of the answers.
+    pub version: u32,
+}
+
+impl Connection {
+    /// Connects to the shim of `state_dir` and sends `req` in the shim's version.
+    ///
+    /// No deadline of its own: callers put one around this and [`Self::answer`].
+    pub(crate) async fn open(state_dir: &Path, req: &ControlRequest) -> Result<Self, ShimError> {
+        let version = protocol_of(state_dir)?;
+        let stream = connect(state_dir).await?;
+        let (read, mut write) = stream.into_split();
+        let mut line = serde_json::to_string(&Request {
+            version,
+            request: req.clone(),
+        })
+        .expect("request serialises");
+        line.push('\n');
+        write.write_all(line.as_bytes()).await.map_err(io_error)?;
+        Ok(Connection {
+            read: BufReader::new(read),
+            write,
+            version,
+        })
+    }
+
+    /// Reads one answer; an `Error` answer is [`ShimError::Refused`].
+    pub(crate) async fn answer(&mut self) -> Result<ControlResponse, ShimError> {
+        let mut answer = String::new();
+        let n = self.read.read_line(&mut answer).await.map_err(io_error)?;
+        if n == 0 {
+            return Err(ShimError::Closed);
+        }
+        let resp: Response = serde_json::from_str(answer.trim()).map_err(ShimError::Protocol)?;
+        if let ControlResponse::Error { message } = resp.response {
+            return Err(ShimError::Refused(message));
+        }
+        // A shim answers in the version it was asked in.
+        if resp.version != self.version {
+            return Err(ShimError::Unsupported {
+                version: resp.version,
+            });
+        }
+        Ok(resp.response)
+    }
+}
+
+/// Connects to the control socket of `state_dir`.
+async fn connect(state_dir: &Path) -> Result<UnixStream, ShimError> {
     let path = state_dir.join(files::CONTROL_SOCKET);
     // A socket address holds at most 107 bytes, less than a long state dir plus a 64-hex
     // id. Connecting through the dir's fd (`/proc/self/fd/N/control.sock`) keeps the
@@ -170,30 +300,57 @@ pub async fn request(state_dir: &Path, req: &ControlRequest) -> Result<ControlRe
         dir.as_raw_fd(),
         files::CONTROL_SOCKET
     );
-    let stream = UnixStream::connect(&short)
-        .await
-        .map_err(|source| ShimError::Connect {
-            path: path.clone(),
-            source,
-        })?;
-    drop(dir);
-    let (read, mut write) = stream.into_split();
-    let mut line = serde_json::to_string(req).expect("request serialises");
-    line.push('\n');
-    write.write_all(line.as_bytes()).await.map_err(io_error)?;
-    let mut answer = String::new();
-    let n = BufReader::new(read)
-        .read_line(&mut answer)
-        .await
-        .map_err(io_error)?;
-    if n == 0 {
-        return Err(ShimError::Closed);
+    loop {
+        match UnixStream::connect(&short).await {
+            Ok(stream) => return Ok(stream),
+            // A full backlog (the shim is not accepting: stopped, or swamped) fails a
+            // non-blocking connect with EAGAIN (unix(7)); that is a shim that has not
+            // answered yet, not a gone one. The caller's deadline ends the retries.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(BACKLOG_RETRY).await;
+            }
+            Err(source) => return Err(ShimError::Connect { path, source }),
+        }
     }
-    let resp: ControlResponse = serde_json::from_str(answer.trim()).map_err(ShimError::Protocol)?;
-    if let ControlResponse::Error { message } = resp {
-        return Err(ShimError::Refused(message));
-    }
-    Ok(resp)
+}
+
+/// Runs `fut` (a request named `op`) with a deadline.
+async fn within<T>(
+    op: &'static str,
+    after: Duration,
+    fut: impl std::future::Future<Output = Result<T, ShimError>>,
+) -> Result<T, ShimError> {
+    tokio::time::timeout(after, fut)
+        .await
+        .map_err(|_| ShimError::Timeout { op, after })?
+}
+
+/// Sends one request on a fresh connection and reads one answer, all within
+/// `deadline`.
+pub async fn request(
+    state_dir: &Path,
+    req: &ControlRequest,
+    deadline: Duration,
+) -> Result<ControlResponse, ShimError> {
+    within(req.op(), deadline, async {
+        Connection::open(state_dir, req).await?.answer().await
+    })
+    .await
+}
+
+/// Sends `req` and reads its first answer within `deadline`, keeping the connection
+/// (for `Attach`).
+pub(crate) async fn open(
+    state_dir: &Path,
+    req: &ControlRequest,
+    deadline: Duration,
+) -> Result<(Connection, ControlResponse), ShimError> {
+    within(req.op(), deadline, async {
+        let mut conn = Connection::open(state_dir, req).await?;
+        let first = conn.answer().await?;
+        Ok((conn, first))
+    })
+    .await
 }
 
 /// A shim that is exiting (its app is gone) drops connections it has not read from:
@@ -207,21 +364,43 @@ fn io_error(e: std::io::Error) -> ShimError {
     }
 }
 
-/// Sends a signal to the container's first process.
-pub async fn kill(state_dir: &Path, signal: i32) -> Result<(), ShimError> {
-    request(state_dir, &ControlRequest::Kill { signal })
+/// Sends a signal to the container's first process; the shim must have answered
+/// within `deadline`.
+pub async fn kill(state_dir: &Path, signal: i32, deadline: Duration) -> Result<(), ShimError> {
+    request(state_dir, &ControlRequest::Kill { signal }, deadline)
         .await
         .map(|_| ())
 }
 
-/// Blocks until the shim reports the exit.
+/// Blocks until the shim reports the exit. Reaching the shim (and, from protocol 2
+/// on, its acknowledgement) must take less than [`CONTROL_DEADLINE`]; the exit may
+/// take as long as the app runs.
 pub async fn wait(state_dir: &Path) -> Result<ExitRecord, ShimError> {
-    match request(state_dir, &ControlRequest::Wait).await? {
+    wait_within(state_dir, CONTROL_DEADLINE).await
+}
+
+/// [`wait`], reaching the shim within `deadline`.
+async fn wait_within(state_dir: &Path, deadline: Duration) -> Result<ExitRecord, ShimError> {
+    let req = ControlRequest::Wait;
+    let mut conn = within(req.op(), deadline, async {
+        let mut conn = Connection::open(state_dir, &req).await?;
+        if conn.version >= 2 {
+            match conn.answer().await? {
+                ControlResponse::Waiting => {}
+                other => return Err(unexpected(&req, &other)),
+            }
+        }
+        Ok(conn)
+    })
+    .await?;
+    match conn.answer().await? {
         ControlResponse::Exited(record) => Ok(record),
-        other => Err(ShimError::Refused(format!(
-            "unexpected answer to wait: {other:?}"
-        ))),
+        other => Err(unexpected(&req, &other)),
     }
+}
+
+fn unexpected(req: &ControlRequest, answer: &ControlResponse) -> ShimError {
+    ShimError::Refused(format!("unexpected answer to {}: {answer:?}", req.op()))
 }
 
 /// The exit record, if the shim wrote one.
@@ -273,9 +452,186 @@ mod tests {
             }
         });
         for _ in 0..20 {
-            let err = kill(dir.path(), libc::SIGKILL).await.unwrap_err();
+            let err = kill(dir.path(), libc::SIGKILL, CONTROL_DEADLINE)
+                .await
+                .unwrap_err();
             assert!(matches!(err, ShimError::Closed), "{err:?}");
         }
         server.await.unwrap();
+    }
+
+    /// A shim that takes the connection and never answers (SIGSTOPped after its
+    /// accept, or stuck): the request fails at its deadline, not later, and not never.
+    #[tokio::test]
+    async fn a_shim_that_never_answers_times_out_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener =
+            tokio::net::UnixListener::bind(dir.path().join(files::CONTROL_SOCKET)).unwrap();
+        let server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (conn, _) = listener.accept().await.unwrap();
+                held.push(conn);
+            }
+        });
+        let deadline = Duration::from_millis(300);
+        let began = std::time::Instant::now();
+        let err = kill(dir.path(), libc::SIGTERM, deadline).await.unwrap_err();
+        let took = began.elapsed();
+        assert!(
+            matches!(err, ShimError::Timeout { op: "kill", after } if after == deadline),
+            "{err:?}"
+        );
+        assert!(
+            took >= deadline && took < deadline + Duration::from_secs(1),
+            "{took:?}"
+        );
+        // `Wait` bounds reaching the shim: protocol 2 acknowledges at once.
+        std::fs::write(dir.path().join(files::PROTOCOL), "2\n").unwrap();
+        let err = wait_within(dir.path(), deadline).await.unwrap_err();
+        assert!(
+            matches!(err, ShimError::Timeout { op: "wait", after } if after == deadline),
+            "{err:?}"
+        );
+        server.abort();
+    }
+
+    /// A shim that never accepts (SIGSTOPped with a full backlog): a non-blocking
+    /// connect fails with EAGAIN, which must not pass for "the shim is gone" (that would
+    /// make `stop` report success); it is retried until the deadline.
+    #[tokio::test]
+    async fn a_shim_that_never_accepts_times_out_at_the_deadline() {
+        use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag};
+        use nix::sys::socket::{SockType, UnixAddr};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(files::CONTROL_SOCKET);
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &UnixAddr::new(&path).unwrap(),
+        )
+        .unwrap();
+        listen(&fd, Backlog::new(0).unwrap()).unwrap();
+        // Fill the backlog: connects succeed until the queue is full.
+        let mut queued = Vec::new();
+        let full = loop {
+            match UnixStream::connect(&path).await {
+                Ok(s) => queued.push(s),
+                Err(e) => break e,
+            }
+            assert!(queued.len() < 64, "the backlog never filled");
+        };
+        assert_eq!(full.kind(), std::io::ErrorKind::WouldBlock, "{full}");
+
+        let deadline = Duration::from_millis(300);
+        let began = std::time::Instant::now();
+        let err = kill(dir.path(), libc::SIGTERM, deadline).await.unwrap_err();
+        let took = began.elapsed();
+        assert!(
+            matches!(err, ShimError::Timeout { op: "kill", .. }),
+            "{err:?}"
+        );
+        assert!(
+            took >= deadline && took < deadline + Duration::from_secs(1),
+            "{took:?}"
+        );
+        drop(fd);
+    }
+
+    /// A fake shim on `dir`: answers each of `connections` connections' request line
+    /// with `answers`, and returns the request lines it got.
+    fn fake_shim(
+        dir: &Path,
+        connections: usize,
+        answers: &'static [&'static str],
+    ) -> tokio::task::JoinHandle<Vec<serde_json::Value>> {
+        let _ = std::fs::remove_file(dir.join(files::CONTROL_SOCKET));
+        let listener = tokio::net::UnixListener::bind(dir.join(files::CONTROL_SOCKET)).unwrap();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..connections {
+                let (conn, _) = listener.accept().await.unwrap();
+                let (read, mut write) = conn.into_split();
+                let mut line = String::new();
+                BufReader::new(read).read_line(&mut line).await.unwrap();
+                got.push(serde_json::from_str(&line).unwrap());
+                for a in answers {
+                    write.write_all(format!("{a}\n").as_bytes()).await.unwrap();
+                }
+            }
+            got
+        })
+    }
+
+    const EXITED_V1: &str = r#"{"status":"exited","pid":7,"exit_code":3,"signal":null,"oom_kills":null,"started_at_ms":1,"finished_at_ms":2}"#;
+
+    /// A shim of version 1 (before versions: no `protocol` file, bare lines, one answer
+    /// to `Wait`) is asked in version 1, and its answers are understood.
+    #[tokio::test]
+    async fn a_daemon_talks_to_a_version_1_shim_in_version_1() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(protocol_of(dir.path()).unwrap(), 1);
+        let shim = fake_shim(dir.path(), 1, &[r#"{"status":"ok"}"#]);
+        kill(dir.path(), 15, CONTROL_DEADLINE).await.unwrap();
+        let got = shim.await.unwrap();
+        assert_eq!(got, vec![serde_json::json!({"op": "kill", "signal": 15})]);
+        // What a version-1 shim answers to a wait: the exit, nothing before it.
+        let shim = fake_shim(dir.path(), 1, &[EXITED_V1]);
+        let record = wait(dir.path()).await.unwrap();
+        assert_eq!((record.pid, record.exit_code), (7, 3));
+        let got = shim.await.unwrap();
+        assert_eq!(got, vec![serde_json::json!({"op": "wait"})]);
+    }
+
+    /// A shim of the current version is asked in it, acknowledges a wait first, and
+    /// states its version in each answer.
+    #[tokio::test]
+    async fn a_daemon_talks_to_a_current_shim_in_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(files::PROTOCOL), "2\n").unwrap();
+        assert_eq!(protocol_of(dir.path()).unwrap(), protocol::PROTOCOL_VERSION);
+        let shim = fake_shim(
+            dir.path(),
+            1,
+            &[
+                r#"{"version":2,"status":"waiting"}"#,
+                r#"{"version":2,"status":"exited","pid":7,"exit_code":3,"signal":null,"oom_kills":null,"started_at_ms":1,"finished_at_ms":2}"#,
+            ],
+        );
+        let record = wait(dir.path()).await.unwrap();
+        assert_eq!((record.pid, record.exit_code), (7, 3));
+        let got = shim.await.unwrap();
+        assert_eq!(got, vec![serde_json::json!({"version": 2, "op": "wait"})]);
+
+        // An answer in another version than asked is not trusted.
+        let shim = fake_shim(dir.path(), 1, &[r#"{"status":"ok"}"#]);
+        let err = kill(dir.path(), 15, CONTROL_DEADLINE).await.unwrap_err();
+        assert!(
+            matches!(err, ShimError::Unsupported { version: 1 }),
+            "{err:?}"
+        );
+        drop(shim.await.unwrap());
+    }
+
+    /// The recorded version decides: older than the previous one is refused before
+    /// anything is sent; a newer shim (after a downgrade) is spoken to in ours.
+    #[tokio::test]
+    async fn the_recorded_version_decides_what_is_spoken() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(files::PROTOCOL);
+        std::fs::write(&file, format!("{}\n", protocol::PROTOCOL_VERSION + 1)).unwrap();
+        assert_eq!(protocol_of(dir.path()).unwrap(), protocol::PROTOCOL_VERSION);
+        std::fs::write(&file, format!("{}\n", protocol::OLDEST_SPOKEN - 1)).unwrap();
+        let err = kill(dir.path(), 15, CONTROL_DEADLINE).await.unwrap_err();
+        assert!(matches!(err, ShimError::Unsupported { .. }), "{err:?}");
+        std::fs::write(&file, "two\n").unwrap();
+        let err = protocol_of(dir.path()).unwrap_err();
+        assert!(matches!(err, ShimError::ReadProtocol { .. }), "{err:?}");
     }
 }
