@@ -8,7 +8,8 @@
 //! cgroups in every hierarchy, mounts under the temp dir, and the temp dir itself. That
 //! runs even when the test panics, so a failing test never leaks into the next one.
 //!
-//! Tests that need root start with [`require_root!`]; see `CONVENTIONS.md` (C10).
+//! Tests that need root start with [`require_root!`] (from `boxd-testutil`); see
+//! `CONVENTIONS.md` (C10).
 //!
 //! Environment: `BOXD_TEST_REQUIRE_ROOT=1` turns every skip into a failure (CI);
 //! `BOXD_TEST_FIXTURES` points at the test images (default `<workspace>/target/fixtures`);
@@ -41,45 +42,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one API request may take before the test fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Skip (or, with `BOXD_TEST_REQUIRE_ROOT=1`, fail) the current test unless it runs as
-/// root. Use as the first statement of every `root_` test.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::have_root() {
-            $crate::skip("needs root");
-            return;
-        }
-    };
-}
-
-/// True when the effective uid is 0.
-pub fn have_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// True when skipping is forbidden (`BOXD_TEST_REQUIRE_ROOT=1`, set by CI).
-pub fn skipping_forbidden() -> bool {
-    std::env::var("BOXD_TEST_REQUIRE_ROOT").is_ok_and(|v| v == "1")
-}
-
-/// Announce that the current test is skipped for `reason`, or panic when skipping is
-/// forbidden. The caller returns right after.
-pub fn skip(reason: &str) {
-    let test = current_test_name();
-    if skipping_forbidden() {
-        panic!("{test}: {reason} (BOXD_TEST_REQUIRE_ROOT=1 forbids skipping)");
-    }
-    eprintln!("skipping {test}: {reason}");
-}
-
-/// libtest names each test's thread after the test.
-fn current_test_name() -> String {
-    match std::thread::current().name() {
-        Some(name) if name != "main" => name.to_string(),
-        _ => "test".to_string(),
-    }
-}
+// The one root check and skip of the workspace (CONVENTIONS C10), and the shared
+// waiting helpers; see `boxd-testutil`.
+pub use boxd_testutil::{
+    require, require_root, root, skip, skipping_forbidden, tool, wait_for, wait_for_async,
+    wait_for_value, wait_for_value_async,
+};
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
