@@ -34,6 +34,8 @@ pub struct Args {
     /// cgroup under which every container's group is made, relative to the hierarchy
     /// root [default: boxd; on cgroup v2, the delegated group when systemd starts boxd
     /// in `<group>/daemon`].
+    // This doc comment is the --help text: `[default: …]` is clap's style, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long)]
     pub cgroup_parent: Option<String>,
     /// TOML config file (keys as the flags, with underscores).
