@@ -196,14 +196,9 @@ pub fn process_alive(pid: i32) -> bool {
 
 /// Wait until every pid is gone, at most `timeout`; returns the ones still alive.
 pub fn wait_gone(pids: &[i32], timeout: Duration) -> Vec<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let alive: Vec<i32> = pids.iter().copied().filter(|p| process_alive(*p)).collect();
-        if alive.is_empty() || Instant::now() >= deadline {
-            return alive;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let alive = || -> Vec<i32> { pids.iter().copied().filter(|p| process_alive(*p)).collect() };
+    wait_for(timeout, || alive().is_empty());
+    alive()
 }
 
 /// Pids of every process whose command line contains `needle`.
@@ -424,19 +419,11 @@ impl TestDaemon {
     /// Waits until the daemon process started by [`TestDaemon::start_process`] exits
     /// (a crash point), at most `timeout`; returns its status.
     pub fn wait_daemon_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self.child.as_mut()?;
-            if let Ok(Some(status)) = child.try_wait() {
-                self.remember_pids();
-                self.child = None;
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.as_mut()?;
+        let status = wait_for_value(timeout, || child.try_wait().ok().flatten())?;
+        self.remember_pids();
+        self.child = None;
+        Some(status)
     }
 
     /// Waits until the daemon answers `GET /v1/version` (panics after the ready timeout).
@@ -817,17 +804,13 @@ impl TestDaemon {
 
     /// Poll inspect until `state` is reached (at most `timeout`).
     pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let v = self.inspect(id).await;
-            if v["state"] == state {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                panic!("container {id} not {state} after {timeout:?}: {v}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut last = Value::Null;
+        let reached = wait_for_value_async(timeout, async || {
+            last = self.inspect(id).await;
+            (last["state"] == state).then(|| last.clone())
+        })
+        .await;
+        reached.unwrap_or_else(|| panic!("container {id} not {state} after {timeout:?}: {last}"))
     }
 
     /// Assert that nothing of container `id` is left: no cgroup dir in any hierarchy, no
@@ -947,14 +930,11 @@ pub fn assert_no_leaks(daemon: &TestDaemon) {
     let daemon_pid = daemon.daemon_pid();
     // Give exiting shims a moment: a container just deleted may still be unwinding.
     let mut procs = Vec::new();
-    for _ in 0..50 {
+    wait_for(Duration::from_secs(1), || {
         procs = processes_mentioning(&daemon.dir.to_string_lossy());
         procs.retain(|p| Some(*p) != daemon_pid);
-        if procs.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        procs.is_empty()
+    });
     let described: Vec<String> = procs
         .iter()
         .map(|p| {
