@@ -98,8 +98,11 @@ fn probe_cgroup() -> Result<(), String> {
             let _ = std::fs::remove_dir(&dir);
             Ok(())
         }
-        // A parallel test thread of this process probed at the same moment.
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+        // Left by an earlier process with this pid (the probe runs once per process).
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_dir(&dir);
+            Ok(())
+        }
         Err(e) if denied(&e) => Err(format!(
             "needs root: making a cgroup under {} answers {e}",
             base.display()
