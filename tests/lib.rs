@@ -8,7 +8,8 @@
 //! cgroups in every hierarchy, mounts under the temp dir, and the temp dir itself. That
 //! runs even when the test panics, so a failing test never leaks into the next one.
 //!
-//! Tests that need root start with [`require_root!`]; see `CONVENTIONS.md` (C10).
+//! Tests that need root start with [`require_root!`] (from `boxd-testutil`); see
+//! `CONVENTIONS.md` (C10).
 //!
 //! Environment: `BOXD_TEST_REQUIRE_ROOT=1` turns every skip into a failure (CI);
 //! `BOXD_TEST_FIXTURES` points at the test images (default `<workspace>/target/fixtures`);
@@ -41,45 +42,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one API request may take before the test fails instead of hanging.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Skip (or, with `BOXD_TEST_REQUIRE_ROOT=1`, fail) the current test unless it runs as
-/// root. Use as the first statement of every `root_` test.
-#[macro_export]
-macro_rules! require_root {
-    () => {
-        if !$crate::have_root() {
-            $crate::skip("needs root");
-            return;
-        }
-    };
-}
-
-/// True when the effective uid is 0.
-pub fn have_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// True when skipping is forbidden (`BOXD_TEST_REQUIRE_ROOT=1`, set by CI).
-pub fn skipping_forbidden() -> bool {
-    std::env::var("BOXD_TEST_REQUIRE_ROOT").is_ok_and(|v| v == "1")
-}
-
-/// Announce that the current test is skipped for `reason`, or panic when skipping is
-/// forbidden. The caller returns right after.
-pub fn skip(reason: &str) {
-    let test = current_test_name();
-    if skipping_forbidden() {
-        panic!("{test}: {reason} (BOXD_TEST_REQUIRE_ROOT=1 forbids skipping)");
-    }
-    eprintln!("skipping {test}: {reason}");
-}
-
-/// libtest names each test's thread after the test.
-fn current_test_name() -> String {
-    match std::thread::current().name() {
-        Some(name) if name != "main" => name.to_string(),
-        _ => "test".to_string(),
-    }
-}
+// The one root check and skip of the workspace (CONVENTIONS C10), and the shared
+// waiting helpers; see `boxd-testutil`.
+pub use boxd_testutil::{
+    require, require_root, root, skip, skipping_forbidden, tool, wait_for, wait_for_async,
+    wait_for_value, wait_for_value_async,
+};
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
@@ -236,14 +204,9 @@ pub fn process_alive(pid: i32) -> bool {
 
 /// Wait until every pid is gone, at most `timeout`; returns the ones still alive.
 pub fn wait_gone(pids: &[i32], timeout: Duration) -> Vec<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let alive: Vec<i32> = pids.iter().copied().filter(|p| process_alive(*p)).collect();
-        if alive.is_empty() || Instant::now() >= deadline {
-            return alive;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let alive = || -> Vec<i32> { pids.iter().copied().filter(|p| process_alive(*p)).collect() };
+    wait_for(timeout, || alive().is_empty());
+    alive()
 }
 
 /// Pids of every process whose command line contains `needle`.
@@ -468,19 +431,11 @@ impl TestDaemon {
     /// Waits until the daemon process started by [`TestDaemon::start_process`] exits
     /// (a crash point), at most `timeout`; returns its status.
     pub fn wait_daemon_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self.child.as_mut()?;
-            if let Ok(Some(status)) = child.try_wait() {
-                self.remember_pids();
-                self.child = None;
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.as_mut()?;
+        let status = wait_for_value(timeout, || child.try_wait().ok().flatten())?;
+        self.remember_pids();
+        self.child = None;
+        Some(status)
     }
 
     /// Waits until the daemon answers `GET /v1/version` (panics after the ready timeout).
@@ -884,17 +839,13 @@ impl TestDaemon {
 
     /// Poll inspect until `state` is reached (at most `timeout`).
     pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let v = self.inspect(id).await;
-            if v["state"] == state {
-                return v;
-            }
-            if Instant::now() >= deadline {
-                panic!("container {id} not {state} after {timeout:?}: {v}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let mut last = Value::Null;
+        let reached = wait_for_value_async(timeout, async || {
+            last = self.inspect(id).await;
+            (last["state"] == state).then(|| last.clone())
+        })
+        .await;
+        reached.unwrap_or_else(|| panic!("container {id} not {state} after {timeout:?}: {last}"))
     }
 
     /// Assert that nothing of container `id` is left: no cgroup dir in any hierarchy, no
@@ -1014,14 +965,11 @@ pub fn assert_no_leaks(daemon: &TestDaemon) {
     let daemon_pid = daemon.daemon_pid();
     // Give exiting shims a moment: a container just deleted may still be unwinding.
     let mut procs = Vec::new();
-    for _ in 0..50 {
+    wait_for(Duration::from_secs(1), || {
         procs = processes_mentioning(&daemon.dir.to_string_lossy());
         procs.retain(|p| Some(*p) != daemon_pid);
-        if procs.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        procs.is_empty()
+    });
     let described: Vec<String> = procs
         .iter()
         .map(|p| {

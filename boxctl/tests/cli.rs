@@ -5,7 +5,7 @@
 mod support;
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use support::{FakeDaemon, Reply};
@@ -161,11 +161,8 @@ async fn interrupt_during_run_is_forwarded_to_the_container() {
 }
 
 async fn wait_until(mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let held = boxd_testutil::wait_for_async(Duration::from_secs(10), async || cond()).await;
+    assert!(held, "timed out");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

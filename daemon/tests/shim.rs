@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boxd_shim::protocol::{
     ControlRequest, ControlResponse, ExitRecord, LogRecord, OomCounter, Overlay, ShimConfig,
@@ -21,24 +21,16 @@ const FIXTURE: &str = concat!(
     "/../target/fixtures/busybox-rootfs.tar.gz"
 );
 
-/// Returns false (after saying so) when the test cannot run here.
-fn require_root(test: &str) -> bool {
-    let strict = std::env::var("BOXD_TEST_REQUIRE_ROOT").as_deref() == Ok("1");
-    let missing = if nix::unistd::geteuid().as_raw() != 0 {
-        Some("needs root")
-    } else if !Path::new(FIXTURE).exists() {
-        Some("needs target/fixtures/busybox-rootfs.tar.gz (shared/images/build-test-images.sh)")
-    } else {
-        None
+/// The workspace's root check (`boxd_testutil`, CONVENTIONS C10), and the fixture rootfs
+/// every test here unpacks.
+macro_rules! require_root {
+    () => {
+        boxd_testutil::require_root!();
+        boxd_testutil::require!(
+            Path::new(FIXTURE).exists(),
+            "needs target/fixtures/busybox-rootfs.tar.gz (shared/images/build-test-images.sh)"
+        );
     };
-    match missing {
-        None => true,
-        Some(reason) if strict => panic!("{test}: {reason}"),
-        Some(reason) => {
-            eprintln!("skipping {test}: {reason}");
-            false
-        }
-    }
 }
 
 /// A memory cgroup made for one test (v1 memory hierarchy, or the v2 root on a pure
@@ -46,7 +38,8 @@ fn require_root(test: &str) -> bool {
 struct Cgroup(PathBuf, OomCounter);
 
 impl Cgroup {
-    fn new(name: &str) -> Option<Cgroup> {
+    /// The group, or why it cannot be made here (a reason for `boxd_testutil::skip`).
+    fn new(name: &str) -> Result<Cgroup, String> {
         let name = format!("boxd-shim-test-{}-{name}", std::process::id());
         let (path, file) = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
             (Path::new("/sys/fs/cgroup").join(name), "memory.events")
@@ -56,12 +49,20 @@ impl Cgroup {
                 "memory.oom_control",
             )
         };
-        std::fs::create_dir(&path).ok()?;
+        std::fs::create_dir(&path)
+            .map_err(|e| format!("cannot make the cgroup {}: {e}", path.display()))?;
         let counter = OomCounter {
             path: path.join(file),
             key: "oom_kill".into(),
         };
-        Some(Cgroup(path, counter))
+        let cgroup = Cgroup(path, counter);
+        if !cgroup.1.path.exists() {
+            return Err(format!(
+                "the memory controller is not enabled for {} (no {file})",
+                cgroup.0.display()
+            ));
+        }
+        Ok(cgroup)
     }
 }
 
@@ -69,13 +70,12 @@ impl Drop for Cgroup {
     fn drop(&mut self) {
         // The container is gone by now (Case drops first and kills it); rmdir may still
         // race the kernel's last exit for a moment.
-        for _ in 0..50 {
-            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        let removed = boxd_testutil::wait_for(Duration::from_secs(5), || {
+            std::fs::remove_dir(&self.0).is_ok() || !self.0.exists()
+        });
+        if !removed {
+            eprintln!("could not remove {}", self.0.display());
         }
-        eprintln!("could not remove {}", self.0.display());
     }
 }
 
@@ -100,14 +100,7 @@ fn alive(pid: i32) -> bool {
 }
 
 fn wait_gone(pid: i32, within: Duration) -> bool {
-    let end = Instant::now() + within;
-    while Instant::now() < end {
-        if !alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    !alive(pid)
+    boxd_testutil::wait_for(within, || !alive(pid))
 }
 
 /// Pids of live processes whose command line mentions `needle`.
@@ -269,7 +262,7 @@ impl Case {
                 .map(|c| c.0.join("cgroup.procs"))
                 .into_iter()
                 .collect(),
-            oom_counter: cgroup.map(|c| c.1.clone()).filter(|c| c.path.exists()),
+            oom_counter: cgroup.map(|c| c.1.clone()),
             log_rotation: None,
             seccomp_bpf: None,
             protocol: boxd_shim::protocol::PROTOCOL_VERSION,
@@ -377,31 +370,50 @@ fn ppid_of(pid: i32) -> i32 {
 
 #[test]
 fn root_shim_runs_a_container_and_records_its_exit() {
-    if !require_root("root_shim_runs_a_container_and_records_its_exit") {
-        return;
-    }
-    let cgroup = Cgroup::new("run");
+    require_root!();
+    let cgroup = match Cgroup::new("run") {
+        Ok(cgroup) => cgroup,
+        Err(reason) => {
+            boxd_testutil::skip(&reason);
+            return;
+        }
+    };
     let case = Case::new();
+    // The app waits (in `wait`, which a trapped signal interrupts) until the test has
+    // looked at the running shim, then exits 0 on SIGTERM. The trap comes first: pid 1
+    // of a namespace ignores a signal it has no handler for.
     case.write_config(
         &[
             "/bin/sh",
             "-c",
-            "echo $$; hostname; ls /proc; echo err >&2; cat /proc/self/cgroup; \
+            "trap 'exit 0' TERM; \
+             echo $$; hostname; ls /proc; echo err >&2; cat /proc/self/cgroup; \
              ls -l /dev/null; test -L /dev/ptmx && echo ptmx-link; \
              touch /sys/x 2>/dev/null || echo sys-ro; cat /sys/class/net/lo/flags; \
-             echo kmsg=$(wc -c < /proc/kmsg) acpi=$(ls /proc/acpi | wc -l); grep ' /proc/sys ' /proc/mounts; printf tail",
+             echo kmsg=$(wc -c < /proc/kmsg) acpi=$(ls /proc/acpi | wc -l); grep ' /proc/sys ' /proc/mounts; printf tail; \
+             sleep 1000 >/dev/null 2>&1 & wait",
         ],
-        cgroup.as_ref(),
+        Some(&cgroup),
     );
     let (shim_pid, pid) = case.started();
     assert_ne!(shim_pid, pid);
-    if alive(shim_pid) {
-        assert_ne!(
-            ppid_of(shim_pid),
-            std::process::id() as i32,
-            "shim is our child"
-        );
-    }
+    assert!(alive(shim_pid), "the shim is gone while its app runs");
+    assert_ne!(
+        ppid_of(shim_pid),
+        std::process::id() as i32,
+        "shim is our child"
+    );
+    assert!(
+        boxd_testutil::wait_for(Duration::from_secs(20), || case
+            .stream_text("stdout")
+            .contains(" /proc/sys ")),
+        "the app never got to its wait: {:?}",
+        case.logs()
+    );
+    assert_eq!(
+        case.request(&ControlRequest::Kill { signal: 15 }).unwrap(),
+        ControlResponse::Ok
+    );
     assert_eq!(
         pid_in(&case.state().join("container.pid")),
         Some(pid),
@@ -451,21 +463,15 @@ fn root_shim_runs_a_container_and_records_its_exit() {
         .logs()
         .iter()
         .all(|r| r.time.ends_with('Z') && r.time.len() == 30));
-    if let Some(cg) = &cgroup {
-        let name = cg.0.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(out.contains(&name), "joined the cgroup: {out}");
-        if cg.1.path.exists() {
-            assert_eq!(record.oom_kills, Some(0));
-        }
-    }
+    let name = cgroup.0.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(out.contains(&name), "joined the cgroup: {out}");
+    assert_eq!(record.oom_kills, Some(0));
     case.assert_clean();
 }
 
 #[test]
 fn root_shim_applies_user_limits_and_a_readonly_root() {
-    if !require_root("root_shim_applies_user_limits_and_a_readonly_root") {
-        return;
-    }
+    require_root!();
     let case = Case::new();
     case.write_config_with(
         &[
@@ -507,9 +513,7 @@ fn root_shim_applies_user_limits_and_a_readonly_root() {
 
 #[test]
 fn root_shim_reports_the_exit_code() {
-    if !require_root("root_shim_reports_the_exit_code") {
-        return;
-    }
+    require_root!();
     let case = Case::new();
     case.write_config(&["sh", "-c", "exit 3"], None);
     let (shim_pid, _) = case.started();
@@ -519,9 +523,7 @@ fn root_shim_reports_the_exit_code() {
 
 #[test]
 fn root_shim_kills_through_the_control_socket() {
-    if !require_root("root_shim_kills_through_the_control_socket") {
-        return;
-    }
+    require_root!();
     let case = Case::new();
     case.write_config(&["sleep", "100"], None);
     let (shim_pid, pid) = case.started();
@@ -540,18 +542,18 @@ fn root_shim_kills_through_the_control_socket() {
             running: true
         }
     );
-    // A waiter connected before the kill gets the record too.
+    // A waiter connected before the kill gets the record too. Its request is in the
+    // socket before the kill's connection exists, so the shim's poll loop reads it no
+    // later than the kill (and long before it sees the exit).
     let waiter = {
-        let state = case.state();
+        let mut s = UnixStream::connect(case.state().join("control.sock")).unwrap();
+        s.write_all(b"{\"op\":\"wait\"}\n").unwrap();
         std::thread::spawn(move || {
-            let mut s = UnixStream::connect(state.join("control.sock")).unwrap();
-            s.write_all(b"{\"op\":\"wait\"}\n").unwrap();
             let mut answer = String::new();
             BufReader::new(s).read_line(&mut answer).unwrap();
             serde_json::from_str::<ControlResponse>(&answer).unwrap()
         })
     };
-    std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         case.request(&ControlRequest::Kill { signal: 9 }).unwrap(),
         ControlResponse::Ok
@@ -564,9 +566,7 @@ fn root_shim_kills_through_the_control_socket() {
 
 #[test]
 fn root_shim_reports_a_bad_command_at_exec() {
-    if !require_root("root_shim_reports_a_bad_command_at_exec") {
-        return;
-    }
+    require_root!();
     let case = Case::new();
     case.write_config(&["no-such-command"], None);
     match case.start() {
@@ -584,9 +584,7 @@ fn root_shim_reports_a_bad_command_at_exec() {
 
 #[test]
 fn root_shim_killed_takes_the_container_with_it() {
-    if !require_root("root_shim_killed_takes_the_container_with_it") {
-        return;
-    }
+    require_root!();
     let case = Case::new();
     case.write_config(&["sleep", "100"], None);
     let (shim_pid, pid) = case.started();

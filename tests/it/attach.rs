@@ -274,11 +274,10 @@ async fn root_run_i_with_piped_stdin() {
         .expect("spawn boxctl");
     let mut child = Reap(child);
     child.0.stdin.take().unwrap().write_all(b"hi\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "boxctl run -i did not end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ended = boxd_tests::wait_for(Duration::from_secs(30), || {
+        child.0.try_wait().unwrap().is_some()
+    });
+    assert!(ended, "boxctl run -i did not end");
     let mut out = String::new();
     child
         .0
@@ -377,16 +376,11 @@ async fn root_run_i_forwards_sigterm_to_the_container() {
     }
     let pid = nix::unistd::Pid::from_raw(child.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "boxctl did not end after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status =
+        boxd_tests::wait_for_value(deadline.saturating_duration_since(Instant::now()), || {
+            child.0.try_wait().unwrap()
+        })
+        .expect("boxctl did not end after SIGTERM");
     // The reader ends with boxctl's stdout.
     while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(10)) {
         out.extend_from_slice(&chunk);

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use boxd_tests::{boxctl_bin, require_root, TestDaemon};
+use boxd_tests::{boxctl_bin, require_root, wait_for_async, wait_for_value_async, TestDaemon};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -142,15 +142,14 @@ async fn last_exec(d: &TestDaemon, name: &str) -> Value {
 
 /// Poll `GET /v1/exec/{id}` until it ended.
 async fn exec_result(d: &TestDaemon, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = d.api_ok("GET", &format!("/v1/exec/{id}"), None, 200).await;
-        if v["running"] == false {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "exec still running: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let path = format!("/v1/exec/{id}");
+    let mut last = Value::Null;
+    let ended = wait_for_value_async(Duration::from_secs(20), async || {
+        last = d.api_ok("GET", &path, None, 200).await;
+        (last["running"] == false).then(|| last.clone())
+    })
+    .await;
+    ended.unwrap_or_else(|| panic!("exec still running: {last}"))
 }
 
 async fn sleeper(d: &TestDaemon, name: &str, extra: Value) -> String {
@@ -165,15 +164,12 @@ async fn sleeper(d: &TestDaemon, name: &str, extra: Value) -> String {
     }
     let id = d.run(body).await;
     // The marker is written before the sleep: wait for it through exec itself.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let marked = wait_for_async(Duration::from_secs(10), async || {
         let (_, out, _) = exec_plain(d, name, &["cat", "/tmp/marker"]).await;
-        if out.contains("made-by-app") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "marker never appeared");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        out.contains("made-by-app")
+    })
+    .await;
+    assert!(marked, "marker never appeared");
     id
 }
 

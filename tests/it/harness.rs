@@ -1,11 +1,9 @@
 //! The harness itself: whatever a test leaves behind, dropping the daemon removes it.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
 use boxd_tests::{
     cgroup_mounts, mounts_under, process_alive, processes_mentioning, require_root, TestDaemon,
 };
+use std::process::{Command, Stdio};
 
 #[tokio::test]
 async fn root_harness_teardown_removes_processes_cgroups_mounts_and_dirs() {
@@ -68,5 +66,4 @@ async fn root_harness_teardown_removes_processes_cgroups_mounts_and_dirs() {
     let status = stray.wait().unwrap();
     assert!(!status.success(), "stray was not killed");
     assert!(!process_alive(stray_pid));
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

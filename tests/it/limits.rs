@@ -71,15 +71,11 @@ async fn root_fork_loop_is_capped_by_pids_max_and_container_survives() {
         .await;
     assert_eq!(d.read_cgroup("pids", &id, "pids.max"), "16");
     // Wait until the loop has run into the limit.
-    let mut hits = 0;
-    for _ in 0..100 {
-        hits = max_events(&d.read_cgroup("pids", &id, "pids.events"));
-        if hits > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(hits > 0, "the fork loop never hit pids.max");
+    let hit = boxd_tests::wait_for_async(Duration::from_secs(5), async || {
+        max_events(&d.read_cgroup("pids", &id, "pids.events")) > 0
+    })
+    .await;
+    assert!(hit, "the fork loop never hit pids.max");
     let current: u64 = d.read_cgroup("pids", &id, "pids.current").parse().unwrap();
     assert!(current <= 16, "pids.current {current} > 16");
     let procs = d.read_cgroup("pids", &id, "cgroup.procs");

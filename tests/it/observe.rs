@@ -143,14 +143,12 @@ async fn root_oom_of_a_child_is_an_event_while_the_container_runs_on() {
         .expect("no oom event for the child");
     assert_eq!(oom["attributes"]["oom_kill_count"], "1", "{oom}");
     // The first process survives; inspect shows the kill while it runs.
-    let mut c = d.inspect(&id).await;
-    for _ in 0..50 {
-        if d.stdout_of(&id).await.contains("survived") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = Value::Null;
+    boxd_tests::wait_for_async(Duration::from_secs(5), async || {
         c = d.inspect(&id).await;
-    }
+        d.stdout_of(&id).await.contains("survived")
+    })
+    .await;
     assert_eq!(c["state"], "running", "{c}");
     assert!(c["oom_kill_count"].as_u64() >= Some(1), "{c}");
     assert!(c["memory_events"]["oom_kill"].as_u64() >= Some(1), "{c}");
@@ -338,7 +336,12 @@ async fn root_stats_match_the_cgroup_files_and_list_every_running_container() {
     let b = d
         .run(json!({"image": "busybox", "name": "b", "cmd": ["sleep", "1000"]}))
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // `a` is up once its shell has forked the background sleep and exec'd the other.
+    let forked = boxd_tests::wait_for_async(Duration::from_secs(10), async || {
+        d.read_cgroup("pids", &a, "pids.current") == "2"
+    })
+    .await;
+    assert!(forked, "a never ran its two sleeps");
     let s = d.api_ok("GET", "/v1/containers/a/stats", None, 200).await;
     assert_eq!(s["id"], a.as_str());
     assert_eq!(s["memory"]["limit"], 48 * MIB, "{s}");

@@ -1,7 +1,7 @@
 //! Restart policies: on-failure with a retry limit, always, unless-stopped (which differs
 //! from always after the user's stop), back-off growth, and what a host reboot brings back.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boxd_tests::{assert_no_leaks, require_root, StopHow, TestDaemon};
 use serde_json::{json, Value};
@@ -13,18 +13,13 @@ async fn wait_for(
     what: &str,
     f: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let c = d.inspect(name).await;
-        if f(&c) {
-            return c;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: no {what} within {timeout:?}: {c}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut last = Value::Null;
+    let seen = boxd_tests::wait_for_value_async(timeout, async || {
+        last = d.inspect(name).await;
+        f(&last).then(|| last.clone())
+    })
+    .await;
+    seen.unwrap_or_else(|| panic!("{name}: no {what} within {timeout:?}: {last}"))
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boxd_tests::{require_root, StopHow, TestDaemon};
 use serde_json::json;
@@ -44,17 +44,17 @@ fn free_bytes(path: &Path) -> u64 {
 
 /// Poll the container's output until it contains `needle` (at most 30 s).
 async fn output_with(d: &TestDaemon, id: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = d.stdout_of(id).await;
-        if out.contains(needle) {
-            return out;
-        }
-        if Instant::now() >= deadline {
-            panic!("no {needle:?} in the output of {id} after 30 s:\n{out}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut out = String::new();
+    let found = boxd_tests::wait_for_async(Duration::from_secs(30), async || {
+        out = d.stdout_of(id).await;
+        out.contains(needle)
+    })
+    .await;
+    assert!(
+        found,
+        "no {needle:?} in the output of {id} after 30 s:\n{out}"
+    );
+    out
 }
 
 /// Mountinfo lines of this (the host's) namespace that mention `needle`.
@@ -130,18 +130,15 @@ echo ready; exec sleep 300";
     // Delete: no file, mount or loop device stays.
     d.remove_container(&id).await;
     d.assert_container_gone(&id);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = loops_backed_under(&dir);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "loop devices left after delete: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let gone = boxd_tests::wait_for_async(Duration::from_secs(10), async || {
+        loops_backed_under(&dir).is_empty()
+    })
+    .await;
+    assert!(
+        gone,
+        "loop devices left after delete: {:?}",
+        loops_backed_under(&dir)
+    );
     assert!(!image.exists());
 }
 

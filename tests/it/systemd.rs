@@ -131,14 +131,11 @@ async fn root_socket_activation_serves_the_first_request() {
         &[],
     );
     // The socket exists before boxd does; the request waits in its backlog.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "systemd-socket-activate made no socket"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert!(
+        boxd_tests::wait_for_async(std::time::Duration::from_secs(10), async || socket.exists())
+            .await,
+        "systemd-socket-activate made no socket"
+    );
     let v = d.api_ok("GET", "/v1/version", None, 200).await;
     assert_eq!(v["api_version"], "v1");
     assert!(

@@ -97,13 +97,11 @@ async fn root_userns_auto_makes_root_an_unprivileged_host_range() {
 
     // Wait for the script to reach its sleep.
     let mut out = String::new();
-    for _ in 0..100 {
+    boxd_tests::wait_for_async(std::time::Duration::from_secs(5), async || {
         out = d.stdout_of(&id).await;
-        if out.contains("bound-80") || out.contains("80:") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        out.contains("bound-80") || out.contains("80:")
+    })
+    .await;
     // Inside: the map, root, the image's owners, writes, hostname, a low port.
     let squeezed = out.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(

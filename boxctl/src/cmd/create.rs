@@ -76,6 +76,8 @@ pub struct ContainerOpts {
     #[arg(short = 'l', long = "label", value_name = "K=V")]
     pub label: Vec<String>,
     /// Restart policy: no, on-failure[:N], always or unless-stopped.
+    // This doc comment is the --help text: `[...]` marks an optional part, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
     /// Security settings (capabilities, seccomp, read-only root, tmpfs, ulimits, disk).

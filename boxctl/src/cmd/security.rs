@@ -27,9 +27,13 @@ pub struct SecurityOpts {
     #[arg(long = "read-only")]
     pub read_only: bool,
     /// Mount a tmpfs: PATH[:OPTIONS] (options such as size=64m,mode=1777).
+    // This doc comment is the --help text: `[...]` marks an optional part, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long = "tmpfs", value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
     /// A resource limit: NAME=SOFT[:HARD] (nofile=1024:2048).
+    // This doc comment is the --help text: `[...]` marks an optional part, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
     /// Size limit of the container's writable layer (b, k, m, g suffixes).

@@ -203,13 +203,7 @@ mod tests {
 
     #[test]
     fn root_a_load_failure_carries_the_verifier_log() {
-        if !nix::unistd::geteuid().is_root() {
-            if std::env::var("BOXD_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
-                panic!("root_a_load_failure_carries_the_verifier_log needs root");
-            }
-            eprintln!("skipping root_a_load_failure_carries_the_verifier_log: needs root");
-            return;
-        }
+        boxd_testutil::require_root!();
         // `r0 = 1` without `exit`: the verifier rejects falling off the end.
         let mov_r0_1: u64 = 0xb7 | (1u64 << 32);
         match load(&[mov_r0_1]) {

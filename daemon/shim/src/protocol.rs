@@ -406,7 +406,7 @@ pub mod exec_frame {
 /// own bundle, so an exec'd process is never more privileged than the app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecSpec {
-    /// argv (argv[0] is looked up in `PATH` of `env`).
+    /// argv (`argv[0]` is looked up in `PATH` of `env`).
     pub args: Vec<String>,
     /// The full environment.
     pub env: Vec<String>,

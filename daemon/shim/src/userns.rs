@@ -8,7 +8,7 @@
 //!    container creates (one `unshare(2)` call: the kernel makes the user namespace
 //!    first, so it owns the others - user_namespaces(7)). The shim, host root, writes
 //!    the helper's `uid_map`/`gid_map` (so `setgroups` stays allowed), opens its
-//!    namespaces and lets it exit ([`create`]); the descriptors keep them alive.
+//!    namespaces and lets it exit (`create`); the descriptors keep them alive.
 //! 2. The container's process joins the network, uts and ipc namespaces and creates its
 //!    mount and cgroup namespaces while still host root. Both are therefore owned by
 //!    the host's user namespace: the container's root can neither mount nor unmount
@@ -25,7 +25,7 @@
 //!    the container root's host ids, so everything it creates (mount points, the /dev
 //!    tmpfs and its nodes, /dev/shm) belongs to the container's root. The image layers
 //!    are shared between containers and never chowned: each one is seen through an
-//!    idmapped mount ([`crate::sys::Sys::idmapped_clone`]) that shows the image's uid 0
+//!    idmapped mount (`Sys::idmapped_clone`) that shows the image's uid 0
 //!    as the container root's host id, and overlayfs (idmapped layers: Linux 5.19)
 //!    stacks those. The upper dir is not idmapped: it stores host ids, so a file the
 //!    container's root writes is owned on disk by its host uid - never by host root.
@@ -178,7 +178,7 @@ pub enum UsernsError {
     },
 }
 
-/// The namespaces made for a container by [`create`].
+/// The namespaces made for a container by `create`.
 #[derive(Debug)]
 pub struct UsernsFds {
     /// The user namespace, maps written.

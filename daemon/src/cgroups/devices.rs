@@ -576,13 +576,7 @@ mod tests {
 
     #[test]
     fn root_the_kernel_verifier_accepts_the_programs() {
-        if !nix::unistd::geteuid().is_root() {
-            if std::env::var("BOXD_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
-                panic!("root_the_kernel_verifier_accepts_the_programs needs root");
-            }
-            eprintln!("skipping root_the_kernel_verifier_accepts_the_programs: needs root");
-            return;
-        }
+        boxd_testutil::require_root!();
         // Loading needs no cgroup2 mount, so this runs on either hierarchy.
         for rules in [
             ALLOWED,

@@ -7,27 +7,14 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::runtime::spec::Resources;
+use boxd_testutil::wait_for_value;
 
 use super::{detect, CgroupManager, CgroupVersion, ContainerCgroup};
 
 const MIB: u64 = 1024 * 1024;
-
-/// True when the test may run; prints the skip (or panics under
-/// `BOXD_TEST_REQUIRE_ROOT=1`) otherwise.
-fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("BOXD_TEST_REQUIRE_ROOT").as_deref() == Ok("1") {
-        panic!("{test} needs root");
-    }
-    eprintln!("skipping {test}: needs root");
-    false
-}
 
 /// A manager on a unique parent; on drop removes every child group and the parent.
 struct Parent {
@@ -78,15 +65,10 @@ impl Proc {
     /// Waits (bounded) for the exit.
     fn wait(mut self, limit: Duration) -> ExitStatus {
         let child = self.0.as_mut().expect("child");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                self.0 = None;
-                return status;
-            }
-            assert!(Instant::now() < deadline, "child did not exit in {limit:?}");
-            thread::sleep(Duration::from_millis(20));
-        }
+        let status = wait_for_value(limit, || child.try_wait().expect("try_wait"))
+            .unwrap_or_else(|| panic!("child did not exit in {limit:?}"));
+        self.0 = None;
+        status
     }
 }
 
@@ -125,28 +107,13 @@ fn read(cg: &ContainerCgroup, name: &str) -> String {
     fs::read_to_string(&file).unwrap().trim().to_owned()
 }
 
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn group_dirs(cg: &ContainerCgroup) -> Vec<&Path> {
     cg.join_files.iter().filter_map(|p| p.parent()).collect()
 }
 
 #[test]
 fn root_create_applies_every_limit() {
-    if !require_root("root_create_applies_every_limit") {
-        return;
-    }
+    boxd_testutil::require_root!();
     let p = Parent::new();
     let r = Resources {
         memory_bytes: Some(64 * MIB),
@@ -240,9 +207,7 @@ fn root_create_applies_every_limit() {
 
 #[test]
 fn root_remove_kills_every_process_and_leaves_no_dir() {
-    if !require_root("root_remove_kills_every_process_and_leaves_no_dir") {
-        return;
-    }
+    boxd_testutil::require_root!();
     let p = Parent::new();
     let cg = p
         .mgr
@@ -261,7 +226,7 @@ fn root_remove_kills_every_process_and_leaves_no_dir() {
     }
     // ...and one that joins itself and forks.
     let forker = Proc::spawn(&mut joined_shell(&cg, "sleep 100 & exec sleep 100"));
-    let pids = wait_for(Duration::from_secs(20), || {
+    let pids = wait_for_value(Duration::from_secs(20), || {
         let pids = p.mgr.pids("c1").unwrap();
         (pids.len() == 3).then_some(pids)
     })
@@ -282,9 +247,7 @@ fn root_remove_kills_every_process_and_leaves_no_dir() {
 
 #[test]
 fn root_oom_kill_count_counts_a_kill() {
-    if !require_root("root_oom_kill_count_counts_a_kill") {
-        return;
-    }
+    boxd_testutil::require_root!();
     let p = Parent::new();
     let r = Resources {
         memory_bytes: Some(16 * MIB),
@@ -316,9 +279,7 @@ fn root_oom_kill_count_counts_a_kill() {
 
 #[test]
 fn root_list_sees_groups_and_remove_is_idempotent() {
-    if !require_root("root_list_sees_groups_and_remove_is_idempotent") {
-        return;
-    }
+    boxd_testutil::require_root!();
     let p = Parent::new();
     assert_eq!(p.mgr.list().unwrap(), Vec::<String>::new());
     p.mgr.remove("never-created").unwrap();
@@ -349,9 +310,7 @@ fn root_list_sees_groups_and_remove_is_idempotent() {
 #[test]
 fn root_device_filter_allows_only_listed_nodes() {
     let test = "root_device_filter_allows_only_listed_nodes";
-    if !require_root(test) {
-        return;
-    }
+    boxd_testutil::require_root!();
     use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
     let p = Parent::new();

@@ -186,17 +186,6 @@ fn assert_unsafe(err: ImageError, reason_part: &str) {
     }
 }
 
-fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var_os("BOXD_TEST_REQUIRE_ROOT").is_some_and(|v| v == "1") {
-        panic!("{test} needs root (BOXD_TEST_REQUIRE_ROOT=1)");
-    }
-    eprintln!("skipping {test}: needs root");
-    false
-}
-
 // ---------------------------------------------------------------------------------------
 // hostile archives (the table of shared/images/README.md, one case at a time)
 
@@ -496,9 +485,7 @@ async fn unpack_preserves_modes_times_and_links() {
 
 #[tokio::test]
 async fn root_unpack_preserves_ownership_and_devices() {
-    if !require_root("root_unpack_preserves_ownership_and_devices") {
-        return;
-    }
+    boxd_testutil::require_root!();
     let t = TestStore::new();
     let tar = tar_of(&[
         E {
@@ -871,9 +858,7 @@ fn legacy_images_move_into_the_layer_store() {
 /// Applies `layered-top-layer.tar` over the busybox layer as an overlay would see it.
 #[tokio::test]
 async fn root_layer_whiteouts_become_overlay_whiteouts() {
-    if !require_root("root_layer_whiteouts_become_overlay_whiteouts") {
-        return;
-    }
+    boxd_testutil::require_root!();
     let t = TestStore::new();
     let d = digests();
     let top = fixtures().join("layered-top-layer.tar");

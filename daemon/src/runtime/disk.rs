@@ -247,10 +247,10 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_limit_the_layer_is_inside_a_sparse_ext4_image_made_once() {
-        if find_mkfs().is_none() {
-            eprintln!("skipping with_a_limit_the_layer_is_inside_a_sparse_ext4_image_made_once: needs mkfs.ext4");
-            return;
-        }
+        boxd_testutil::require!(
+            find_mkfs().is_some(),
+            "needs mkfs.ext4 (apt-get install e2fsprogs)"
+        );
         let tmp = tempfile::tempdir().unwrap();
         let o = writable_layer(tmp.path(), vec!["/l".into()], Some(MIN_DISK_BYTES))
             .await
@@ -286,10 +286,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_left_over_temp_image_is_replaced() {
-        if find_mkfs().is_none() {
-            eprintln!("skipping a_left_over_temp_image_is_replaced: needs mkfs.ext4");
-            return;
-        }
+        boxd_testutil::require!(
+            find_mkfs().is_some(),
+            "needs mkfs.ext4 (apt-get install e2fsprogs)"
+        );
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("disk.img.tmp"), b"half made").unwrap();
         let image = ensure_image(tmp.path(), MIN_DISK_BYTES).await.unwrap();

@@ -8,7 +8,7 @@
 //!
 //! Ordering (crash safety): layers are published on disk before their rows, and rows
 //! are deleted before their dirs, so a crash leaves at most a layer dir no row owns,
-//! which [`Runtime::reconcile_layers`] removes at the next start. Every writer holds
+//! which `Runtime::reconcile_layers` removes at the next start. Every writer holds
 //! the image store's gc lock (shared for adding, exclusive for removing).
 
 use std::path::PathBuf;

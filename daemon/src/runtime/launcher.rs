@@ -1,7 +1,7 @@
 //! The lifecycle's view of a shim: start one, signal its app, wait for its exit.
 //!
 //! [`Launcher`] is the seam between the per-container actor (`lifecycle`) and the
-//! processes it manages. [`ShimLauncher`](super::shim::ShimLauncher) is the real one (a
+//! processes it manages. [`ShimLauncher`] is the real one (a
 //! `boxd-shim` process per container, reached through its control socket and state
 //! dir); the unit tests of the state machine use a fake that keeps "containers" in
 //! memory, so every ordering (start racing exit, a request dropped mid-start, delete

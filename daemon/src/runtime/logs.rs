@@ -12,10 +12,10 @@
 //! that has been renamed away drains it once more and moves on to the new one.
 //!
 //! Memory does not grow with the log: records are read, filtered and rendered one at a
-//! time into a batch of at most [`BATCH`] bytes that waits on a small channel for the
+//! time into a batch of at most `BATCH` bytes that waits on a small channel for the
 //! client (so a slow client slows the reading, nothing piles up). `tail=N` reads the
-//! files backwards in [`BLOCK`]-sized blocks, newest file first, and holds only the N
-//! records it keeps. A line longer than [`MAX_RECORD`] cannot be a record the shim
+//! files backwards in `BLOCK`-sized blocks, newest file first, and holds only the N
+//! records it keeps. A line longer than `MAX_RECORD` cannot be a record the shim
 //! wrote (it writes at most one read of its pipe per record) and is skipped unread.
 
 use std::collections::VecDeque;
@@ -41,7 +41,7 @@ const POLL: Duration = Duration::from_millis(100);
 const BLOCK: usize = 64 << 10;
 /// Rendered output is sent to the client in chunks of about this size.
 const BATCH: usize = 32 << 10;
-/// Chunks waiting for the client; with [`BATCH`], what a slow client can hold up.
+/// Chunks waiting for the client; with `BATCH`, what a slow client can hold up.
 const CHANNEL: usize = 8;
 /// Longest line taken for a record: the shim's records hold one read of at most 32 KiB,
 /// which JSON escaping can grow sixfold at most; anything longer is not one of them.
@@ -209,7 +209,7 @@ impl Out<'_> {
 struct Forward {
     reader: BufReader<tokio::fs::File>,
     pending: Vec<u8>,
-    /// The current line is longer than [`MAX_RECORD`]: skipped up to its `\n`.
+    /// The current line is longer than `MAX_RECORD`: skipped up to its `\n`.
     overlong: bool,
 }
 

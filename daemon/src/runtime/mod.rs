@@ -1,7 +1,7 @@
 //! Container lifecycle: create, start, stop, kill, wait, delete, and image bookkeeping.
 //!
 //! Ordering rules that make every step survivable by `kill -9` of the daemon (the
-//! next start's [`reconcile`] finishes or undoes what was half-done):
+//! next start's `reconcile` finishes or undoes what was half-done):
 //!
 //! - create: the row is inserted first, then the container dir is made;
 //! - start: cgroup, bundle and `shim.json` are written, then the shim runs, then the row
@@ -14,7 +14,7 @@
 //!
 //! Exits are learned from the shim (its control socket, then `exit.json`), never by
 //! being the app's parent. Every transition of one container (start, stop, kill, exit,
-//! restart, delete) is made by that container's actor, one at a time: see [`lifecycle`].
+//! restart, delete) is made by that container's actor, one at a time: see `lifecycle`.
 
 pub mod attach;
 pub mod bundle;

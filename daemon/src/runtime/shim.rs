@@ -446,8 +446,8 @@ mod tests {
         let server = tokio::spawn(async move {
             for _ in 0..20 {
                 let (conn, _) = listener.accept().await.unwrap();
-                // Let the request arrive, then close with it unread: a reset.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Once the request has arrived, close with it unread: a reset.
+                conn.readable().await.unwrap();
                 drop(conn);
             }
         });
