@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::runtime::spec::{Container, ContainerConfig, ContainerState, Resources};
+use crate::runtime::spec::{Container, ContainerConfig, ContainerState, Resources, SPEC_VERSION};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
@@ -41,10 +41,18 @@ struct Row {
     restart_count: i64,
     stopped_by_user: bool,
     next_restart_at: Option<DateTime<Utc>>,
+    spec_version: i64,
 }
 
 impl Row {
     fn into_record(self) -> Result<ContainerRecord, StoreError> {
+        if self.spec_version != SPEC_VERSION {
+            // A newer boxd wrote it (a downgrade): refuse rather than misread it.
+            return Err(StoreError::SpecVersion {
+                id: self.id,
+                version: self.spec_version,
+            });
+        }
         let config: ContainerConfig =
             serde_json::from_str(&self.config).map_err(|source| StoreError::Corrupt {
                 what: "config",
@@ -90,7 +98,7 @@ impl Row {
 
 const COLUMNS: &str = "id, name, image, image_id, state, config, resources, pid, shim_pid, \
      exit_code, exit_signal, oom_killed, error, created_at, started_at, finished_at, \
-     restart_policy, restart_count, stopped_by_user, next_restart_at";
+     restart_policy, restart_count, stopped_by_user, next_restart_at, spec_version";
 
 /// How an exit is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -403,7 +411,7 @@ where
     let resources = serde_json::to_string(&c.resources).expect("resources serialise");
     let res = sqlx::query(
         "INSERT INTO containers (id, name, image, image_id, state, config, resources, created_at, \
-         restart_policy) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         restart_policy, spec_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&c.id)
     .bind(&c.name)
@@ -414,6 +422,7 @@ where
     .bind(resources)
     .bind(c.created_at)
     .bind(c.restart_policy.to_string())
+    .bind(SPEC_VERSION)
     .execute(executor)
     .await;
     match res {
@@ -571,5 +580,20 @@ mod tests {
         assert!(store.delete_container(&a).await.unwrap());
         assert!(!store.delete_container(&a).await.unwrap());
         assert!(store.container(&a).await.unwrap().is_none());
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn rows_of_an_unknown_spec_version_are_refused(pool: SqlitePool) {
+        let store = store_with_image(pool).await;
+        let c = sample("ab12", "web");
+        store.insert_container(&c).await.unwrap();
+        assert!(store.container("ab12").await.unwrap().is_some());
+        sqlx::query("UPDATE containers SET spec_version = ?")
+            .bind(SPEC_VERSION + 1)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let err = store.container("ab12").await.unwrap_err();
+        assert!(matches!(err, StoreError::SpecVersion { .. }), "{err:?}");
     }
 }

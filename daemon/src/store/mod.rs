@@ -70,6 +70,14 @@ pub enum StoreError {
     /// Every user namespace slot is taken.
     #[error("all {0} user namespace slots are in use")]
     NoUsernsSlot(u32),
+    /// A container row in a spec format this boxd does not know (written by a newer one).
+    #[error("container {id} was stored in spec format {version}, which this boxd does not read; run the boxd that wrote it")]
+    SpecVersion {
+        /// The container.
+        id: String,
+        /// Its format.
+        version: i64,
+    },
     /// A state transition found the row in a state its writer did not expect: a second
     /// writer, or a bug. Nothing was written.
     #[error("cannot {op} container {id}: it is not in state {expected}")]
