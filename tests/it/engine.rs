@@ -35,19 +35,44 @@ async fn root_a_client_that_hangs_up_during_start_leaves_a_tracked_container() {
     let d = TestDaemon::start().await;
     d.import_busybox().await;
     let mut ids = Vec::new();
-    for i in 0..6u64 {
+    // Hang up 1-40 ms after sending: before, during and after the launch.
+    for after in [1u64, 3, 5, 8, 12, 16, 20, 25, 30, 40] {
         let id = d
             .create(json!({"image": "busybox", "cmd": ["sleep", "1000"]}))
             .await;
-        // Hang up after 0-5 ms: before, during and after the launch.
         post_and_hang_up(
             &d,
             &format!("/v1/containers/{id}/start"),
-            Duration::from_millis(i),
+            Duration::from_millis(after),
         )
         .await;
         ids.push(id);
     }
+    // Each container settles as running (tracked, its app alive) or as never started
+    // (created, no cgroup, no process): never a `created` row with a live app or group.
+    let mut last = String::new();
+    let settled = boxd_tests::wait_for_async(Duration::from_secs(20), async || {
+        last.clear();
+        for id in &ids {
+            let c = d.inspect(id).await;
+            let ok = match c["state"].as_str() {
+                Some("running") => process_alive(c["pid"].as_i64().unwrap_or(0) as i32),
+                Some("created") => d.cgroup_dirs_of(id).is_empty(),
+                _ => false,
+            };
+            if !ok {
+                last = format!(
+                    "{id}: {} with groups {:?}",
+                    c["state"],
+                    d.cgroup_dirs_of(id)
+                );
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(settled, "not tracked: {last}");
     for id in &ids {
         // Queued behind the first start on the container's one writer: 409 if it ran,
         // 204 if the hang-up came before the request was read. Either way one app runs.
