@@ -180,6 +180,21 @@ impl Launcher for FakeLauncher {
     }
 }
 
+/// Waits for the event `action` of container `id` (the actor's own signal that a
+/// transition finished).
+async fn next_event(events: &mut broadcast::Receiver<Event>, id: &str, action: &str) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let e = events.recv().await.unwrap();
+            if e.id == id && e.action == action {
+                return e;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {action} event for {id}"))
+}
+
 struct Env {
     rt: Runtime,
     fake: Arc<FakeLauncher>,
@@ -263,16 +278,7 @@ impl Env {
     /// Waits for the event `action` of container `id` (the actor's own signal that a
     /// transition finished).
     async fn event(&mut self, id: &str, action: &str) -> Event {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                let e = self.events.recv().await.unwrap();
-                if e.id == id && e.action == action {
-                    return e;
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no {action} event for {id}"))
+        next_event(&mut self.events, id, action).await
     }
 
     fn cgroup_exists(&self, id: &str) -> bool {
@@ -515,16 +521,39 @@ async fn reconcile_adopts_an_interrupted_start(pool: SqlitePool) {
     assert_eq!(c.state, ContainerState::Running, "adopted");
     assert_eq!(c.pid, Some(4242));
     fake.exit(&rt.inner.paths.state_dir(&id), 7);
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let e = events.recv().await.unwrap();
-            if e.id == id && e.action == "die" {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("no die event");
+    next_event(&mut events, &id, "die").await;
     let c = rt.container(&id).await.unwrap();
     assert_eq!((c.state, c.exit_code), (ContainerState::Exited, Some(7)));
+}
+
+/// A transition that finds the row in a state its writer did not expect (a second
+/// writer behind the engine's back) writes nothing, and `system/check` reports it.
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn an_unexpected_state_is_refused_and_reported(pool: SqlitePool) {
+    let env = env_with(pool.clone(), Arc::default()).await;
+    let id = env.create(None).await;
+    // Someone else marks it running.
+    sqlx::query("UPDATE containers SET state = 'running' WHERE id = ?")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let err = env.rt.start(&id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::Store(crate::store::StoreError::UnexpectedState { .. })
+        ),
+        "{err:?}"
+    );
+    let check = env.rt.system_check().await.unwrap();
+    assert!(!check.ok);
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|p| p.contains("unexpected state") && p.contains(&id)),
+        "{:?}",
+        check.problems
+    );
 }
