@@ -321,6 +321,14 @@ pub struct TestDaemon {
     pub log: PathBuf,
     /// More flags for every start of the daemon (e.g. `--log-max-bytes 0`).
     pub extra_args: Vec<String>,
+    /// Bridges of this daemon's networks are named this plus a number (teardown
+    /// removes every link and firewall rule that carries it).
+    pub bridge_prefix: String,
+    /// Containers get the default network unless they ask otherwise (off: `none`, so
+    /// that tests of other things neither wait for CNI nor touch the host's network).
+    pub networking: bool,
+    /// More lines of the daemon's config file.
+    pub config_lines: Vec<String>,
     child: Option<Child>,
     /// Pids of shims and containers seen while the test ran (for the teardown).
     seen_pids: Mutex<BTreeSet<i32>>,
@@ -357,6 +365,9 @@ impl TestDaemon {
             cgroup_parent: format!("boxd-test-{suffix}"),
             pass_cgroup_parent: true,
             extra_args: Vec::new(),
+            bridge_prefix: format!("bx{suffix}"),
+            networking: false,
+            config_lines: Vec::new(),
             dir,
             child: None,
             seen_pids: Mutex::new(BTreeSet::new()),
@@ -405,6 +416,9 @@ impl TestDaemon {
             command.arg(boxd_bin());
         }
         command.envs(envs.iter().copied());
+        let config = self.dir.join("boxd.toml");
+        fs::write(&config, self.config_text()).expect("write daemon config");
+        command.arg("--config").arg(&config);
         if self.pass_cgroup_parent {
             command.arg("--cgroup-parent").arg(&self.cgroup_parent);
         }
@@ -426,6 +440,33 @@ impl TestDaemon {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", boxd_bin().display()));
         self.child = Some(child);
+    }
+
+    /// The config file: networking on subnets of this daemon's own (derived from its
+    /// random suffix, so that daemons of parallel tests do not share one), and
+    /// [`TestDaemon::config_lines`].
+    pub fn config_text(&self) -> String {
+        let h = u32::from_str_radix(&self.bridge_prefix[2..], 16).unwrap_or(0);
+        let mut lines = vec![
+            format!(
+                "default_network_mode = \"{}\"",
+                if self.networking { "bridge" } else { "none" }
+            ),
+            format!("default_bridge = \"{}0\"", self.bridge_prefix),
+            format!("bridge_prefix = \"{}\"", self.bridge_prefix),
+            format!(
+                "default_subnet = \"10.{}.{}.0/24\"",
+                100 + h % 50,
+                (h / 50) % 256
+            ),
+            format!(
+                "network_pool = \"10.{}.{}.0/20\"",
+                160 + h % 64,
+                16 * ((h / 64) % 16)
+            ),
+        ];
+        lines.extend(self.config_lines.iter().cloned());
+        lines.join("\n") + "\n"
     }
 
     /// Waits until the daemon process started by [`TestDaemon::start_process`] exits
@@ -908,6 +949,7 @@ impl TestDaemon {
                 eprintln!("teardown: cannot remove cgroups {left:?}");
             }
         }
+        remove_links_and_rules(&self.bridge_prefix);
         let mut mounts = mounts_under(&self.dir);
         // Deepest first, so a mount on top of another comes off before it.
         mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
@@ -922,6 +964,79 @@ impl TestDaemon {
             }
         }
     }
+}
+
+/// Deletes the links whose name starts with `prefix` (a test daemon's bridges) and the
+/// iptables rules that name them.
+pub fn remove_links_and_rules(prefix: &str) {
+    for link in links_named(prefix) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &link])
+            .stderr(Stdio::null())
+            .status();
+    }
+    for (table, rule) in iptables_rules_naming(prefix) {
+        let args: Vec<String> = shell_words(&rule.replacen("-A ", "-D ", 1));
+        let _ = Command::new("iptables")
+            .args(["-w", "-t", &table])
+            .args(&args)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Names of the host's links that start with `prefix`.
+pub fn links_named(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+/// `(table, rule)` of every iptables rule (as `iptables-save` prints it) naming `needle`.
+pub fn iptables_rules_naming(needle: &str) -> Vec<(String, String)> {
+    let out = Command::new("iptables-save")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let mut table = String::new();
+    let mut rules = Vec::new();
+    for line in out.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.to_owned();
+        } else if line.starts_with("-A ") && line.contains(needle) {
+            rules.push((table.clone(), line.to_owned()));
+        }
+    }
+    rules
+}
+
+/// Splits an `iptables-save` rule into words, honouring double quotes.
+fn shell_words(s: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
 }
 
 impl Drop for TestDaemon {

@@ -224,6 +224,13 @@ struct FileConfig {
     log_max_bytes: Option<u64>,
     log_max_files: Option<u32>,
     userns_range: Option<crate::runtime::userns::UsernsRange>,
+    default_network_mode: Option<String>,
+    default_bridge: Option<String>,
+    default_subnet: Option<String>,
+    network_pool: Option<String>,
+    bridge_prefix: Option<String>,
+    port_host_ip: Option<String>,
+    cni_plugin_dirs: Option<Vec<PathBuf>>,
 }
 
 /// The effective configuration.
@@ -262,6 +269,10 @@ pub struct Config {
     /// slots }`; else `/etc/subuid` + `/etc/subgid` `boxd` entries; else
     /// [`UsernsRange::DEFAULT`]).
     pub userns_range: UsernsRange,
+    /// Networking (file keys `default_network_mode` (`bridge` or `none`),
+    /// `default_bridge`, `default_subnet`, `network_pool`, `bridge_prefix`,
+    /// `port_host_ip`, `cni_plugin_dirs`).
+    pub network: crate::network::Settings,
 }
 
 /// Errors reading the configuration.
@@ -298,6 +309,77 @@ pub enum ConfigError {
     CurrentExe(#[source] std::io::Error),
 }
 
+/// The networking settings of the file, defaults for what it does not say.
+fn network_settings(file: &FileConfig) -> Result<crate::network::Settings, ConfigError> {
+    let mut s = crate::network::Settings::default();
+    let invalid = |key: &'static str, reason: String| ConfigError::Invalid { key, reason };
+    if let Some(m) = &file.default_network_mode {
+        if m != "bridge" && m != "none" {
+            return Err(invalid(
+                "default_network_mode",
+                format!("{m:?} must be \"bridge\" or \"none\""),
+            ));
+        }
+        s.default_mode = m.clone();
+    }
+    let bridge_name = |key, b: &str| {
+        if b.is_empty()
+            || b.len() > 15
+            || !b
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            Err(invalid(
+                key,
+                format!("{b:?} is not a link name (1-15 of [a-zA-Z0-9._-])"),
+            ))
+        } else {
+            Ok(b.to_owned())
+        }
+    };
+    if let Some(b) = &file.default_bridge {
+        s.default_bridge = bridge_name("default_bridge", b)?;
+    }
+    if let Some(p) = &file.bridge_prefix {
+        if p.len() > 12 {
+            return Err(invalid(
+                "bridge_prefix",
+                format!("{p:?} is longer than 12 characters"),
+            ));
+        }
+        s.bridge_prefix = bridge_name("bridge_prefix", p)?;
+    }
+    for (key, value, slot) in [
+        (
+            "default_subnet",
+            &file.default_subnet,
+            &mut s.default_subnet,
+        ),
+        ("network_pool", &file.network_pool, &mut s.pool),
+    ] {
+        if let Some(v) = value {
+            *slot = v
+                .parse()
+                .map_err(|_| invalid(key, format!("{v:?} is not an IPv4 CIDR subnet")))?;
+        }
+    }
+    if let Some(ip) = &file.port_host_ip {
+        s.port_host_ip = ip
+            .parse()
+            .map_err(|_| invalid("port_host_ip", format!("{ip:?} is not an IP address")))?;
+    }
+    if let Some(dirs) = &file.cni_plugin_dirs {
+        if dirs.is_empty() || dirs.iter().any(|d| !d.is_absolute()) {
+            return Err(invalid(
+                "cni_plugin_dirs",
+                "must list absolute directories".to_owned(),
+            ));
+        }
+        s.plugin_dirs = dirs.clone();
+    }
+    Ok(s)
+}
+
 /// `boxd-shim` beside the daemon when it is installed there: a binary with only the
 /// shim's code starts faster than the whole daemon (no async runtime, HTTP or SQL code
 /// to map and relocate) and leaves less private memory behind per container. `boxd`
@@ -318,11 +400,13 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let network = network_settings(&file)?;
         let shim = match args.shim.or(file.shim) {
             Some(p) => p,
             None => default_shim(std::env::current_exe().map_err(ConfigError::CurrentExe)?),
         };
         let config = Config {
+            network,
             socket: args
                 .socket
                 .or(file.socket)

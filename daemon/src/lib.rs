@@ -1,6 +1,7 @@
 //! `boxd`: a container daemon for one Linux host.
 //!
-//! Calls go one way: [`api`] → [`runtime`] → [`store`] / [`cgroups`] / [`image`];
+//! Calls go one way: [`api`] → [`runtime`] → [`store`] / [`cgroups`] / [`image`] /
+//! [`network`];
 //! [`events`] is the bus every layer publishes on. [`server`] wires them together.
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,7 @@ pub mod config;
 pub mod events;
 pub mod fault;
 pub mod image;
+pub mod network;
 pub mod runtime;
 pub mod server;
 pub mod store;

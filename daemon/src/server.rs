@@ -190,6 +190,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         state_dir: config.state_dir.clone(),
         log_rotation: config.log_rotation(),
         userns_range: config.userns_range,
+        network: config.network.clone(),
     };
     // Reconcile runs inside `new`, before the socket answers.
     let runtime = Runtime::new(

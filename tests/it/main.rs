@@ -21,6 +21,7 @@ mod images_more;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod network;
 mod observe;
 mod restart;
 mod restart_policy;

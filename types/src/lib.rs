@@ -368,6 +368,109 @@ pub struct CreateContainer {
     /// User namespace: `"host"` (default), `"auto"`, or `{uid_map, gid_map}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsRequest>,
+    /// Network mode: `bridge` (the default network), a network's name, `none` (only
+    /// `lo`), `host` (the host's namespace: not isolated) or `container:<id|name>`.
+    /// The daemon's default (`bridge` unless configured) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Ports published on the host (network modes `bridge` and named networks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+}
+
+/// A published port: `host_ip:host_port` on the host forwards to `container_port`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    /// Host address; the daemon's `port_host_ip` (default `0.0.0.0`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// Host port; a free one is picked (and reported) when absent or 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    /// Port inside the container.
+    pub container_port: u16,
+    /// `tcp` (default) or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// A container's address on one network, while it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkEndpoint {
+    /// The network's name.
+    pub network: String,
+    /// The interface inside the container.
+    pub ifname: String,
+    /// Address with prefix length (`10.77.0.2/16`).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Gateway.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// MAC address.
+    #[serde(default)]
+    pub mac: Option<String>,
+}
+
+/// `POST /v1/networks` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreate {
+    /// Unique name.
+    pub name: String,
+    /// IPv4 subnet (CIDR); a free /24 of the daemon's pool when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// Gateway (the bridge's address); the subnet's first address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    /// No NAT and no route out: containers reach only each other.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network (`GET /v1/networks`, `GET /v1/networks/{name}`, the create answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// Id (64 hex digits).
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `bridge`: a Linux bridge through the CNI `bridge` plugin.
+    pub driver: String,
+    /// The bridge's name on the host.
+    pub bridge: String,
+    /// IPv4 subnet.
+    pub subnet: String,
+    /// Gateway.
+    pub gateway: String,
+    /// No route out.
+    pub internal: bool,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// The default network (cannot be removed).
+    #[serde(default)]
+    pub default: bool,
+    /// Running containers attached, with their addresses.
+    #[serde(default)]
+    pub containers: Vec<NetworkContainer>,
+}
+
+/// A container attached to a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkContainer {
+    /// Container id.
+    pub id: String,
+    /// Its address on the network.
+    #[serde(flatten)]
+    pub endpoint: NetworkEndpoint,
 }
 
 /// `201` answer to `POST /v1/containers`.
@@ -461,6 +564,16 @@ pub struct ContainerConfig {
     /// The container's user namespace; absent: it shares the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsConfig>,
+    /// Network mode (`none`, `host`, `container:<id>`, or a network's name).
+    #[serde(default = "default_network_mode")]
+    pub network: String,
+    /// Published ports (host ports resolved).
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+}
+
+fn default_network_mode() -> String {
+    "none".to_owned()
 }
 
 /// A resource limit of the container's processes, as Docker's `--ulimit name=soft:hard`.
@@ -588,6 +701,9 @@ pub struct Container {
     /// Memory events of the current (or last) run and how the last run ended.
     #[serde(flatten, default)]
     pub observed: Observed,
+    /// Addresses on networks while running.
+    #[serde(default)]
+    pub networks: Vec<NetworkEndpoint>,
 }
 
 fn default_restart_policy() -> String {

@@ -100,6 +100,12 @@ pub enum ChildError {
     SetHostname(#[source] Errno),
     #[error("failed to bring lo up")]
     LoopbackUp(#[source] Errno),
+    #[error("failed to set sysctl {key}")]
+    Sysctl {
+        key: String,
+        #[source]
+        source: Errno,
+    },
     #[error("failed to set rlimit {resource:?}")]
     SetRlimit {
         resource: nix::sys::resource::Resource,
@@ -161,7 +167,7 @@ impl ChildError {
             SetFsIds(_) | UnmappedRoot | JoinUserNamespace(_) => "userns",
             Rootfs(e) => e.stage(),
             SetHostname(_) => "hostname",
-            LoopbackUp(_) => "network",
+            LoopbackUp(_) | Sysctl { .. } => "network",
             SetRlimit { .. } => "rlimits",
             KeepCaps(_) | SetGroups(_) | SetGid(..) | SetUid(..) => "user",
             Chdir { .. } => "cwd",
@@ -354,6 +360,13 @@ pub(crate) fn setup_sandbox(
     if plan.loopback_up {
         sys.loopback_up().map_err(ChildError::LoopbackUp)?;
     }
+    for (key, value) in &plan.sysctls {
+        sys.write_sysctl(key, value)
+            .map_err(|source| ChildError::Sysctl {
+                key: key.clone(),
+                source,
+            })?;
+    }
     mounts::pivot_root(sys, &plan.rootfs.rootfs)?;
     Ok(())
 }
@@ -538,6 +551,7 @@ mod tests {
             },
             hostname: Some("box".into()),
             loopback_up: true,
+            sysctls: Vec::new(),
             process: crate::config::ProcessPlan {
                 args: vec![],
                 env: vec![],

@@ -20,6 +20,8 @@ use crate::userns::{IdMap, UsernsPlan};
 /// Why the inputs cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("sysctl {0:?} is not a network setting of a namespace the container owns")]
+    Sysctl(String),
     #[error("failed to read {path}")]
     ReadShimConfig {
         path: PathBuf,
@@ -158,8 +160,12 @@ pub struct Plan {
     pub rootfs: RootfsPlan,
     /// `hostname`.
     pub hostname: Option<String>,
-    /// Whether `lo` must be brought up (a new network namespace).
+    /// Whether `lo` must be brought up (a network namespace of the container's own,
+    /// made by the shim or by the daemon).
     pub loopback_up: bool,
+    /// Network sysctls of the container's namespace (`linux.sysctl`), as `(key,
+    /// value)`; only `net.*` keys, which belong to the network namespace.
+    pub sysctls: Vec<(String, String)>,
     /// The app.
     pub process: ProcessPlan,
     /// A new user namespace with these maps (see [`crate::userns`]); `None`: the host's.
@@ -362,9 +368,23 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
     if hostname.is_some() && !has(CloneFlags::CLONE_NEWUTS) {
         return Err(ConfigError::HostnameWithoutUts);
     }
-    let loopback_up = namespaces
-        .iter()
-        .any(|n| n.flag == CloneFlags::CLONE_NEWNET && n.action == NsAction::Create);
+    let loopback_up = has(CloneFlags::CLONE_NEWNET);
+    let mut sysctls = Vec::new();
+    for (key, value) in linux
+        .and_then(|l| l.sysctl().as_ref())
+        .into_iter()
+        .flatten()
+    {
+        // Anything else would change the host: only the network namespace's own
+        // settings, and only when the container has one.
+        if !key.starts_with("net.") || key.contains('/') || key.contains("..") {
+            return Err(ConfigError::Sysctl(key.clone()));
+        }
+        if !loopback_up {
+            return Err(ConfigError::Sysctl(key.clone()));
+        }
+        sysctls.push((key.clone(), value.clone()));
+    }
 
     let userns = if has_userns {
         let maps = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>, what| {
@@ -491,6 +511,7 @@ pub fn plan(shim: ShimConfig, spec: &Spec) -> Result<Plan, ConfigError> {
         rootfs,
         hostname,
         loopback_up,
+        sysctls,
         process,
         userns,
     })

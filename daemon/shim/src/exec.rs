@@ -803,6 +803,7 @@ mod tests {
             },
             hostname: None,
             loopback_up: true,
+            sysctls: Vec::new(),
             process: ProcessPlan {
                 args: vec![CString::new("app").unwrap()],
                 env: vec![],

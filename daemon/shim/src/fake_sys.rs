@@ -177,6 +177,10 @@ impl Sys for FakeSys {
         self.record("loopback_up".into())
     }
 
+    fn write_sysctl(&self, key: &str, value: &str) -> nix::Result<()> {
+        self.record(format!("sysctl {key}={value}"))
+    }
+
     fn move_mount(&self, _mount: std::os::fd::BorrowedFd<'_>, target: &Path) -> nix::Result<()> {
         self.record(format!("move_mount {}", target.display()))
     }

@@ -72,6 +72,9 @@ pub(crate) trait Sys {
     fn sethostname(&self, name: &str) -> nix::Result<()>;
     /// Set `IFF_UP` on `lo` in the current network namespace.
     fn loopback_up(&self) -> nix::Result<()>;
+    /// Writes `value` to the sysctl `key` (`net.ipv4.ip_unprivileged_port_start`) of
+    /// the calling thread's network namespace.
+    fn write_sysctl(&self, key: &str, value: &str) -> nix::Result<()>;
     /// move_mount(2) of a detached mount (from [`detached_disk_mount`]) onto `target`.
     fn move_mount(&self, mount: BorrowedFd<'_>, target: &Path) -> nix::Result<()>;
     /// A detached clone of the mount at `path` (open_tree, OPEN_TREE_CLONE), idmapped
@@ -180,6 +183,12 @@ impl Sys for LinuxSys {
 
     fn loopback_up(&self) -> nix::Result<()> {
         loopback_up()
+    }
+
+    fn write_sysctl(&self, key: &str, value: &str) -> nix::Result<()> {
+        // /proc/sys/net shows the opener's network namespace, whichever proc mount.
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(path, value).map_err(io_errno)
     }
 
     fn move_mount(&self, mount: BorrowedFd<'_>, target: &Path) -> nix::Result<()> {

@@ -35,9 +35,26 @@ pub(super) async fn list(
     let all = parse_bool("all", q.all.as_deref(), false)?;
     // The list is a summary: what was observed of each run is in inspect.
     let list = s.runtime.containers(all).await?;
+    let mut endpoints: std::collections::HashMap<String, Vec<crate::network::Endpoint>> =
+        Default::default();
+    for a in s
+        .runtime
+        .networks()
+        .attachments(None)
+        .await
+        .map_err(crate::runtime::RuntimeError::from)?
+    {
+        endpoints
+            .entry(a.container_id.clone())
+            .or_default()
+            .push(a.endpoint());
+    }
     Ok(Json(
         list.into_iter()
-            .map(|c| convert::container_out(c, Default::default()))
+            .map(|c| {
+                let e = endpoints.remove(&c.id).unwrap_or_default();
+                convert::container_out(c, Default::default(), e)
+            })
             .collect(),
     ))
 }
@@ -49,8 +66,17 @@ pub(super) async fn inspect(
     let container = s.runtime.container(&id).await?;
     let observed = s.runtime.observed(&container.id).await?;
     let execs = s.runtime.execs_of(&container.id);
+    let endpoints = s
+        .runtime
+        .networks()
+        .attachments(Some(&container.id))
+        .await
+        .map_err(crate::runtime::RuntimeError::from)?
+        .iter()
+        .map(crate::network::Attachment::endpoint)
+        .collect();
     Ok(Json(boxd_types::ContainerInspect {
-        container: convert::container_out(container, observed),
+        container: convert::container_out(container, observed, endpoints),
         execs,
     }))
 }

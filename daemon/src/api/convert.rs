@@ -30,7 +30,16 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
             gid_map: gid_map.into_iter().map(id_mapping_in).collect(),
         },
     };
+    let network = crate::network::ModeRequest::parse(req.network.as_deref().unwrap_or(""))
+        .map_err(|reason| ApiError::BadRequest(format!("invalid network: {reason}")))?;
+    let ports = req
+        .ports
+        .iter()
+        .map(port_in)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(spec::ContainerSpec {
+        network,
+        ports,
         image: req.image,
         name: req.name,
         cmd: req.cmd,
@@ -63,9 +72,81 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
     })
 }
 
+fn port_in(p: &wire::PortSpec) -> Result<crate::network::PortRequest, ApiError> {
+    let bad = |why: String| ApiError::BadRequest(format!("invalid ports: {why}"));
+    let host_ip = p
+        .host_ip
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|_| bad(format!("host_ip {s:?} is not an IP address")))
+        })
+        .transpose()?;
+    if p.container_port == 0 {
+        return Err(bad("container_port must be 1-65535".to_owned()));
+    }
+    Ok(crate::network::PortRequest {
+        host_ip,
+        host_port: p.host_port,
+        container_port: p.container_port,
+        protocol: p
+            .protocol
+            .as_deref()
+            .unwrap_or("tcp")
+            .parse()
+            .map_err(bad)?,
+    })
+}
+
+fn port_out(m: crate::network::PortMapping) -> wire::PortSpec {
+    wire::PortSpec {
+        host_ip: Some(m.host_ip.to_string()),
+        host_port: Some(m.host_port),
+        container_port: m.container_port,
+        protocol: Some(m.protocol.to_string()),
+    }
+}
+
+/// A run's address on a network → `/v1`'s.
+pub fn endpoint_out(e: crate::network::Endpoint) -> wire::NetworkEndpoint {
+    wire::NetworkEndpoint {
+        network: e.network,
+        ifname: e.ifname,
+        address: e.address,
+        gateway: e.gateway,
+        mac: e.mac,
+    }
+}
+
+/// A network (and the running containers on it) → `/v1`'s.
+pub fn network_out(
+    n: crate::network::Network,
+    containers: Vec<wire::NetworkContainer>,
+) -> wire::Network {
+    wire::Network {
+        default: n.name == crate::network::DEFAULT_NETWORK,
+        id: n.id,
+        name: n.name,
+        driver: "bridge".to_owned(),
+        bridge: n.bridge,
+        subnet: n.subnet,
+        gateway: n.gateway,
+        internal: n.internal,
+        labels: n.labels,
+        created_at: n.created_at,
+        containers,
+    }
+}
+
 /// The engine's container (and what was observed of it) → `/v1`'s.
-pub fn container_out(c: spec::Container, observed: wire::Observed) -> wire::Container {
+pub fn container_out(
+    c: spec::Container,
+    observed: wire::Observed,
+    networks: Vec<crate::network::Endpoint>,
+) -> wire::Container {
     wire::Container {
+        networks: networks.into_iter().map(endpoint_out).collect(),
         id: c.id,
         name: c.name,
         image: c.image,
@@ -115,6 +196,8 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
             uid_map: u.uid_map.into_iter().map(id_mapping_out).collect(),
             gid_map: u.gid_map.into_iter().map(id_mapping_out).collect(),
         }),
+        network: c.network.mode.to_user_string(),
+        ports: c.network.ports.into_iter().map(port_out).collect(),
     }
 }
 

@@ -63,6 +63,20 @@ impl ApiError {
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => StatusCode::NOT_FOUND,
                 R::Store(crate::store::StoreError::NoUsernsSlot(_)) => StatusCode::CONFLICT,
+                R::Network(n) => {
+                    use crate::network::NetworkError as N;
+                    match n {
+                        N::Invalid { .. } | N::Overlap { .. } => StatusCode::BAD_REQUEST,
+                        N::NotFound(_) => StatusCode::NOT_FOUND,
+                        N::NameInUse(_)
+                        | N::InUse { .. }
+                        | N::PoolExhausted(_)
+                        | N::PortInUse(_)
+                        | N::PeerNotRunning(_) => StatusCode::CONFLICT,
+                        N::Predefined(_) => StatusCode::FORBIDDEN,
+                        N::Cni(_) | N::Io { .. } | N::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    }
+                }
                 R::Image(i) if i.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
                 R::Ambiguous { .. } | R::Invalid { .. } | R::NoCommand | R::StartRefused { .. } => {
                     StatusCode::BAD_REQUEST
@@ -98,6 +112,22 @@ impl ApiError {
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => "not_found",
                 R::Store(crate::store::StoreError::NoUsernsSlot(_)) => "userns_exhausted",
+                R::Network(n) => {
+                    use crate::network::NetworkError as N;
+                    match n {
+                        N::Invalid { .. } => "bad_request",
+                        N::Overlap { .. } => "subnet_overlap",
+                        N::NotFound(_) => "not_found",
+                        N::NameInUse(_) => "name_in_use",
+                        N::InUse { .. } => "network_in_use",
+                        N::PoolExhausted(_) => "pool_exhausted",
+                        N::PortInUse(_) => "port_in_use",
+                        N::PeerNotRunning(_) => "not_running",
+                        N::Predefined(_) => "predefined_network",
+                        N::Cni(_) => "network_failed",
+                        N::Io { .. } | N::Store(_) => "internal",
+                    }
+                }
                 R::Ambiguous { .. } => "ambiguous_reference",
                 R::Invalid { .. } => "bad_request",
                 R::NoCommand => "no_command",
@@ -135,6 +165,10 @@ impl ApiError {
                     crate::error_chain(self)
                 }
                 ApiError::Runtime(e @ RuntimeError::ExecFailed { .. }) => e.to_string(),
+                // What a CNI plugin said: the operator's network setup, nothing secret.
+                ApiError::Runtime(RuntimeError::Network(crate::network::NetworkError::Cni(_))) => {
+                    crate::error_chain(self)
+                }
                 // Names the container and what to do; holds nothing secret.
                 ApiError::Runtime(
                     RuntimeError::ShimUnresponsive { .. }

@@ -11,6 +11,7 @@ pub mod convert;
 mod error;
 mod exec;
 mod images;
+mod networks;
 mod stats;
 mod system;
 
@@ -81,6 +82,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/exec/{exec_id}/resize"),
     ("POST", "/v1/containers/{id}/attach"),
     ("POST", "/v1/containers/{id}/resize"),
+    ("POST", "/v1/networks"),
+    ("GET", "/v1/networks"),
+    ("GET", "/v1/networks/{name}"),
+    ("DELETE", "/v1/networks/{name}"),
 ];
 
 /// Shared state of the handlers.
@@ -137,6 +142,18 @@ pub fn router(state: AppState) -> Router {
     r.add("POST", "/v1/exec/{exec_id}/resize", post(exec::resize));
     r.add("POST", "/v1/containers/{id}/attach", post(attach::attach));
     r.add("POST", "/v1/containers/{id}/resize", post(attach::resize));
+    r.add(
+        "POST",
+        "/v1/networks",
+        post(networks::create).get(networks::list),
+    );
+    r.add("GET", "/v1/networks", get(networks::list));
+    r.add(
+        "GET",
+        "/v1/networks/{name}",
+        get(networks::inspect).delete(networks::remove),
+    );
+    r.add("DELETE", "/v1/networks/{name}", delete(networks::remove));
     r.0.fallback(no_route).with_state(state)
 }
 
@@ -266,6 +283,10 @@ mod tests {
             state_dir: dir.join("state"),
             log_rotation: None,
             userns_range: crate::runtime::userns::UsernsRange::DEFAULT,
+            network: crate::network::Settings {
+                default_mode: "none".into(),
+                ..Default::default()
+            },
         };
         let runtime = Runtime::new(
             store.clone(),

@@ -5,6 +5,7 @@
 //! shim separately (an overlay it mounts inside the container's own mount namespace), and
 //! `root.path` is only the mount point.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use oci_spec::runtime::{
@@ -13,6 +14,7 @@ use oci_spec::runtime::{
     RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
+use crate::network::Netns;
 use crate::runtime::spec::ContainerConfig;
 
 use crate::image::users::ResolvedUser;
@@ -91,7 +93,13 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
 }
 
 /// Builds the spec for a container's run.
-pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec, BundleError> {
+/// `netns` says how the run gets its network namespace: a new one (only `lo`), the
+/// host's (none listed), or one the daemon pinned and attached (joined by path).
+pub fn build_spec(
+    config: &ContainerConfig,
+    user: &ResolvedUser,
+    netns: &Netns,
+) -> Result<Spec, BundleError> {
     let sec = &config.security;
     // The effective set recorded at create (defaults, cap_add, cap_drop).
     let caps: oci_spec::runtime::Capabilities = sec
@@ -199,14 +207,17 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
         LinuxNamespaceType::Cgroup,
     ]
     .into_iter()
+    .filter(|typ| *typ != LinuxNamespaceType::Network || *netns != Netns::Host)
     // A user namespace (see `userns`): the shim makes it first, so that it owns the
     // network, uts, ipc and pid namespaces.
     .chain(config.userns.as_ref().map(|_| LinuxNamespaceType::User))
     .map(|typ| {
-        LinuxNamespaceBuilder::default()
-            .typ(typ)
-            .build()
-            .map_err(BundleError::Build)
+        let mut ns = LinuxNamespaceBuilder::default();
+        ns = ns.typ(typ);
+        if let (LinuxNamespaceType::Network, Netns::Join(path)) = (typ, netns) {
+            ns = ns.path(path.clone());
+        }
+        ns.build().map_err(BundleError::Build)
     })
     .collect::<Result<Vec<_>, _>>()?;
     let mut linux = LinuxBuilder::default();
@@ -229,6 +240,20 @@ pub fn build_spec(config: &ContainerConfig, user: &ResolvedUser) -> Result<Spec,
     }
     if let Some(seccomp) = seccomp_section(sec)? {
         linux = linux.seccomp(seccomp);
+    }
+    if *netns != Netns::Host {
+        // As Docker (20.10+): in a network namespace of its own, any user may bind
+        // ports below 1024 and ping; the host's settings are not touched.
+        linux = linux.sysctl(HashMap::from([
+            (
+                "net.ipv4.ip_unprivileged_port_start".to_owned(),
+                "0".to_owned(),
+            ),
+            (
+                "net.ipv4.ping_group_range".to_owned(),
+                "0 2147483647".to_owned(),
+            ),
+        ]));
     }
     let linux = linux
         .namespaces(namespaces)
@@ -346,7 +371,7 @@ mod tests {
             gid: 0,
             additional_gids: vec![],
         };
-        let spec = build_spec(&config(), &root).unwrap();
+        let spec = build_spec(&config(), &root, &Netns::Own).unwrap();
         assert_eq!(spec.hostname().as_deref(), Some("web"));
         let process = spec.process().as_ref().unwrap();
         assert_eq!(process.args().as_ref().unwrap()[0], "/bin/sh");
@@ -401,7 +426,7 @@ mod tests {
             gid: 1000,
             additional_gids: vec![10],
         };
-        let spec = build_spec(&config(), &user).unwrap();
+        let spec = build_spec(&config(), &user, &Netns::Own).unwrap();
         let process = spec.process().as_ref().unwrap();
         assert_eq!(process.user().uid(), 1000);
         assert_eq!(
@@ -430,7 +455,7 @@ mod tests {
             hard: 20,
         }];
         c.security.no_new_privileges = false;
-        let spec = build_spec(&c, &root).unwrap();
+        let spec = build_spec(&c, &root, &Netns::Own).unwrap();
         assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
         let process = spec.process().as_ref().unwrap();
         assert_eq!(process.no_new_privileges(), Some(false));
@@ -462,7 +487,7 @@ mod tests {
         );
 
         c.security.seccomp = "unconfined".into();
-        let spec = build_spec(&c, &root).unwrap();
+        let spec = build_spec(&c, &root, &Netns::Own).unwrap();
         assert!(spec.linux().as_ref().unwrap().seccomp().is_none());
     }
 
@@ -474,7 +499,7 @@ mod tests {
             gid: 0,
             additional_gids: vec![],
         };
-        let spec = build_spec(&config(), &root).unwrap();
+        let spec = build_spec(&config(), &root, &Netns::Own).unwrap();
         write_bundle(dir.path(), &spec).unwrap();
         assert!(dir.path().join(ROOTFS_DIR).is_dir());
         assert_eq!(Spec::load(dir.path().join("config.json")).unwrap(), spec);

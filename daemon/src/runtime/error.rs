@@ -105,6 +105,9 @@ pub enum RuntimeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Networking failed (the variant says how).
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     /// cgroups failed.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),

@@ -252,6 +252,7 @@ impl Actor {
             }
             Err(err) => {
                 // Undo everything the failed start made; the container stays as it was.
+                rt.inner.network.detach(&id).await;
                 rt.remove_cgroup(&id, "after a failed start").await;
                 rt.remove_dir_quietly(state_dir).await;
                 let _ = rt.inner.store.set_error(&id, Some(&err.to_string())).await;
@@ -465,6 +466,7 @@ impl Actor {
             .await
             .expect("cgroup removal panicked")?;
         crate::fault::crash_point("delete.after_cgroup");
+        rt.inner.network.detach(&id).await;
         super::remove_dir_blocking(rt.inner.paths.state_dir(&id)).await?;
         super::remove_dir_blocking(rt.inner.paths.container_dir(&id)).await?;
         crate::fault::crash_point("delete.before_row");
@@ -687,6 +689,8 @@ impl Runtime {
             written?;
         }
         self.remove_cgroup(id, "after exit").await;
+        // The app is gone with its cgroup: its address and ports are free again.
+        self.inner.network.detach(id).await;
         self.remove_dir_quietly(self.inner.paths.state_dir(id))
             .await;
         for (action, attrs) in events {
@@ -712,7 +716,22 @@ impl Runtime {
         std::fs::create_dir_all(state_dir).map_err(RuntimeError::io("create", state_dir))?;
         let lowers = self.image_lowers(&c.image_id).await?;
         let user: ResolvedUser = users::resolve_layers(&lowers, &c.config.user)?;
-        let spec = bundle::build_spec(&c.config, &user)?;
+        let peer_pid = match &c.config.network.mode {
+            crate::network::NetworkMode::Container { id: peer } => self
+                .inner
+                .store
+                .container(peer)
+                .await?
+                .filter(|r| r.container.state == ContainerState::Running)
+                .and_then(|r| r.container.pid),
+            _ => None,
+        };
+        let netns = self
+            .inner
+            .network
+            .attach(id, &c.config.network, peer_pid)
+            .await?;
+        let spec = bundle::build_spec(&c.config, &user, &netns)?;
         bundle::write_bundle(state_dir, &spec)?;
 
         let cgroup = self.inner.cgroups.create(id, &c.resources)?;

@@ -221,6 +221,10 @@ async fn runtime_in(
         state_dir: dir.join("state"),
         log_rotation: None,
         userns_range: super::userns::UsernsRange::DEFAULT,
+        network: crate::network::Settings {
+            default_mode: "none".into(),
+            ..Default::default()
+        },
     };
     let rt = Runtime::with_launcher(
         store,

@@ -53,6 +53,7 @@ use crate::cgroups::{CgroupManager, CgroupVersion};
 use crate::events::EventBus;
 use crate::image::users;
 use crate::image::ImageStore;
+use crate::network::NetworkManager;
 use crate::store::{ContainerRecord, Resolved, Store};
 
 pub use error::RuntimeError;
@@ -118,6 +119,8 @@ struct Inner {
     reconciled: Mutex<Vec<String>>,
     /// Seccomp programs compiled once per profile (see `seccomp::CompiledFilters`).
     filters: seccomp::CompiledFilters,
+    /// Networks and the attachments of runs to them.
+    network: NetworkManager,
 }
 
 /// Facts about the host, read once.
@@ -133,6 +136,8 @@ pub struct HostInfo {
     pub log_rotation: Option<boxd_shim::protocol::LogRotation>,
     /// Where `userns: "auto"` takes host ids from.
     pub userns_range: userns::UsernsRange,
+    /// Networking settings.
+    pub network: crate::network::Settings,
 }
 
 /// Options of `logs`.
@@ -170,6 +175,13 @@ impl Runtime {
         for dir in [&paths.containers, &paths.state] {
             std::fs::create_dir_all(dir).map_err(RuntimeError::io("create", dir))?;
         }
+        let network = NetworkManager::new(
+            store.clone(),
+            info.network.clone(),
+            &info.root_dir,
+            &info.state_dir,
+        )
+        .await?;
         let rt = Runtime {
             inner: Arc::new(Inner {
                 store,
@@ -188,9 +200,18 @@ impl Runtime {
                 backoff: Mutex::new(HashMap::new()),
                 reconciled: Mutex::new(Vec::new()),
                 filters: Default::default(),
+                network,
             }),
         };
         let live = rt.reconcile().await?;
+        // After the exits are recorded (each detached its run): what is left belongs to
+        // runs whose end was never seen.
+        let released = rt.inner.network.reconcile(&live).await;
+        rt.inner
+            .reconciled
+            .lock()
+            .expect("reconciled poisoned")
+            .extend(released);
         rt.resume_restart_policies().await?;
         // Every container gets its actor only now: until here the reconcile was the one
         // writer.
@@ -393,6 +414,19 @@ impl Runtime {
         }
         // Resolving the user now turns a typo into a 400 at create, not a failed start.
         users::resolve_layers(&self.image_lowers(&image.id).await?, &config.user)?;
+        let peer = match &req.network {
+            crate::network::ModeRequest::Container(r) => Some(self.resolve(r).await?.container.id),
+            _ => None,
+        };
+        // Held until the row is in: two creates must not both take a free host port.
+        let ports_guard = self.inner.network.lock().await;
+        let taken = self.published_ports().await?;
+        let (network, mut warnings) = self
+            .inner
+            .network
+            .plan(&req.network, peer, &req.ports, &taken)
+            .await?;
+        config.network = network;
 
         let id = names::generate_container_id();
         let container = Container {
@@ -435,6 +469,7 @@ impl Runtime {
                 .await
                 .map(|()| container.config.userns.clone()),
         };
+        drop(ports_guard);
         let maps = inserted.map_err(|e| match e {
             crate::store::StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
             other => other.into(),
@@ -464,11 +499,71 @@ impl Runtime {
                 &[("name", name.clone()), ("image", req.image.clone())],
             )
             .await;
-        Ok(CreateResponse {
-            id,
-            name,
-            warnings: self.create_warnings(&req.resources),
-        })
+        warnings.extend(self.create_warnings(&req.resources));
+        Ok(CreateResponse { id, name, warnings })
+    }
+
+    /// Every container's published ports, with its id.
+    async fn published_ports(
+        &self,
+    ) -> Result<Vec<(String, crate::network::PortMapping)>, RuntimeError> {
+        Ok(self
+            .inner
+            .store
+            .list_containers(true)
+            .await?
+            .into_iter()
+            .flat_map(|r| {
+                let id = r.container.id;
+                r.container
+                    .config
+                    .network
+                    .ports
+                    .into_iter()
+                    .map(move |p| (id.clone(), p))
+            })
+            .collect())
+    }
+
+    /// Creates a user-defined network.
+    pub async fn create_network(
+        &self,
+        spec: crate::network::NetworkSpec,
+    ) -> Result<crate::network::Network, RuntimeError> {
+        let n = self.inner.network.create(spec).await?;
+        self.inner
+            .events
+            .emit("network", "create", &n.id, &[("name", n.name.clone())])
+            .await;
+        Ok(n)
+    }
+
+    /// Removes a network no container is configured with.
+    pub async fn remove_network(&self, name: &str) -> Result<(), RuntimeError> {
+        let n = self.inner.network.get(name).await?;
+        let users: Vec<String> = self
+            .inner
+            .store
+            .list_containers(true)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                matches!(&r.container.config.network.mode,
+                    crate::network::NetworkMode::Network { name } if *name == n.name)
+            })
+            .map(|r| r.container.id)
+            .collect();
+        self.inner.network.remove(&n.name, users).await?;
+        self.inner
+            .events
+            .emit("network", "destroy", &n.id, &[("name", n.name.clone())])
+            .await;
+        Ok(())
+    }
+
+    /// The network manager (for the networks routes).
+    pub fn networks(&self) -> &NetworkManager {
+        &self.inner.network
     }
 
     /// Limits this host cannot honour exactly, said at create rather than dropped.
@@ -575,6 +670,8 @@ impl Runtime {
             stdin_once: req.stdio.stdin_once,
             // Set by `create` once the request's `userns` is resolved.
             userns: None,
+            // Set by `create` once ports are checked against the other containers'.
+            network: Default::default(),
         })
     }
 

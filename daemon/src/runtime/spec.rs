@@ -58,6 +58,10 @@ pub struct ContainerSpec {
     pub stdio: Stdio,
     /// The user namespace.
     pub userns: UsernsRequest,
+    /// The network mode.
+    pub network: crate::network::ModeRequest,
+    /// Published ports.
+    pub ports: Vec<crate::network::PortRequest>,
 }
 
 /// The security settings a create asks for, before defaults.
@@ -252,6 +256,10 @@ pub struct ContainerConfig {
     /// The user namespace; absent: the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsConfig>,
+    /// Network mode and published ports (absent in rows from before networks: `none`,
+    /// what those containers had).
+    #[serde(default)]
+    pub network: crate::network::ContainerNetwork,
 }
 
 /// An rlimit of the app.

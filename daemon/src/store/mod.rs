@@ -11,6 +11,7 @@ mod events;
 mod exits;
 mod images;
 mod layers;
+mod networks;
 mod userns;
 
 use std::path::{Path, PathBuf};

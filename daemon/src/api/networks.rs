@@ -1,0 +1,80 @@
+//! `/v1/networks/...` handlers.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use boxd_types::{Network, NetworkContainer, NetworkCreate};
+
+use super::{convert, ApiError, ApiJson, AppState};
+
+pub(super) async fn create(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<NetworkCreate>,
+) -> Result<(StatusCode, Json<Network>), ApiError> {
+    let n = s
+        .runtime
+        .create_network(crate::network::NetworkSpec {
+            name: req.name,
+            subnet: req.subnet,
+            gateway: req.gateway,
+            internal: req.internal,
+            labels: req.labels,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(convert::network_out(n, Vec::new())),
+    ))
+}
+
+async fn attached(s: &AppState, network: &str) -> Result<Vec<NetworkContainer>, ApiError> {
+    Ok(s.runtime
+        .networks()
+        .attachments(None)
+        .await
+        .map_err(crate::runtime::RuntimeError::from)?
+        .into_iter()
+        .filter(|a| a.network == network && a.result.is_some())
+        .map(|a| NetworkContainer {
+            id: a.container_id.clone(),
+            endpoint: convert::endpoint_out(a.endpoint()),
+        })
+        .collect())
+}
+
+pub(super) async fn list(State(s): State<AppState>) -> Result<Json<Vec<Network>>, ApiError> {
+    let mut out = Vec::new();
+    let networks = s
+        .runtime
+        .networks()
+        .list()
+        .await
+        .map_err(crate::runtime::RuntimeError::from)?;
+    for n in networks {
+        let containers = attached(&s, &n.name).await?;
+        out.push(convert::network_out(n, containers));
+    }
+    Ok(Json(out))
+}
+
+pub(super) async fn inspect(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Network>, ApiError> {
+    let n = s
+        .runtime
+        .networks()
+        .get(&name)
+        .await
+        .map_err(crate::runtime::RuntimeError::from)?;
+    let containers = attached(&s, &n.name).await?;
+    Ok(Json(convert::network_out(n, containers)))
+}
+
+pub(super) async fn remove(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.runtime.remove_network(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,972 @@
+//! Container networking: networks as objects, each a CNI configuration list owned by
+//! boxd, attachments of container runs to them through the CNI plugins (`cni`),
+//! pinned network namespaces (`netns`) and published ports (`ports`).
+//!
+//! A container's network mode is one of: its own namespace with only `lo` (`none`);
+//! the host's namespace (`host`); another container's namespace (`container:<id>`);
+//! or a boxd network (`bridge`, the default network, or a user-defined one by name).
+//! For a network, each run of the container gets a namespace pinned at
+//! `<state_dir>/netns/<id>`, attached by a CNI ADD before the shim joins it, and
+//! detached (DEL) when the run ends.
+//!
+//! Crash safety: an attachment's row (the exact conflist, runtime config and, once the
+//! ADD answered, its result) is written before the ADD, so every address, veth and
+//! port rule the plugins made is on record; the reconcile at start-up DELs the
+//! attachments of containers that are no longer running and unpins their namespaces,
+//! and CHECKs those of running ones. A running container is never detached by a
+//! daemon restart.
+
+pub mod cni;
+pub mod netns;
+pub mod ports;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::store::{Store, StoreError};
+pub use ports::{PortMapping, PortRequest, Protocol};
+
+/// The default network's name (Docker's is `bridge`, which names it here too).
+pub const DEFAULT_NETWORK: &str = "boxd";
+/// The default network's bridge.
+pub const DEFAULT_BRIDGE: &str = "boxd0";
+/// The default network's subnet: clear of Docker's 172.17.0.0/16 and Podman's
+/// 10.88.0.0/16.
+pub const DEFAULT_SUBNET: &str = "10.77.0.0/16";
+/// Where user-defined networks without a subnet get a /24 from.
+pub const DEFAULT_POOL: &str = "10.78.0.0/16";
+/// Where CNI plugins are looked for (Debian's `containernetworking-plugins`, then the
+/// upstream default).
+pub const DEFAULT_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/cni", "/opt/cni/bin"];
+/// The interface a container sees.
+pub const IFNAME: &str = "eth0";
+
+/// Settings of the networking (config file keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Mode of a container created without one: `bridge` or `none`.
+    pub default_mode: String,
+    /// Bridge of the default network.
+    pub default_bridge: String,
+    /// Subnet of the default network.
+    pub default_subnet: Ipv4Net,
+    /// Pool of user network subnets.
+    pub pool: Ipv4Net,
+    /// Bridges of user networks are named this plus a number.
+    pub bridge_prefix: String,
+    /// Host address of a published port when none is given.
+    pub port_host_ip: IpAddr,
+    /// CNI plugin dirs, searched in order.
+    pub plugin_dirs: Vec<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_mode: "bridge".to_owned(),
+            default_bridge: DEFAULT_BRIDGE.to_owned(),
+            default_subnet: DEFAULT_SUBNET.parse().expect("valid default subnet"),
+            pool: DEFAULT_POOL.parse().expect("valid default pool"),
+            bridge_prefix: "boxd".to_owned(),
+            port_host_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            plugin_dirs: DEFAULT_PLUGIN_DIRS.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+/// A network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Id (64 hex digits).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Its Linux bridge.
+    pub bridge: String,
+    /// IPv4 subnet (CIDR).
+    pub subnet: String,
+    /// The bridge's address, the containers' gateway.
+    pub gateway: String,
+    /// No NAT and no default route: containers reach only each other.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a create asks for a new network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// Unique name.
+    pub name: String,
+    /// IPv4 subnet; a free /24 of the pool when absent.
+    pub subnet: Option<String>,
+    /// Gateway; the subnet's first address when absent.
+    pub gateway: Option<String>,
+    /// No route out.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A container's network mode, as stored in its config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// Its own network namespace with only `lo` (also what a container made before
+    /// networks existed has).
+    #[default]
+    None,
+    /// The host's network namespace: not isolated.
+    Host,
+    /// Attached to the boxd network `name`.
+    Network {
+        /// The network's name.
+        name: String,
+    },
+    /// The network namespace of the container `id` (while it runs).
+    Container {
+        /// The container's full id.
+        id: String,
+    },
+}
+
+impl NetworkMode {
+    /// The mode as users write it (`none`, `host`, `container:<id>`, a network name).
+    pub fn to_user_string(&self) -> String {
+        match self {
+            NetworkMode::None => "none".to_owned(),
+            NetworkMode::Host => "host".to_owned(),
+            NetworkMode::Network { name } => name.clone(),
+            NetworkMode::Container { id } => format!("container:{id}"),
+        }
+    }
+}
+
+/// A container's networking, as stored in its config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerNetwork {
+    /// The mode.
+    #[serde(flatten)]
+    pub mode: NetworkMode,
+    /// Published ports, host ports resolved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortMapping>,
+}
+
+/// The network a create asks for, as a face parsed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ModeRequest {
+    /// The daemon's default (`default_mode`).
+    #[default]
+    Default,
+    /// `none`.
+    None,
+    /// `host`.
+    Host,
+    /// `bridge`: the default network.
+    Bridge,
+    /// A network by name.
+    Network(String),
+    /// `container:<id or name>`.
+    Container(String),
+}
+
+impl ModeRequest {
+    /// Parses Docker's `--network` words.
+    pub fn parse(s: &str) -> Result<ModeRequest, String> {
+        Ok(match s {
+            "" | "default" => ModeRequest::Default,
+            "none" => ModeRequest::None,
+            "host" => ModeRequest::Host,
+            "bridge" => ModeRequest::Bridge,
+            other => match other.strip_prefix("container:") {
+                Some("") => return Err("container: needs a container id or name".to_owned()),
+                Some(c) => ModeRequest::Container(c.to_owned()),
+                None => {
+                    crate::runtime::names::validate_container_name(other)
+                        .map_err(|r| format!("{other:?} is not a network name: {r}"))?;
+                    ModeRequest::Network(other.to_owned())
+                }
+            },
+        })
+    }
+}
+
+/// One container run's attachment to a network (table `attachments`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attachment {
+    /// The container.
+    pub container_id: String,
+    /// The network's name.
+    pub network: String,
+    /// The interface inside.
+    pub ifname: String,
+    /// The pinned namespace.
+    pub netns: PathBuf,
+    /// The conflist the plugins were given.
+    pub conflist: Value,
+    /// The runtime config they were given.
+    pub runtime_config: Value,
+    /// The ADD result, once it answered.
+    pub result: Option<Value>,
+}
+
+/// What an attachment gave the container, read off its CNI result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The network's name.
+    pub network: String,
+    /// The interface inside.
+    pub ifname: String,
+    /// Address with prefix length (`10.77.0.2/16`).
+    pub address: Option<String>,
+    /// Gateway.
+    pub gateway: Option<String>,
+    /// MAC address of the interface inside.
+    pub mac: Option<String>,
+}
+
+impl Attachment {
+    /// Address, gateway and MAC from the cached result.
+    pub fn endpoint(&self) -> Endpoint {
+        let mut e = Endpoint {
+            network: self.network.clone(),
+            ifname: self.ifname.clone(),
+            ..Endpoint::default()
+        };
+        let Some(r) = &self.result else { return e };
+        let interfaces = r.get("interfaces").and_then(Value::as_array);
+        if let Some(ip) = r
+            .get("ips")
+            .and_then(Value::as_array)
+            .and_then(|ips| ips.first())
+        {
+            e.address = ip.get("address").and_then(Value::as_str).map(str::to_owned);
+            e.gateway = ip.get("gateway").and_then(Value::as_str).map(str::to_owned);
+            e.mac = ip
+                .get("interface")
+                .and_then(Value::as_u64)
+                .and_then(|i| interfaces?.get(i as usize))
+                .and_then(|i| i.get("mac"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        e
+    }
+}
+
+/// How the shim is to set up a run's network namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Netns {
+    /// A new one with only `lo`.
+    Own,
+    /// The host's.
+    Host,
+    /// Join the one at this path.
+    Join(PathBuf),
+}
+
+/// Errors of networking.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// Bad input (400).
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Which field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No such network (404).
+    #[error("no such network: {0}")]
+    NotFound(String),
+    /// The name is taken (409).
+    #[error("a network named {0:?} already exists")]
+    NameInUse(String),
+    /// Containers use the network (409).
+    #[error("network {network} is in use by container(s) {containers}; remove them or their network setting first")]
+    InUse {
+        /// The network.
+        network: String,
+        /// Who uses it.
+        containers: String,
+    },
+    /// The default network cannot be removed (403).
+    #[error("network {0} is the default network and cannot be removed")]
+    Predefined(String),
+    /// The subnet overlaps another network's (400).
+    #[error("subnet {subnet} overlaps network {other}'s {other_subnet}")]
+    Overlap {
+        /// Asked for.
+        subnet: String,
+        /// The other network.
+        other: String,
+        /// Its subnet.
+        other_subnet: String,
+    },
+    /// No free subnet in the pool (409).
+    #[error("no free /24 left in the network pool {0}; give a subnet")]
+    PoolExhausted(String),
+    /// A host port is taken (409).
+    #[error("{0}")]
+    PortInUse(String),
+    /// The container whose namespace is to be shared does not run (409).
+    #[error("container {0} is not running: its network namespace cannot be joined")]
+    PeerNotRunning(String),
+    /// A CNI plugin failed.
+    #[error("network setup failed")]
+    Cni(#[from] cni::CniError),
+    /// A namespace or link operation failed.
+    #[error("failed to {op}")]
+    Io {
+        /// What.
+        op: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl NetworkError {
+    fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkError {
+        let op = op.into();
+        move |source| NetworkError::Io { op, source }
+    }
+}
+
+/// Networks and attachments.
+pub struct NetworkManager {
+    store: Store,
+    cni: cni::Cni,
+    settings: Settings,
+    /// Where run namespaces are pinned.
+    netns_dir: PathBuf,
+    /// host-local's address leases (one dir per network).
+    ipam_dir: PathBuf,
+    /// Serialises the checks of ports and subnets with the inserts they guard.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl NetworkManager {
+    /// Networking under `root_dir` (leases) and `state_dir` (namespaces); makes or
+    /// updates the default network from `settings`.
+    pub async fn new(
+        store: Store,
+        settings: Settings,
+        root_dir: &Path,
+        state_dir: &Path,
+    ) -> Result<NetworkManager, NetworkError> {
+        let m = NetworkManager {
+            store,
+            cni: cni::Cni::new(settings.plugin_dirs.clone()),
+            netns_dir: state_dir.join("netns"),
+            ipam_dir: root_dir.join("cni").join("ipam"),
+            settings,
+            lock: tokio::sync::Mutex::new(()),
+        };
+        m.ensure_default().await?;
+        Ok(m)
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn ensure_default(&self) -> Result<(), NetworkError> {
+        let subnet = self.settings.default_subnet.trunc();
+        let gateway = subnet.hosts().next().ok_or_else(|| NetworkError::Invalid {
+            field: "default_subnet",
+            reason: format!("{subnet} has no host addresses"),
+        })?;
+        let want = Network {
+            id: crate::runtime::names::generate_container_id(),
+            name: DEFAULT_NETWORK.to_owned(),
+            bridge: self.settings.default_bridge.clone(),
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            internal: false,
+            labels: BTreeMap::new(),
+            created_at: Utc::now(),
+        };
+        match self.store.network(DEFAULT_NETWORK).await? {
+            None => self.store.insert_network(&want).await?,
+            Some(have)
+                if have.bridge != want.bridge
+                    || have.subnet != want.subnet
+                    || have.gateway != want.gateway =>
+            {
+                // The config changed: running containers keep their addresses until
+                // they stop; new runs get the new subnet.
+                self.store
+                    .update_network(&Network {
+                        id: have.id.clone(),
+                        ..want
+                    })
+                    .await?
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Takes the lock that serialises port and subnet checks with their inserts.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.lock.lock().await
+    }
+
+    /// Every network.
+    pub async fn list(&self) -> Result<Vec<Network>, NetworkError> {
+        Ok(self.store.networks().await?)
+    }
+
+    /// One network by name or id (prefix); `bridge` names the default one.
+    pub async fn get(&self, name: &str) -> Result<Network, NetworkError> {
+        let name = if name == "bridge" {
+            DEFAULT_NETWORK
+        } else {
+            name
+        };
+        self.store
+            .network(name)
+            .await?
+            .ok_or_else(|| NetworkError::NotFound(name.to_owned()))
+    }
+
+    /// Creates a user-defined network.
+    pub async fn create(&self, spec: NetworkSpec) -> Result<Network, NetworkError> {
+        crate::runtime::names::validate_container_name(&spec.name).map_err(|reason| {
+            NetworkError::Invalid {
+                field: "name",
+                reason,
+            }
+        })?;
+        if matches!(
+            spec.name.as_str(),
+            "none" | "host" | "bridge" | "default" | DEFAULT_NETWORK
+        ) || spec.name.starts_with("container:")
+        {
+            return Err(NetworkError::Invalid {
+                field: "name",
+                reason: format!("{:?} is reserved", spec.name),
+            });
+        }
+        let _guard = self.lock().await;
+        let existing = self.store.networks().await?;
+        let subnet = match &spec.subnet {
+            Some(s) => {
+                let net: Ipv4Net = s.parse().map_err(|_| NetworkError::Invalid {
+                    field: "subnet",
+                    reason: format!("{s:?} is not an IPv4 CIDR subnet (like 10.1.2.0/24)"),
+                })?;
+                if net.prefix_len() > 30 {
+                    return Err(NetworkError::Invalid {
+                        field: "subnet",
+                        reason: format!("{s} is too small: at most /30"),
+                    });
+                }
+                let net = net.trunc();
+                if let Some(o) = existing.iter().find(|o| overlaps(&net, &o.subnet)) {
+                    return Err(NetworkError::Overlap {
+                        subnet: net.to_string(),
+                        other: o.name.clone(),
+                        other_subnet: o.subnet.clone(),
+                    });
+                }
+                net
+            }
+            None => self
+                .settings
+                .pool
+                .subnets(24.max(self.settings.pool.prefix_len()))
+                .map_err(|_| NetworkError::PoolExhausted(self.settings.pool.to_string()))?
+                .find(|n| !existing.iter().any(|o| overlaps(n, &o.subnet)))
+                .ok_or_else(|| NetworkError::PoolExhausted(self.settings.pool.to_string()))?,
+        };
+        let gateway: Ipv4Addr = match &spec.gateway {
+            Some(g) => {
+                let g: Ipv4Addr = g.parse().map_err(|_| NetworkError::Invalid {
+                    field: "gateway",
+                    reason: format!("{g:?} is not an IPv4 address"),
+                })?;
+                if !subnet.contains(&g) || g == subnet.network() || g == subnet.broadcast() {
+                    return Err(NetworkError::Invalid {
+                        field: "gateway",
+                        reason: format!("{g} is not a host address of {subnet}"),
+                    });
+                }
+                g
+            }
+            None => subnet.hosts().next().expect("a /30 or larger has hosts"),
+        };
+        let used: HashSet<&str> = existing.iter().map(|n| n.bridge.as_str()).collect();
+        let bridge = (1..)
+            .map(|i| format!("{}{i}", self.settings.bridge_prefix))
+            .find(|b| !used.contains(b.as_str()))
+            .expect("a free bridge name");
+        if bridge.len() > 15 {
+            return Err(NetworkError::Invalid {
+                field: "bridge_prefix",
+                reason: format!("bridge name {bridge} is longer than 15 characters"),
+            });
+        }
+        let n = Network {
+            id: crate::runtime::names::generate_container_id(),
+            name: spec.name.clone(),
+            bridge,
+            subnet: subnet.to_string(),
+            gateway: gateway.to_string(),
+            internal: spec.internal,
+            labels: spec.labels,
+            created_at: Utc::now(),
+        };
+        self.store.insert_network(&n).await.map_err(|e| match e {
+            StoreError::NameInUse(name) => NetworkError::NameInUse(name),
+            other => other.into(),
+        })?;
+        Ok(n)
+    }
+
+    /// Removes a user-defined network nobody uses: its bridge, the firewall plugin's
+    /// isolation rules for it, its leases, then its row.
+    pub async fn remove(&self, name: &str, users: Vec<String>) -> Result<(), NetworkError> {
+        let n = self.get(name).await?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(NetworkError::Predefined(n.name));
+        }
+        let mut users = users;
+        for a in self.store.attachments(None).await? {
+            if a.network == n.name && !users.contains(&a.container_id) {
+                users.push(a.container_id);
+            }
+        }
+        if !users.is_empty() {
+            return Err(NetworkError::InUse {
+                network: n.name,
+                containers: users
+                    .iter()
+                    .map(|u| u.get(..12).unwrap_or(u))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        links::delete_bridge(&n.bridge).await?;
+        links::delete_isolation_rules(&n.bridge).await;
+        let leases = self.ipam_dir.join(&n.name);
+        match tokio::fs::remove_dir_all(&leases).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(NetworkError::io(format!("remove {}", leases.display()))(e)),
+        }
+        self.store.delete_network(&n.id).await?;
+        Ok(())
+    }
+
+    /// The configuration list boxd gives the plugins for `n`: a bridge with host-local
+    /// addresses (masqueraded and routed unless internal), published ports, and the
+    /// firewall plugin, which also keeps other bridges out (`ingressPolicy`).
+    pub fn conflist(&self, n: &Network) -> Value {
+        let mut ipam = json!({
+            "type": "host-local",
+            "ranges": [[{ "subnet": n.subnet, "gateway": n.gateway }]],
+            "dataDir": self.ipam_dir,
+        });
+        if !n.internal {
+            ipam["routes"] = json!([{ "dst": "0.0.0.0/0" }]);
+        }
+        json!({
+            "cniVersion": cni::CNI_VERSION,
+            "name": n.name,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": n.bridge,
+                    "isGateway": true,
+                    "ipMasq": !n.internal,
+                    "hairpinMode": true,
+                    "ipam": ipam,
+                },
+                { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
+                { "type": "firewall", "backend": "iptables", "ingressPolicy": "same-bridge" },
+            ],
+        })
+    }
+
+    /// Resolves a create's network request (the `container:` peer already resolved to
+    /// its id by the engine) and its ports, checked against `taken`.
+    pub async fn plan(
+        &self,
+        mode: &ModeRequest,
+        peer_id: Option<String>,
+        ports: &[PortRequest],
+        taken: &[(String, PortMapping)],
+    ) -> Result<(ContainerNetwork, Vec<String>), NetworkError> {
+        let mut warnings = Vec::new();
+        let mode = match mode {
+            ModeRequest::Default if self.settings.default_mode == "none" => NetworkMode::None,
+            ModeRequest::Default | ModeRequest::Bridge => NetworkMode::Network {
+                name: DEFAULT_NETWORK.to_owned(),
+            },
+            ModeRequest::None => NetworkMode::None,
+            ModeRequest::Host => {
+                warnings.push(
+                    "network mode host: the container shares the host's network namespace and is not isolated from it"
+                        .to_owned(),
+                );
+                NetworkMode::Host
+            }
+            ModeRequest::Network(name) => NetworkMode::Network {
+                name: self.get(name).await?.name,
+            },
+            ModeRequest::Container(_) => NetworkMode::Container {
+                id: peer_id.expect("the engine resolves the peer"),
+            },
+        };
+        let ports = match &mode {
+            NetworkMode::Network { .. } => ports::plan(ports, self.settings.port_host_ip, taken)?,
+            _ if ports.is_empty() => Vec::new(),
+            NetworkMode::Host => {
+                warnings.push(
+                    "published ports are ignored in network mode host: the app binds the host's ports itself"
+                        .to_owned(),
+                );
+                Vec::new()
+            }
+            other => {
+                return Err(NetworkError::Invalid {
+                    field: "ports",
+                    reason: format!(
+                        "ports cannot be published in network mode {}",
+                        other.to_user_string()
+                    ),
+                })
+            }
+        };
+        Ok((ContainerNetwork { mode, ports }, warnings))
+    }
+
+    /// Sets up the network of one run of container `id` and says how the shim enters
+    /// it. `peer_pid`: the running peer's pid for `container:` mode.
+    pub async fn attach(
+        &self,
+        id: &str,
+        net: &ContainerNetwork,
+        peer_pid: Option<u32>,
+    ) -> Result<Netns, NetworkError> {
+        let name = match &net.mode {
+            NetworkMode::None => return Ok(Netns::Own),
+            NetworkMode::Host => return Ok(Netns::Host),
+            NetworkMode::Container { id: peer } => {
+                let pid = peer_pid.ok_or_else(|| NetworkError::PeerNotRunning(peer.clone()))?;
+                return Ok(Netns::Join(PathBuf::from(format!("/proc/{pid}/ns/net"))));
+            }
+            NetworkMode::Network { name } => name,
+        };
+        let n = self.get(name).await?;
+        ports::check_free_on_host(&net.ports)?;
+        let path = self.netns_dir.join(id);
+        let conflist = self.conflist(&n);
+        self.cni.check_installed(&conflist)?;
+        let a = Attachment {
+            container_id: id.to_owned(),
+            network: n.name.clone(),
+            ifname: IFNAME.to_owned(),
+            netns: path.clone(),
+            runtime_config: json!({ "portMappings": ports::runtime_config(&net.ports) }),
+            conflist,
+            result: None,
+        };
+        // Left by a run whose end was not seen (a crash before the reconcile ran).
+        self.detach(id).await;
+        self.store.insert_attachment(&a).await?;
+        crate::fault::crash_point("network.after_attachment_row");
+        let added = async {
+            netns::create(path.clone())
+                .await
+                .map_err(NetworkError::io(format!(
+                    "create network namespace {}",
+                    path.display()
+                )))?;
+            let target = cni::Target {
+                container_id: id,
+                netns: &path,
+                ifname: &a.ifname,
+            };
+            let result = self
+                .cni
+                .add(&a.conflist, &target, &a.runtime_config)
+                .await?;
+            crate::fault::crash_point("network.after_add");
+            self.store
+                .set_attachment_result(id, &a.network, &result)
+                .await?;
+            Ok::<_, NetworkError>(())
+        };
+        if let Err(e) = added.await {
+            self.detach(id).await;
+            return Err(e);
+        }
+        Ok(Netns::Join(path))
+    }
+
+    /// Frees everything of container `id`'s attachments (DEL of each, then the pinned
+    /// namespace). A DEL that fails keeps its row for the next reconcile; it is logged.
+    pub async fn detach(&self, id: &str) {
+        let attachments = match self.store.attachments(Some(id)).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(id, error = %crate::error_chain(&e), "failed to read attachments");
+                Vec::new()
+            }
+        };
+        for a in attachments {
+            self.del(&a).await;
+        }
+        if let Err(e) = netns::remove(self.netns_dir.join(id)).await {
+            tracing::warn!(id, error = %e, "failed to remove network namespace");
+        }
+    }
+
+    async fn del(&self, a: &Attachment) {
+        let target = cni::Target {
+            container_id: &a.container_id,
+            netns: &a.netns,
+            ifname: &a.ifname,
+        };
+        let done = self
+            .cni
+            .del(&a.conflist, &target, &a.runtime_config, a.result.as_ref())
+            .await;
+        match done {
+            Ok(()) => {
+                crate::fault::crash_point("network.after_del");
+                if let Err(e) = self
+                    .store
+                    .delete_attachment(&a.container_id, &a.network)
+                    .await
+                {
+                    tracing::error!(id = a.container_id, error = %crate::error_chain(&e), "failed to delete attachment");
+                }
+            }
+            Err(e) => tracing::warn!(
+                id = a.container_id,
+                network = a.network,
+                error = %crate::error_chain(&e),
+                "CNI DEL failed; the attachment is kept and retried at the next start"
+            ),
+        }
+    }
+
+    /// The attachments of container `id` (or all).
+    pub async fn attachments(&self, id: Option<&str>) -> Result<Vec<Attachment>, NetworkError> {
+        Ok(self.store.attachments(id).await?)
+    }
+
+    /// At start-up: DEL what belongs to containers not running (`live` holds the ones
+    /// that are), unpin their namespaces, and CHECK the running ones' attachments.
+    /// Returns what it did, for `GET /v1/system/check`.
+    pub async fn reconcile(&self, live: &HashSet<String>) -> Vec<String> {
+        let mut done = Vec::new();
+        let attachments = match self.store.attachments(None).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "failed to read attachments");
+                return done;
+            }
+        };
+        for a in &attachments {
+            if live.contains(&a.container_id) {
+                let Some(result) = &a.result else { continue };
+                let target = cni::Target {
+                    container_id: &a.container_id,
+                    netns: &a.netns,
+                    ifname: &a.ifname,
+                };
+                if let Err(e) = self
+                    .cni
+                    .check(&a.conflist, &target, &a.runtime_config, result)
+                    .await
+                {
+                    tracing::warn!(id = a.container_id, network = a.network, error = %crate::error_chain(&e), "CNI CHECK failed");
+                    done.push(format!(
+                        "container {}: attachment to {} failed its check: {}",
+                        a.container_id,
+                        a.network,
+                        crate::error_chain(&e)
+                    ));
+                }
+            } else {
+                self.del(a).await;
+                done.push(format!(
+                    "container {}: released its attachment to network {} (it no longer runs)",
+                    a.container_id, a.network
+                ));
+            }
+        }
+        for (id, path) in netns::list(&self.netns_dir) {
+            if !live.contains(&id) {
+                if let Err(e) = netns::remove(path).await {
+                    tracing::warn!(id, error = %e, "failed to remove a stale network namespace");
+                }
+            }
+        }
+        done
+    }
+}
+
+/// Whether `net` overlaps the CIDR `other` (an unparsable one overlaps nothing).
+fn overlaps(net: &Ipv4Net, other: &str) -> bool {
+    other
+        .parse::<Ipv4Net>()
+        .is_ok_and(|o| o.contains(&net.network()) || net.contains(&o.network()))
+}
+
+mod links {
+    //! What no CNI plugin removes: a network's bridge (netlink) and the firewall
+    //! plugin's per-bridge isolation rules.
+
+    use futures_util::TryStreamExt;
+
+    use super::NetworkError;
+
+    /// Deletes the bridge `name`, if it exists.
+    pub(super) async fn delete_bridge(name: &str) -> Result<(), NetworkError> {
+        let io = |e: std::io::Error| NetworkError::Io {
+            op: format!("delete bridge {name}"),
+            source: e,
+        };
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(io)?;
+        let task = tokio::spawn(conn);
+        let mut links = handle.link().get().match_name(name.to_owned()).execute();
+        let result = match links.try_next().await {
+            Ok(Some(link)) => handle
+                .link()
+                .del(link.header.index)
+                .execute()
+                .await
+                .map_err(|e| io(std::io::Error::other(e.to_string()))),
+            Ok(None) => Ok(()),
+            // ENODEV: no such link.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+            Err(e) => Err(io(std::io::Error::other(e.to_string()))),
+        };
+        task.abort();
+        result
+    }
+
+    /// The firewall plugin (`ingressPolicy: same-bridge`) adds two rules per bridge to
+    /// its isolation chains and never removes them; they go with the network.
+    pub(super) async fn delete_isolation_rules(bridge: &str) {
+        const COMMENT: &str = "CNI firewall plugin rules (ingressPolicy: same-bridge)";
+        let rules: [&[&str]; 2] = [
+            &[
+                "CNI-ISOLATION-STAGE-1",
+                "-i",
+                bridge,
+                "!",
+                "-o",
+                bridge,
+                "-m",
+                "comment",
+                "--comment",
+                COMMENT,
+                "-j",
+                "CNI-ISOLATION-STAGE-2",
+            ],
+            &[
+                "CNI-ISOLATION-STAGE-2",
+                "-o",
+                bridge,
+                "-m",
+                "comment",
+                "--comment",
+                COMMENT,
+                "-j",
+                "DROP",
+            ],
+        ];
+        for rule in rules {
+            // Absent (no container ever ran on the network): iptables says so; fine.
+            let _ = tokio::process::Command::new("iptables")
+                .args(["-w", "-t", "filter", "-D"])
+                .args(rule)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_words_parse_as_docker_writes_them() {
+        assert_eq!(ModeRequest::parse("").unwrap(), ModeRequest::Default);
+        assert_eq!(ModeRequest::parse("none").unwrap(), ModeRequest::None);
+        assert_eq!(ModeRequest::parse("host").unwrap(), ModeRequest::Host);
+        assert_eq!(ModeRequest::parse("bridge").unwrap(), ModeRequest::Bridge);
+        assert_eq!(
+            ModeRequest::parse("container:web").unwrap(),
+            ModeRequest::Container("web".into())
+        );
+        assert_eq!(
+            ModeRequest::parse("backend").unwrap(),
+            ModeRequest::Network("backend".into())
+        );
+        assert!(ModeRequest::parse("container:").is_err());
+        assert!(ModeRequest::parse("bad name!").is_err());
+    }
+
+    #[test]
+    fn stored_modes_round_trip() {
+        let n = ContainerNetwork {
+            mode: NetworkMode::Network { name: "a".into() },
+            ports: vec![],
+        };
+        let text = serde_json::to_string(&n).unwrap();
+        assert_eq!(text, r#"{"mode":"network","name":"a"}"#);
+        assert_eq!(serde_json::from_str::<ContainerNetwork>(&text).unwrap(), n);
+    }
+
+    #[test]
+    fn subnets_overlap_when_either_holds_the_other() {
+        let a: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+        assert!(overlaps(&a, "10.1.2.0/24"));
+        assert!(overlaps(&"10.1.2.0/24".parse().unwrap(), "10.1.0.0/16"));
+        assert!(!overlaps(&a, "10.2.0.0/16"));
+    }
+
+    #[test]
+    fn an_endpoint_is_read_off_the_cni_result() {
+        let a = Attachment {
+            container_id: "c".into(),
+            network: "n".into(),
+            ifname: "eth0".into(),
+            netns: "/x".into(),
+            conflist: json!({}),
+            runtime_config: json!({}),
+            result: Some(json!({
+                "interfaces": [{"name": "br"}, {"name": "veth"}, {"name": "eth0", "mac": "aa:bb", "sandbox": "/x"}],
+                "ips": [{"interface": 2, "address": "10.1.0.5/24", "gateway": "10.1.0.1"}]
+            })),
+        };
+        let e = a.endpoint();
+        assert_eq!(e.address.as_deref(), Some("10.1.0.5/24"));
+        assert_eq!(e.gateway.as_deref(), Some("10.1.0.1"));
+        assert_eq!(e.mac.as_deref(), Some("aa:bb"));
+    }
+}

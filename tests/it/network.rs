@@ -1,0 +1,552 @@
+//! Networking through CNI: published ports, user networks and their isolation, the
+//! network modes, errors, cleanup and crash safety. Traffic goes only to loopback, the
+//! host's own address and the bridges and namespaces these tests make.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use boxd_tests::{require, require_root, StopHow, TestDaemon};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A daemon whose containers get the default network, with busybox imported.
+async fn net_daemon() -> TestDaemon {
+    let mut d = TestDaemon::prepare();
+    d.networking = true;
+    d.spawn().await;
+    d.import_busybox().await;
+    d
+}
+
+macro_rules! require_cni {
+    () => {
+        require_root!();
+        require!(
+            std::path::Path::new("/usr/lib/cni/bridge").exists(),
+            "no CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)"
+        );
+        require!(which("iptables"), "no iptables (apt-get install iptables)");
+    };
+}
+
+fn which(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+        .unwrap_or(false)
+}
+
+/// A web server on port 80 run by an unprivileged user (uid 1000): as in Docker, a
+/// container with its own network namespace may bind low ports without capabilities.
+fn web(text: &str) -> Value {
+    json!({
+        "user": "1000:1000",
+        "cmd": ["sh", "-c", format!(
+            "mkdir -p /tmp/www && echo {text} > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"
+        )],
+    })
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    for (k, v) in b.as_object().expect("object").clone() {
+        a[k] = v;
+    }
+    a
+}
+
+/// `GET /index.html` over a fresh TCP connection; `None` when nothing answers within
+/// two seconds.
+async fn http_get(addr: SocketAddr) -> Option<String> {
+    let run = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
+            .await
+            .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.ok()?;
+        Some(out)
+    };
+    tokio::time::timeout(Duration::from_secs(2), run)
+        .await
+        .ok()
+        .flatten()
+        .filter(|o| o.starts_with("HTTP/"))
+}
+
+/// Polls [`http_get`] until it answers (the app may still be starting).
+async fn wait_http(addr: SocketAddr) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(body) = http_get(addr).await {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nothing answered on {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The host's first global IPv4 address.
+fn host_address() -> std::net::Ipv4Addr {
+    let out = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .expect("ip addr");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains(" bx"))
+        .find_map(|l| {
+            let cidr = l.split_whitespace().nth(3)?;
+            cidr.split('/').next()?.parse().ok()
+        })
+        .expect("the host has a global IPv4 address")
+}
+
+fn host_port(c: &Value, i: usize) -> u16 {
+    c["config"]["ports"][i]["host_port"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no host port in {c}")) as u16
+}
+
+fn address_of(c: &Value) -> String {
+    c["networks"][0]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no address in {c}"))
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// What the host's firewall and links look like (counters left out).
+fn host_network_state() -> (Vec<String>, BTreeSet<String>) {
+    let out = std::process::Command::new("iptables-save")
+        .output()
+        .expect("iptables-save");
+    let rules = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match l.find(" [") {
+            Some(i) if l.starts_with(':') => l[..i].to_owned(),
+            _ => l.to_owned(),
+        })
+        .collect();
+    let links = boxd_tests::links_named("");
+    (rules, links.into_iter().collect())
+}
+
+#[tokio::test]
+async fn root_published_ports_answer_on_loopback_and_on_the_hosts_address() {
+    require_cni!();
+    let d = net_daemon().await;
+    let id = d
+        .run(merge(
+            web("published"),
+            json!({"name": "web", "ports": [{"host_port": 0, "container_port": 80}]}),
+        ))
+        .await;
+    let c = d.inspect(&id).await;
+    let port = host_port(&c, 0);
+    assert_ne!(port, 0, "a random host port is reported: {c}");
+    assert_eq!(c["config"]["network"], "boxd", "{c}");
+    let ep = &c["networks"][0];
+    assert_eq!(ep["network"], "boxd");
+    assert!(ep["gateway"].is_string() && ep["mac"].is_string(), "{c}");
+    for ip in ["127.0.0.1".parse().unwrap(), host_address().into()] {
+        let body = wait_http(SocketAddr::new(ip, port)).await;
+        assert!(body.contains("published"), "{ip}:{port} answered {body}");
+    }
+    // The container's own address, from the host, through the bridge.
+    let addr: std::net::IpAddr = address_of(&c).parse().unwrap();
+    assert!(wait_http(SocketAddr::new(addr, 80))
+        .await
+        .contains("published"));
+
+    // UDP: the host's python (read-only) echoes what it gets to its stdout.
+    require!(
+        std::path::Path::new("/usr/bin/python3").exists(),
+        "no /usr/bin/python3 for the UDP server"
+    );
+    let mounts: Vec<_> = ["/usr", "/lib", "/lib64"]
+        .iter()
+        .filter(|p| std::path::Path::new(p).exists())
+        .map(|p| json!({"source": p, "target": p, "read_only": true}))
+        .collect();
+    let server = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('',5353))\nwhile True:\n d,a=s.recvfrom(100)\n print(d.decode(),flush=True)\n";
+    let udp = d
+        .run(json!({
+            "mounts": mounts,
+            "cmd": ["/usr/bin/python3", "-c", server],
+            "ports": [{"container_port": 5353, "protocol": "udp"}],
+        }))
+        .await;
+    let c = d.inspect(&udp).await;
+    assert_eq!(c["config"]["ports"][0]["protocol"], "udp");
+    let port = host_port(&c, 0);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let got = boxd_tests::wait_for(Duration::from_secs(15), || {
+        let _ = sock.send_to(b"over-udp", ("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(d.root_dir_of(&udp).join("container.log"))
+            .is_ok_and(|l| l.contains("over-udp"))
+    });
+    assert!(got, "the UDP datagram did not arrive");
+}
+
+#[tokio::test]
+async fn root_user_networks_connect_their_containers_and_keep_others_out() {
+    require_cni!();
+    let d = net_daemon().await;
+    let front = d
+        .api_ok("POST", "/v1/networks", Some(json!({"name": "front"})), 201)
+        .await;
+    assert!(
+        front["subnet"].is_string() && front["bridge"].is_string(),
+        "{front}"
+    );
+    d.api_ok("POST", "/v1/networks", Some(json!({"name": "back"})), 201)
+        .await;
+    let server = d
+        .run(merge(web("front-page"), json!({"network": "front"})))
+        .await;
+    let ip = address_of(&d.inspect(&server).await);
+    wait_http(SocketAddr::new(ip.parse().unwrap(), 80)).await;
+    let fetch = format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 80");
+    let (code, out) = d
+        .run_to_end(json!({"network": "front"}), &["sh", "-c", &fetch])
+        .await;
+    assert!(
+        code == 0 && out.contains("front-page"),
+        "same network: {code} {out}"
+    );
+    for other in ["back", "bridge"] {
+        let (code, out) = d
+            .run_to_end(json!({"network": other}), &["sh", "-c", &fetch])
+            .await;
+        assert!(
+            !out.contains("front-page"),
+            "a container on {other} reached one on front: {code} {out}"
+        );
+    }
+    let n = d.api_ok("GET", "/v1/networks/front", None, 200).await;
+    assert_eq!(n["containers"][0]["id"], server.as_str(), "{n}");
+    assert_eq!(
+        n["containers"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next(),
+        Some(ip.as_str())
+    );
+    let all = d.api_ok("GET", "/v1/networks", None, 200).await;
+    let names: BTreeSet<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, BTreeSet::from(["back", "boxd", "front"]));
+}
+
+#[tokio::test]
+async fn root_network_modes_none_host_and_container() {
+    require_cni!();
+    let d = net_daemon().await;
+    let interfaces = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '";
+    let (code, out) = d
+        .run_to_end(json!({"network": "none"}), &["sh", "-c", interfaces])
+        .await;
+    assert_eq!((code, out.trim()), (0, "lo"));
+
+    let host: BTreeSet<String> = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .filter_map(|l| Some(l.split(':').next()?.trim().to_owned()))
+        .collect();
+    let resp = d
+        .api_ok(
+            "POST",
+            "/v1/containers",
+            Some(json!({"image": "busybox", "network": "host"})),
+            201,
+        )
+        .await;
+    assert!(
+        resp["warnings"].to_string().contains("not isolated"),
+        "host mode is said to be unisolated: {resp}"
+    );
+    let (code, out) = d
+        .run_to_end(json!({"network": "host"}), &["sh", "-c", interfaces])
+        .await;
+    assert_eq!(code, 0);
+    let seen: BTreeSet<String> = out.split_whitespace().map(str::to_owned).collect();
+    assert!(seen.contains("lo") && seen.len() > 1, "{out}");
+    assert!(
+        seen.iter().all(|i| host.contains(i)) || seen.len() >= host.len() - 2,
+        "host mode sees {seen:?}, the host has {host:?}"
+    );
+
+    let peer = d
+        .run(json!({"name": "peer", "cmd": ["sleep", "1000"]}))
+        .await;
+    let mac = d.inspect(&peer).await["networks"][0]["mac"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, out) = d
+        .run_to_end(
+            json!({"network": "container:peer"}),
+            &["cat", "/sys/class/net/eth0/address"],
+        )
+        .await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, mac.as_str()),
+        "container: shares the peer's interface"
+    );
+}
+
+#[tokio::test]
+async fn root_network_errors_say_what_to_fix() {
+    require_cni!();
+    let d = net_daemon().await;
+    let create = |body: Value| {
+        let d = &d;
+        async move {
+            d.api(
+                "POST",
+                "/v1/containers",
+                Some(merge(json!({"image": "busybox"}), body)),
+            )
+            .await
+        }
+    };
+    let (s, v) = create(json!({"ports": [{"host_port": 18999, "container_port": 80}]})).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = create(json!({"ports": [{"host_port": 18999, "container_port": 81}]})).await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (409, Some("port_in_use")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("18999"), "{v}");
+    for bad in [
+        json!({"ports": [{"container_port": 0}]}),
+        json!({"ports": [{"container_port": 80, "protocol": "sctp"}]}),
+        json!({"ports": [{"container_port": 80, "host_ip": "nowhere"}]}),
+        json!({"network": "none", "ports": [{"container_port": 80}]}),
+        json!({"network": "container:"}),
+    ] {
+        let (s, v) = create(bad.clone()).await;
+        assert_eq!(s, 400, "{bad} -> {v}");
+    }
+    let (s, v) = create(json!({"network": "nosuch"})).await;
+    assert_eq!(s, 404, "{v}");
+
+    d.api_ok(
+        "POST",
+        "/v1/networks",
+        Some(json!({"name": "n1", "subnet": "10.251.4.0/24"})),
+        201,
+    )
+    .await;
+    let (s, v) = d
+        .api(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "n2", "subnet": "10.251.0.0/16"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("subnet_overlap")),
+        "{v}"
+    );
+    let (s, _) = d
+        .api(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "n1", "subnet": "10.252.4.0/24"})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (s, _) = d
+        .api(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "n3", "subnet": "not-a-subnet"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, v) = create(json!({"network": "n1"})).await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = d.api("DELETE", "/v1/networks/n1", None).await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (409, Some("network_in_use")),
+        "{v}"
+    );
+    let (s, _) = d.api("DELETE", "/v1/networks/boxd", None).await;
+    assert_eq!(s, 403);
+    let (s, _) = d.api("DELETE", "/v1/networks/nosuch", None).await;
+    assert_eq!(s, 404);
+
+    // A host port a host process holds: the start fails and names it.
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let taken = holder.local_addr().unwrap().port();
+    let (s, v) = create(
+        json!({"ports": [{"host_port": taken, "container_port": 80}], "cmd": ["sleep", "100"]}),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap();
+    let (s, v) = d
+        .api("POST", &format!("/v1/containers/{id}/start"), None)
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains(&taken.to_string()),
+        "{v}"
+    );
+    assert_eq!(d.inspect(id).await["state"], "created");
+    drop(holder);
+}
+
+#[tokio::test]
+async fn root_removing_containers_and_networks_frees_addresses_links_and_rules() {
+    require_cni!();
+    let d = net_daemon().await;
+    d.api_ok("POST", "/v1/networks", Some(json!({"name": "side"})), 201)
+        .await;
+    // The plugins' shared chains are made by a first attachment and stay (as Docker's).
+    let warm = d.run(json!({"cmd": ["true"], "network": "side"})).await;
+    d.wait(&warm).await;
+    d.remove_container(&warm).await;
+    let before = host_network_state();
+
+    let mut ids = Vec::new();
+    for i in 0..100u32 {
+        let body = json!({"cmd": ["sleep", "100"], "network": if i % 2 == 0 { "side" } else { "bridge" },
+            "ports": [{"container_port": 80}]});
+        let id = d.run(body).await;
+        ids.push(id);
+        if ids.len() == 5 {
+            for id in ids.drain(..) {
+                d.remove_container(&id).await;
+            }
+        }
+    }
+    for id in ids {
+        d.remove_container(&id).await;
+    }
+    let after = host_network_state();
+    assert_eq!(
+        before.1, after.1,
+        "links differ after the containers are gone"
+    );
+    let diff: Vec<_> = after.0.iter().filter(|l| !before.0.contains(l)).collect();
+    assert!(diff.is_empty(), "firewall rules left: {diff:#?}");
+    let leases = d.root.join("cni/ipam");
+    let held: Vec<_> = walk(&leases)
+        .into_iter()
+        .filter(|p| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+            })
+        })
+        .collect();
+    assert!(held.is_empty(), "addresses still leased: {held:?}");
+
+    let bridge = d.api_ok("GET", "/v1/networks/side", None, 200).await["bridge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(boxd_tests::links_named(&bridge).contains(&bridge));
+    d.api_ok("DELETE", "/v1/networks/side", None, 204).await;
+    assert!(
+        !boxd_tests::links_named(&bridge).contains(&bridge),
+        "bridge {bridge} left"
+    );
+    assert!(
+        boxd_tests::iptables_rules_naming(&bridge).is_empty(),
+        "rules for {bridge} left"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn root_a_daemon_crash_cuts_no_one_off_and_the_restart_frees_what_ended() {
+    require_cni!();
+    let mut d = net_daemon().await;
+    let served = d
+        .run(merge(
+            web("still-here"),
+            json!({"ports": [{"container_port": 80}]}),
+        ))
+        .await;
+    let port = host_port(&d.inspect(&served).await, 0);
+    let local = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_http(local).await;
+    let ends = d
+        .run(merge(
+            web("gone"),
+            json!({"ports": [{"container_port": 80}]}),
+        ))
+        .await;
+    let c = d.inspect(&ends).await;
+    let (ends_port, ends_ip, ends_pid) =
+        (host_port(&c, 0), address_of(&c), c["pid"].as_i64().unwrap());
+    wait_http(SocketAddr::from(([127, 0, 0, 1], ends_port))).await;
+
+    d.stop_daemon(StopHow::Kill);
+    assert!(
+        wait_http(local).await.contains("still-here"),
+        "served while the daemon is down"
+    );
+    // One app ends while no daemon watches.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ends_pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(boxd_tests::wait_gone(&[ends_pid as i32], Duration::from_secs(10)).is_empty());
+
+    d.spawn().await;
+    assert!(
+        wait_http(local).await.contains("still-here"),
+        "served after the restart"
+    );
+    let c = d.wait_state(&ends, "exited", Duration::from_secs(10)).await;
+    assert_eq!(c["networks"], json!([]), "{c}");
+    assert!(
+        boxd_tests::iptables_rules_naming(&format!("{ends_ip}:80")).is_empty()
+            && boxd_tests::iptables_rules_naming(&format!("{ends_ip}/32")).is_empty(),
+        "rules of the ended container are left"
+    );
+    assert!(http_get(SocketAddr::from(([127, 0, 0, 1], ends_port)))
+        .await
+        .is_none());
+    let check = d.api_ok("GET", "/v1/system/check", None, 200).await;
+    assert!(check.to_string().contains(&ends), "{check}");
+    let c = d.inspect(&served).await;
+    assert_eq!(c["state"], "running");
+    assert_eq!(c["networks"][0]["network"], "boxd");
+}
