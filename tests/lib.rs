@@ -910,8 +910,49 @@ impl TestDaemon {
     }
 
     /// Kill what the daemon and its containers left, then remove cgroups, mounts and dirs.
+    /// Asks a live daemon to remove every container and user network, so that the
+    /// CNI plugins free what they made on the host (firewall rules, addresses): the
+    /// kills below would leave those behind.
+    fn remove_networked_leftovers(&self) {
+        if !self.networking && !self.root.join("cni").exists() {
+            return;
+        }
+        let call = |method: &str, path: &str| -> Option<Value> {
+            use std::io::Read;
+            let mut s = std::os::unix::net::UnixStream::connect(&self.socket).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+            write!(
+                s,
+                "{method} {path} HTTP/1.1\r\nHost: boxd\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+            )
+            .ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            let body = out.split_once("\r\n\r\n")?.1;
+            // Only unchunked JSON is read back (lists are small here).
+            serde_json::from_str(body.trim()).ok().or(Some(Value::Null))
+        };
+        if let Some(Value::Array(list)) = call("GET", "/v1/containers?all=true") {
+            for c in list {
+                if let Some(id) = c["id"].as_str() {
+                    call("DELETE", &format!("/v1/containers/{id}?force=true"));
+                }
+            }
+        }
+        if let Some(Value::Array(list)) = call("GET", "/v1/networks") {
+            for n in list.iter().filter(|n| n["default"] != true) {
+                if let Some(name) = n["name"].as_str() {
+                    call("DELETE", &format!("/v1/networks/{name}"));
+                }
+            }
+        }
+    }
+
     fn teardown(&mut self) {
         self.remember_pids();
+        if self.child.is_some() {
+            self.remove_networked_leftovers();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -40,11 +40,17 @@ fn which(cmd: &str) -> bool {
 /// container with its own network namespace may bind low ports without capabilities.
 fn web(text: &str) -> Value {
     json!({
+        "image": "busybox",
         "user": "1000:1000",
         "cmd": ["sh", "-c", format!(
             "mkdir -p /tmp/www && echo {text} > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"
         )],
     })
+}
+
+/// A create body for the busybox image with `v`'s fields.
+fn bb(v: Value) -> Value {
+    merge(json!({"image": "busybox"}), v)
 }
 
 fn merge(mut a: Value, b: Value) -> Value {
@@ -120,21 +126,47 @@ fn address_of(c: &Value) -> String {
         .to_owned()
 }
 
-/// What the host's firewall and links look like (counters left out).
-fn host_network_state() -> (Vec<String>, BTreeSet<String>) {
+/// What of the host's firewall and links belongs to daemon `d` (tests in parallel
+/// change the rest): rules naming one of `ids`, one of `subnets` or one of its bridges,
+/// its bridges, and the veths enslaved to them.
+fn host_network_state(
+    d: &TestDaemon,
+    ids: &[String],
+    subnets: &[String],
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let out = std::process::Command::new("iptables-save")
         .output()
         .expect("iptables-save");
     let rules = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| match l.find(" [") {
-            Some(i) if l.starts_with(':') => l[..i].to_owned(),
-            _ => l.to_owned(),
+        .filter(|l| l.starts_with("-A "))
+        .filter(|l| {
+            l.contains(&d.bridge_prefix)
+                || ids.iter().any(|id| l.contains(id.as_str()))
+                || subnets.iter().any(|s| l.contains(s.as_str()))
         })
+        .map(str::to_owned)
         .collect();
-    let links = boxd_tests::links_named("");
-    (rules, links.into_iter().collect())
+    let mut links = BTreeSet::new();
+    for bridge in boxd_tests::links_named(&d.bridge_prefix) {
+        for port in std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            links.insert(format!("{bridge}:{}", port.file_name().to_string_lossy()));
+        }
+        links.insert(bridge);
+    }
+    (rules, links)
+}
+
+/// `10.1.2.` of `10.1.2.0/24`: what the rules of the subnet's addresses start with.
+fn subnet_prefix(cidr: &str) -> String {
+    let net = cidr.split('/').next().unwrap();
+    let mut parts: Vec<&str> = net.split('.').collect();
+    parts.pop();
+    parts.join(".") + "."
 }
 
 #[tokio::test]
@@ -176,11 +208,11 @@ async fn root_published_ports_answer_on_loopback_and_on_the_hosts_address() {
         .collect();
     let server = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('',5353))\nwhile True:\n d,a=s.recvfrom(100)\n print(d.decode(),flush=True)\n";
     let udp = d
-        .run(json!({
+        .run(bb(json!({
             "mounts": mounts,
             "cmd": ["/usr/bin/python3", "-c", server],
             "ports": [{"container_port": 5353, "protocol": "udp"}],
-        }))
+        })))
         .await;
     let c = d.inspect(&udp).await;
     assert_eq!(c["config"]["ports"][0]["protocol"], "udp");
@@ -270,7 +302,7 @@ async fn root_network_modes_none_host_and_container() {
         .api_ok(
             "POST",
             "/v1/containers",
-            Some(json!({"image": "busybox", "network": "host"})),
+            Some(json!({"image": "busybox", "cmd": ["true"], "network": "host"})),
             201,
         )
         .await;
@@ -290,7 +322,7 @@ async fn root_network_modes_none_host_and_container() {
     );
 
     let peer = d
-        .run(json!({"name": "peer", "cmd": ["sleep", "1000"]}))
+        .run(bb(json!({"name": "peer", "cmd": ["sleep", "1000"]})))
         .await;
     let mac = d.inspect(&peer).await["networks"][0]["mac"]
         .as_str()
@@ -319,7 +351,7 @@ async fn root_network_errors_say_what_to_fix() {
             d.api(
                 "POST",
                 "/v1/containers",
-                Some(merge(json!({"image": "busybox"}), body)),
+                Some(merge(json!({"image": "busybox", "cmd": ["true"]}), body)),
             )
             .await
         }
@@ -422,16 +454,28 @@ async fn root_removing_containers_and_networks_frees_addresses_links_and_rules()
     d.api_ok("POST", "/v1/networks", Some(json!({"name": "side"})), 201)
         .await;
     // The plugins' shared chains are made by a first attachment and stay (as Docker's).
-    let warm = d.run(json!({"cmd": ["true"], "network": "side"})).await;
-    d.wait(&warm).await;
-    d.remove_container(&warm).await;
-    let before = host_network_state();
+    for net in ["side", "bridge"] {
+        let warm = d.run(bb(json!({"cmd": ["true"], "network": net}))).await;
+        d.wait(&warm).await;
+        d.remove_container(&warm).await;
+    }
+    let subnets: Vec<String> = d
+        .api_ok("GET", "/v1/networks", None, 200)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| subnet_prefix(n["subnet"].as_str().unwrap()))
+        .collect();
+    let mut all_ids = Vec::new();
+    let before = host_network_state(&d, &all_ids, &subnets);
 
     let mut ids = Vec::new();
     for i in 0..100u32 {
         let body = json!({"cmd": ["sleep", "100"], "network": if i % 2 == 0 { "side" } else { "bridge" },
             "ports": [{"container_port": 80}]});
-        let id = d.run(body).await;
+        let id = d.run(bb(body)).await;
+        all_ids.push(id.clone());
         ids.push(id);
         if ids.len() == 5 {
             for id in ids.drain(..) {
@@ -442,13 +486,15 @@ async fn root_removing_containers_and_networks_frees_addresses_links_and_rules()
     for id in ids {
         d.remove_container(&id).await;
     }
-    let after = host_network_state();
+    let after = host_network_state(&d, &all_ids, &subnets);
     assert_eq!(
         before.1, after.1,
         "links differ after the containers are gone"
     );
-    let diff: Vec<_> = after.0.iter().filter(|l| !before.0.contains(l)).collect();
-    assert!(diff.is_empty(), "firewall rules left: {diff:#?}");
+    assert_eq!(
+        before.0, after.0,
+        "firewall rules differ after the containers are gone"
+    );
     let leases = d.root.join("cni/ipam");
     let held: Vec<_> = walk(&leases)
         .into_iter()
@@ -545,7 +591,14 @@ async fn root_a_daemon_crash_cuts_no_one_off_and_the_restart_frees_what_ended() 
         .await
         .is_none());
     let check = d.api_ok("GET", "/v1/system/check", None, 200).await;
-    assert!(check.to_string().contains(&ends), "{check}");
+    assert!(
+        check.to_string().contains(c["name"].as_str().unwrap()),
+        "the reconcile says what it did: {check}"
+    );
+    assert!(
+        !check.to_string().contains("failed its check"),
+        "the running container's attachment checks out: {check}"
+    );
     let c = d.inspect(&served).await;
     assert_eq!(c["state"], "running");
     assert_eq!(c["networks"][0]["network"], "boxd");

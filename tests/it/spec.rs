@@ -205,6 +205,25 @@ fn check_model(spec: &Value, name: &str, full: &impl Serialize, minimal: &impl S
     );
 }
 
+fn port() -> boxd_client::models::PortSpec {
+    boxd_client::models::PortSpec {
+        host_ip: Some("127.0.0.1".into()),
+        host_port: Some(8080),
+        container_port: 80,
+        protocol: Some("tcp".into()),
+    }
+}
+
+fn endpoint() -> boxd_client::models::NetworkEndpoint {
+    boxd_client::models::NetworkEndpoint {
+        network: "boxd".into(),
+        ifname: "eth0".into(),
+        address: Some("10.77.0.2/16".into()),
+        gateway: Some("10.77.0.1".into()),
+        mac: Some("aa:bb:cc:dd:ee:ff".into()),
+    }
+}
+
 fn id_mapping() -> boxd_client::models::IdMapping {
     boxd_client::models::IdMapping {
         container_id: 0,
@@ -275,8 +294,11 @@ fn container(full: bool) -> Container {
                 uid_map: vec![id_mapping()],
                 gid_map: vec![id_mapping()],
             }),
+            network: "boxd".into(),
+            ports: if full { vec![port()] } else { vec![] },
             ..Default::default()
         },
+        networks: if full { vec![endpoint()] } else { vec![] },
         resources: if full {
             full_resources()
         } else {
@@ -435,6 +457,8 @@ fn spec_schemas_match_models() {
             hard: 200,
         }],
         userns: Some(boxd_client::models::UsernsRequest::Mode("auto".into())),
+        network: Some("front".into()),
+        ports: vec![port()],
     };
     let create_maps = CreateContainer {
         userns: Some(boxd_client::models::UsernsRequest::Maps {
@@ -518,6 +542,45 @@ fn spec_schemas_match_models() {
         message: "no such container".into(),
     };
     check_model(&spec, "ErrorBody", &err, &err);
+    let port_min = boxd_client::models::PortSpec {
+        container_port: 80,
+        ..Default::default()
+    };
+    check_model(&spec, "PortSpec", &port(), &port_min);
+    let net_full = boxd_client::models::NetworkCreate {
+        name: "front".into(),
+        subnet: Some("10.90.0.0/24".into()),
+        gateway: Some("10.90.0.1".into()),
+        internal: true,
+        labels: labels(),
+    };
+    let net_min = boxd_client::models::NetworkCreate {
+        name: "front".into(),
+        ..Default::default()
+    };
+    check_model(&spec, "NetworkCreate", &net_full, &net_min);
+    let network = |full: bool| boxd_client::models::Network {
+        id: "ef".repeat(32),
+        name: "front".into(),
+        driver: "bridge".into(),
+        bridge: "boxd1".into(),
+        subnet: "10.90.0.0/24".into(),
+        gateway: "10.90.0.1".into(),
+        internal: full,
+        labels: if full { labels() } else { BTreeMap::new() },
+        created_at: time(),
+        default: false,
+        containers: if full {
+            vec![boxd_client::models::NetworkContainer {
+                id: "ab".repeat(32),
+                endpoint: endpoint(),
+            }]
+        } else {
+            vec![]
+        },
+    };
+    check_model(&spec, "Network", &network(true), &network(false));
+    check_model(&spec, "NetworkEndpoint", &endpoint(), &endpoint());
 }
 
 /// Every variant of a model enum is in the spec's enum, and the spec lists no other.
