@@ -241,7 +241,10 @@ async fn root_user_networks_connect_their_containers_and_keep_others_out() {
     d.api_ok("POST", "/v1/networks", Some(json!({"name": "back"})), 201)
         .await;
     let server = d
-        .run(merge(web("front-page"), json!({"network": "front"})))
+        .run(merge(
+            web("front-page"),
+            json!({"name": "srv", "network": "front", "network_aliases": ["web-alias"]}),
+        ))
         .await;
     let ip = address_of(&d.inspect(&server).await);
     wait_http(SocketAddr::new(ip.parse().unwrap(), 80)).await;
@@ -253,6 +256,40 @@ async fn root_user_networks_connect_their_containers_and_keep_others_out() {
         code == 0 && out.contains("front-page"),
         "same network: {code} {out}"
     );
+    // By name and by alias, through the network's DNS on its gateway.
+    for name in ["srv", "web-alias"] {
+        let by_name = fetch.replace(&ip, name);
+        let (code, out) = d
+            .run_to_end(json!({"network": "front"}), &["sh", "-c", &by_name])
+            .await;
+        assert!(
+            code == 0 && out.contains("front-page"),
+            "by {name}: {code} {out}"
+        );
+    }
+    let (code, out) = d
+        .run_to_end(
+            json!({"network": "front"}),
+            &[
+                "sh",
+                "-c",
+                "nslookup nosuch-container; cat /etc/resolv.conf",
+            ],
+        )
+        .await;
+    assert!(out.contains("NXDOMAIN"), "{code} {out}");
+    assert!(
+        out.contains(&format!(
+            "nameserver {}",
+            front["gateway"].as_str().unwrap()
+        )),
+        "{out}"
+    );
+    // A container on another network does not learn the name.
+    let (_, out) = d
+        .run_to_end(json!({"network": "back"}), &["nslookup", "srv"])
+        .await;
+    assert!(!out.contains(&ip), "srv resolved on another network: {out}");
     for other in ["back", "bridge"] {
         let (code, out) = d
             .run_to_end(json!({"network": other}), &["sh", "-c", &fetch])
@@ -280,6 +317,49 @@ async fn root_user_networks_connect_their_containers_and_keep_others_out() {
         .filter_map(|n| n["name"].as_str())
         .collect();
     assert_eq!(names, BTreeSet::from(["back", "boxd", "front"]));
+}
+
+#[tokio::test]
+async fn root_resolv_conf_and_hosts_are_written_per_container() {
+    require_cni!();
+    let d = net_daemon().await;
+    let (code, out) = d
+        .run_to_end(
+            json!({
+                "name": "files",
+                "dns": ["192.0.2.53"],
+                "dns_search": ["corp.example"],
+                "dns_options": ["ndots:2"],
+                "extra_hosts": ["db.local:192.0.2.9"],
+            }),
+            &["sh", "-c", "cat /etc/resolv.conf /etc/hosts"],
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    for want in [
+        "nameserver 192.0.2.53\n",
+        "search corp.example\n",
+        "options ndots:2\n",
+        "192.0.2.9\tdb.local\n",
+        "127.0.0.1\tlocalhost\n",
+        "\tfiles\n",
+    ] {
+        assert!(out.contains(want), "{want:?} missing in:\n{out}");
+    }
+    // The image's files are untouched: the next container sees the defaults.
+    let (_, out) = d.run_to_end(json!({}), &["cat", "/etc/hosts"]).await;
+    assert!(!out.contains("db.local"), "{out}");
+    let c = d.api_ok("GET", "/v1/containers/files", None, 200).await;
+    assert_eq!(c["config"]["extra_hosts"], json!(["db.local:192.0.2.9"]));
+    for bad in [
+        json!({"extra_hosts": ["nocolon"]}),
+        json!({"dns": ["not-an-ip"]}),
+        json!({"network_aliases": ["a"]}),
+    ] {
+        let body = merge(json!({"image": "busybox", "cmd": ["true"]}), bad.clone());
+        let (s, v) = d.api("POST", "/v1/containers", Some(body)).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
 }
 
 #[tokio::test]

@@ -296,6 +296,23 @@ fn container(full: bool) -> Container {
             }),
             network: "boxd".into(),
             ports: if full { vec![port()] } else { vec![] },
+            network_aliases: if full { vec!["web".into()] } else { vec![] },
+            dns: if full {
+                vec!["192.0.2.53".into()]
+            } else {
+                vec![]
+            },
+            dns_search: if full {
+                vec!["corp.example".into()]
+            } else {
+                vec![]
+            },
+            dns_options: if full { vec!["ndots:2".into()] } else { vec![] },
+            extra_hosts: if full {
+                vec!["db.local:192.0.2.9".into()]
+            } else {
+                vec![]
+            },
             ..Default::default()
         },
         networks: if full { vec![endpoint()] } else { vec![] },
@@ -459,6 +476,11 @@ fn spec_schemas_match_models() {
         userns: Some(boxd_client::models::UsernsRequest::Mode("auto".into())),
         network: Some("front".into()),
         ports: vec![port()],
+        network_aliases: vec!["web".into()],
+        dns: vec!["192.0.2.53".into()],
+        dns_search: vec!["corp.example".into()],
+        dns_options: vec!["ndots:2".into()],
+        extra_hosts: vec!["db.local:192.0.2.9".into()],
     };
     let create_maps = CreateContainer {
         userns: Some(boxd_client::models::UsernsRequest::Maps {

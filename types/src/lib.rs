@@ -376,6 +376,21 @@ pub struct CreateContainer {
     /// Ports published on the host (network modes `bridge` and named networks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortSpec>,
+    /// More names the container answers to on its user network's DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_aliases: Vec<String>,
+    /// Resolvers for `/etc/resolv.conf`, replacing the default ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// resolv.conf search domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf options (`ndots:2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// More `/etc/hosts` entries, `name:address` each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
 }
 
 /// A published port: `host_ip:host_port` on the host forwards to `container_port`.
@@ -570,6 +585,21 @@ pub struct ContainerConfig {
     /// Published ports (host ports resolved).
     #[serde(default)]
     pub ports: Vec<PortSpec>,
+    /// More DNS names on its user network.
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+    /// Resolvers given at create.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Search domains given at create.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// resolv.conf options given at create.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// Extra `/etc/hosts` entries, `name:address`.
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
 }
 
 fn default_network_mode() -> String {

@@ -37,9 +37,49 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
         .iter()
         .map(port_in)
         .collect::<Result<Vec<_>, _>>()?;
+    let bad = |why: String| ApiError::BadRequest(why);
+    let dns = crate::network::DnsConfig {
+        servers: req
+            .dns
+            .iter()
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| bad(format!("invalid dns: {s:?} is not an IP address")))
+            })
+            .collect::<Result<_, _>>()?,
+        search: req.dns_search.clone(),
+        options: req.dns_options.clone(),
+        extra_hosts: req
+            .extra_hosts
+            .iter()
+            .map(|h| {
+                let (name, ip) = h.split_once(':').ok_or_else(|| {
+                    bad(format!("invalid extra_hosts: {h:?} is not name:address"))
+                })?;
+                let ip = ip.parse().map_err(|_| {
+                    bad(format!(
+                        "invalid extra_hosts: {ip:?} in {h:?} is not an IP address"
+                    ))
+                })?;
+                if name.is_empty() || name.chars().any(char::is_whitespace) {
+                    return Err(bad(format!("invalid extra_hosts: {h:?} has no host name")));
+                }
+                Ok((name.to_owned(), ip))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    for w in req.dns_search.iter().chain(req.dns_options.iter()) {
+        if w.is_empty() || w.chars().any(char::is_whitespace) {
+            return Err(bad(format!(
+                "invalid dns_search or dns_options: {w:?} must be one word"
+            )));
+        }
+    }
     Ok(spec::ContainerSpec {
         network,
         ports,
+        network_aliases: req.network_aliases.clone(),
+        dns,
         image: req.image,
         name: req.name,
         cmd: req.cmd,
@@ -198,6 +238,23 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         }),
         network: c.network.mode.to_user_string(),
         ports: c.network.ports.into_iter().map(port_out).collect(),
+        network_aliases: c.network.aliases,
+        dns: c
+            .network
+            .dns
+            .servers
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        dns_search: c.network.dns.search.clone(),
+        dns_options: c.network.dns.options.clone(),
+        extra_hosts: c
+            .network
+            .dns
+            .extra_hosts
+            .iter()
+            .map(|(n, ip)| format!("{n}:{ip}"))
+            .collect(),
     }
 }
 

@@ -17,6 +17,8 @@
 //! daemon restart.
 
 pub mod cni;
+pub mod dns;
+pub mod files;
 pub mod netns;
 pub mod ports;
 
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::store::{Store, StoreError};
+pub use files::DnsConfig;
 pub use ports::{PortMapping, PortRequest, Protocol};
 
 /// The default network's name (Docker's is `bridge`, which names it here too).
@@ -159,6 +162,12 @@ pub struct ContainerNetwork {
     /// Published ports, host ports resolved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortMapping>,
+    /// More names the container answers to on its user network's DNS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// resolv.conf and hosts settings.
+    #[serde(default)]
+    pub dns: DnsConfig,
 }
 
 /// The network a create asks for, as a face parsed it.
@@ -356,6 +365,8 @@ pub struct NetworkManager {
     ipam_dir: PathBuf,
     /// Serialises the checks of ports and subnets with the inserts they guard.
     lock: tokio::sync::Mutex<()>,
+    /// The DNS servers of user networks.
+    dns: dns::DnsServers,
 }
 
 impl NetworkManager {
@@ -374,6 +385,7 @@ impl NetworkManager {
             ipam_dir: root_dir.join("cni").join("ipam"),
             settings,
             lock: tokio::sync::Mutex::new(()),
+            dns: dns::DnsServers::default(),
         };
         m.ensure_default().await?;
         Ok(m)
@@ -561,6 +573,7 @@ impl NetworkManager {
                     .join(", "),
             });
         }
+        self.dns.stop(&n.name);
         links::delete_bridge(&n.bridge).await?;
         links::delete_isolation_rules(&n.bridge).await;
         let leases = self.ipam_dir.join(&n.name);
@@ -611,7 +624,17 @@ impl NetworkManager {
         peer_id: Option<String>,
         ports: &[PortRequest],
         taken: &[(String, PortMapping)],
+        aliases: &[String],
+        dns: &DnsConfig,
     ) -> Result<(ContainerNetwork, Vec<String>), NetworkError> {
+        for a in aliases {
+            crate::runtime::names::validate_container_name(a).map_err(|reason| {
+                NetworkError::Invalid {
+                    field: "network_aliases",
+                    reason: format!("{a:?}: {reason}"),
+                }
+            })?;
+        }
         let mut warnings = Vec::new();
         let mode = match mode {
             ModeRequest::Default if self.settings.default_mode == "none" => NetworkMode::None,
@@ -653,7 +676,24 @@ impl NetworkManager {
                 })
             }
         };
-        Ok((ContainerNetwork { mode, ports }, warnings))
+        if !aliases.is_empty()
+            && !matches!(&mode, NetworkMode::Network { name } if name != DEFAULT_NETWORK)
+        {
+            return Err(NetworkError::Invalid {
+                field: "network_aliases",
+                reason: "aliases are names on a user-defined network's DNS; give --network <name>"
+                    .to_owned(),
+            });
+        }
+        Ok((
+            ContainerNetwork {
+                mode,
+                ports,
+                aliases: aliases.to_vec(),
+                dns: dns.clone(),
+            },
+            warnings,
+        ))
     }
 
     /// Sets up the network of one run of container `id` and says how the shim enters
@@ -717,7 +757,66 @@ impl NetworkManager {
             self.detach(id).await;
             return Err(e);
         }
+        if n.name != DEFAULT_NETWORK {
+            self.serve_dns(&n).await;
+        }
         Ok(Netns::Join(path))
+    }
+
+    /// Starts the DNS server of user network `n` unless it runs.
+    async fn serve_dns(&self, n: &Network) {
+        if let Ok(gw) = n.gateway.parse() {
+            self.dns.ensure(&self.store, &n.name, gw).await;
+        }
+    }
+
+    /// Writes the run's `/etc/resolv.conf` and `/etc/hosts` into `dir` and returns
+    /// them as (container path, host file) pairs to bind-mount.
+    pub async fn run_files(
+        &self,
+        id: &str,
+        net: &ContainerNetwork,
+        hostname: &str,
+        name: &str,
+        dir: &Path,
+    ) -> Result<Vec<(String, PathBuf)>, NetworkError> {
+        let address = self
+            .store
+            .attachments(Some(id))
+            .await?
+            .first()
+            .and_then(|a| a.endpoint().address)
+            .and_then(|a| a.split('/').next()?.parse::<IpAddr>().ok());
+        let own_server = match &net.mode {
+            NetworkMode::Network { name } if name != DEFAULT_NETWORK => self
+                .store
+                .network(name)
+                .await?
+                .and_then(|n| n.gateway.parse().ok()),
+            _ => None,
+        };
+        let host_text = tokio::fs::read_to_string("/etc/resolv.conf")
+            .await
+            .unwrap_or_default();
+        let resolv = if net.mode == NetworkMode::Host && net.dns == DnsConfig::default() {
+            // The host's own resolvers, loopback ones included, are reachable here.
+            host_text
+        } else {
+            files::resolv_conf(&net.dns, own_server, &host_text)
+        };
+        let hosts = files::hosts(&net.dns, address, hostname, name);
+        let mut out = Vec::new();
+        for (target, file, text) in [
+            ("/etc/resolv.conf", "resolv.conf", resolv),
+            ("/etc/hosts", "hosts", hosts),
+        ] {
+            let path = dir.join(file);
+            tokio::fs::write(&path, text)
+                .await
+                .map_err(NetworkError::io(format!("write {}", path.display())))?;
+            out.push((target.to_owned(), path));
+        }
+        Ok(out)
     }
 
     /// Frees everything of container `id`'s attachments (DEL of each, then the pinned
@@ -826,6 +925,17 @@ impl NetworkManager {
                 if let Err(e) = netns::remove(path).await {
                     tracing::warn!(id, error = %e, "failed to remove a stale network namespace");
                 }
+            }
+        }
+        // The DNS of user networks whose containers run on.
+        let served: HashSet<&str> = attachments
+            .iter()
+            .filter(|a| live.contains(&a.container_id) && a.network != DEFAULT_NETWORK)
+            .map(|a| a.network.as_str())
+            .collect();
+        for name in served {
+            if let Ok(Some(n)) = self.store.network(name).await {
+                self.serve_dns(&n).await;
             }
         }
         done
@@ -956,10 +1066,10 @@ mod tests {
     fn stored_modes_round_trip() {
         let n = ContainerNetwork {
             mode: NetworkMode::Network { name: "a".into() },
-            ports: vec![],
+            ..Default::default()
         };
         let text = serde_json::to_string(&n).unwrap();
-        assert_eq!(text, r#"{"mode":"network","name":"a"}"#);
+        assert_eq!(text, r#"{"mode":"network","name":"a","dns":{}}"#);
         assert_eq!(serde_json::from_str::<ContainerNetwork>(&text).unwrap(), n);
     }
 

@@ -92,6 +92,29 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
         .map_err(BundleError::Build)
 }
 
+/// Adds read-write bind mounts of `files` (container path, host file) to `spec`, but
+/// not over a path the user mounts something on.
+pub fn add_file_mounts(
+    spec: &mut Spec,
+    config: &ContainerConfig,
+    files: &[(String, std::path::PathBuf)],
+) -> Result<(), BundleError> {
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    for (target, source) in files {
+        if config.mounts.iter().any(|m| m.target == *target) {
+            continue;
+        }
+        mounts.push(mount(
+            target,
+            "bind",
+            &source.to_string_lossy(),
+            &["rbind", "rprivate", "nosuid", "nodev", "noexec"],
+        )?);
+    }
+    spec.set_mounts(Some(mounts));
+    Ok(())
+}
+
 /// Builds the spec for a container's run.
 /// `netns` says how the run gets its network namespace: a new one (only `lo`), the
 /// host's (none listed), or one the daemon pinned and attached (joined by path).

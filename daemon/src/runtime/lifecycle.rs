@@ -731,7 +731,19 @@ impl Runtime {
             .network
             .attach(id, &c.config.network, peer_pid)
             .await?;
-        let spec = bundle::build_spec(&c.config, &user, &netns)?;
+        let mut spec = bundle::build_spec(&c.config, &user, &netns)?;
+        let files = self
+            .inner
+            .network
+            .run_files(
+                id,
+                &c.config.network,
+                &c.config.hostname,
+                &c.name,
+                state_dir,
+            )
+            .await?;
+        bundle::add_file_mounts(&mut spec, &c.config, &files)?;
         bundle::write_bundle(state_dir, &spec)?;
 
         let cgroup = self.inner.cgroups.create(id, &c.resources)?;

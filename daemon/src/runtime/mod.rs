@@ -424,7 +424,14 @@ impl Runtime {
         let (network, mut warnings) = self
             .inner
             .network
-            .plan(&req.network, peer, &req.ports, &taken)
+            .plan(
+                &req.network,
+                peer,
+                &req.ports,
+                &taken,
+                &req.network_aliases,
+                &req.dns,
+            )
             .await?;
         config.network = network;
 

@@ -62,6 +62,10 @@ pub struct ContainerSpec {
     pub network: crate::network::ModeRequest,
     /// Published ports.
     pub ports: Vec<crate::network::PortRequest>,
+    /// More DNS names on a user network.
+    pub network_aliases: Vec<String>,
+    /// resolv.conf and hosts settings.
+    pub dns: crate::network::DnsConfig,
 }
 
 /// The security settings a create asks for, before defaults.

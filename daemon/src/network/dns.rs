@@ -1,0 +1,270 @@
+//! The embedded DNS of user-defined networks: one server per network on its gateway
+//! address, port 53 (UDP and TCP), as Docker's and netavark's (aardvark-dns).
+//!
+//! It answers A queries for the names of the running containers attached to that
+//! network (the container's name, its hostname, its `network_aliases` and its short
+//! id), so containers reach each other by name and only within their network; AAAA for
+//! those names answers no records. Every other question is forwarded, as received, to
+//! the host's resolvers (read from `/etc/resolv.conf` when the server starts: the
+//! server runs in the host's namespace, so a loopback resolver such as
+//! systemd-resolved's works too), and the first answer is relayed back.
+//!
+//! Messages are parsed and built with `hickory-proto`. Names are looked up in the store
+//! per question: the answer is always the current state, with no cache to keep right.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+
+/// TTL of the answers: short, since addresses change with each run.
+const TTL: u32 = 5;
+/// How long a forwarded question waits for an upstream answer.
+const UPSTREAM_DEADLINE: Duration = Duration::from_secs(4);
+
+/// The running servers, by network name.
+#[derive(Default)]
+pub struct DnsServers {
+    running: Mutex<HashMap<String, (IpAddr, Vec<JoinHandle<()>>)>>,
+}
+
+impl DnsServers {
+    /// Makes sure network `name` has its server on `gateway` (its bridge must have the
+    /// address: call after an attachment succeeded). A failure to bind is logged; the
+    /// containers then resolve only what the upstream resolvers know.
+    pub async fn ensure(&self, store: &Store, name: &str, gateway: IpAddr) {
+        {
+            let running = self.running.lock().expect("dns servers poisoned");
+            if let Some((addr, tasks)) = running.get(name) {
+                if *addr == gateway && tasks.iter().all(|t| !t.is_finished()) {
+                    return;
+                }
+            }
+        }
+        let addr = SocketAddr::new(gateway, 53);
+        let udp = match UdpSocket::bind(addr).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::warn!(network = name, %addr, error = %e, "cannot serve DNS for the network");
+                return;
+            }
+        };
+        let tcp = TcpListener::bind(addr).await;
+        let resolver = Resolver {
+            store: store.clone(),
+            network: name.to_owned(),
+            upstream: upstream_servers(),
+        };
+        let resolver = Arc::new(resolver);
+        let mut tasks = vec![tokio::spawn(serve_udp(udp, resolver.clone()))];
+        match tcp {
+            Ok(l) => tasks.push(tokio::spawn(serve_tcp(l, resolver))),
+            Err(e) => {
+                tracing::warn!(network = name, %addr, error = %e, "cannot serve DNS over TCP")
+            }
+        }
+        tracing::info!(network = name, %addr, "serving DNS");
+        let old = self
+            .running
+            .lock()
+            .expect("dns servers poisoned")
+            .insert(name.to_owned(), (gateway, tasks));
+        if let Some((_, old)) = old {
+            old.iter().for_each(JoinHandle::abort);
+        }
+    }
+
+    /// Stops the server of network `name` (it is being removed).
+    pub fn stop(&self, name: &str) {
+        if let Some((_, tasks)) = self
+            .running
+            .lock()
+            .expect("dns servers poisoned")
+            .remove(name)
+        {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
+    }
+}
+
+/// The host's resolvers, from `/etc/resolv.conf` (port 53).
+fn upstream_servers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .map(|text| super::files::nameservers(&text))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+struct Resolver {
+    store: Store,
+    network: String,
+    upstream: Vec<SocketAddr>,
+}
+
+impl Resolver {
+    /// The addresses of `name` on this network: running containers attached to it
+    /// whose name, hostname, alias or short id it is.
+    async fn lookup(&self, name: &str) -> Vec<Ipv4Addr> {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() {
+            return Vec::new();
+        }
+        let Ok(attachments) = self.store.attachments(None).await else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for a in attachments.iter().filter(|a| a.network == self.network) {
+            let Some(addr) = a
+                .endpoint()
+                .address
+                .and_then(|s| s.split('/').next()?.parse::<Ipv4Addr>().ok())
+            else {
+                continue;
+            };
+            let Ok(Some(rec)) = self.store.container(&a.container_id).await else {
+                continue;
+            };
+            let c = rec.container;
+            let matches = c.name.eq_ignore_ascii_case(&name)
+                || c.config.hostname.eq_ignore_ascii_case(&name)
+                || c.id.get(..12) == Some(name.as_str())
+                || c.config
+                    .network
+                    .aliases
+                    .iter()
+                    .any(|al| al.eq_ignore_ascii_case(&name));
+            if matches {
+                out.push(addr);
+            }
+        }
+        out
+    }
+
+    /// The answer to one message (`None`: nothing to send).
+    async fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+        let msg = match Message::from_vec(query) {
+            Ok(m) => m,
+            Err(_) => return None,
+        };
+        if msg.message_type() != MessageType::Query || msg.op_code() != OpCode::Query {
+            return reply(&msg, ResponseCode::NotImp, Vec::new());
+        }
+        let Some(q) = msg.queries().first() else {
+            return reply(&msg, ResponseCode::FormErr, Vec::new());
+        };
+        let name = q.name().to_ascii();
+        let name = name.trim_end_matches('.');
+        let found = self.lookup(name).await;
+        if !found.is_empty() {
+            let answers = match q.query_type() {
+                RecordType::A | RecordType::ANY => found
+                    .into_iter()
+                    .map(|ip| Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))))
+                    .collect(),
+                // The name is ours, with IPv4 addresses only.
+                _ => Vec::new(),
+            };
+            return reply(&msg, ResponseCode::NoError, answers);
+        }
+        if !name.contains('.') {
+            // A single label that is no container here: no resolver outside can know
+            // it either.
+            return reply(&msg, ResponseCode::NXDomain, Vec::new());
+        }
+        match self.forward(query).await {
+            Some(answer) => Some(answer),
+            None => reply(&msg, ResponseCode::ServFail, Vec::new()),
+        }
+    }
+
+    /// Relays `query` to the upstream resolvers in turn; the first answer wins.
+    async fn forward(&self, query: &[u8]) -> Option<Vec<u8>> {
+        for server in &self.upstream {
+            let bind: SocketAddr = if server.is_ipv4() {
+                "0.0.0.0:0".parse().expect("valid")
+            } else {
+                "[::]:0".parse().expect("valid")
+            };
+            let Ok(sock) = UdpSocket::bind(bind).await else {
+                continue;
+            };
+            if sock.send_to(query, server).await.is_err() {
+                continue;
+            }
+            let mut buf = vec![0u8; 4096];
+            if let Ok(Ok(n)) = tokio::time::timeout(UPSTREAM_DEADLINE, sock.recv(&mut buf)).await {
+                buf.truncate(n);
+                return Some(buf);
+            }
+        }
+        None
+    }
+}
+
+fn reply(query: &Message, code: ResponseCode, answers: Vec<Record>) -> Option<Vec<u8>> {
+    let mut m = Message::new();
+    m.set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(query.op_code())
+        .set_recursion_desired(query.recursion_desired())
+        .set_recursion_available(true)
+        .set_authoritative(code == ResponseCode::NoError || code == ResponseCode::NXDomain)
+        .set_response_code(code);
+    m.add_queries(query.queries().to_vec());
+    m.add_answers(answers);
+    m.to_vec().ok()
+}
+
+async fn serve_udp(sock: Arc<UdpSocket>, resolver: Arc<Resolver>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let query = buf[..n].to_vec();
+        let (sock, resolver) = (sock.clone(), resolver.clone());
+        // Each question on its own task: a slow upstream does not hold up the rest.
+        tokio::spawn(async move {
+            if let Some(answer) = resolver.answer(&query).await {
+                let _ = sock.send_to(&answer, peer).await;
+            }
+        });
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let resolver = resolver.clone();
+        tokio::spawn(async move {
+            // RFC 1035 4.2.2: each message is preceded by its length (two bytes).
+            let serve = async {
+                loop {
+                    let len = stream.read_u16().await.ok()? as usize;
+                    let mut query = vec![0u8; len];
+                    stream.read_exact(&mut query).await.ok()?;
+                    let answer = resolver.answer(&query).await?;
+                    let len = u16::try_from(answer.len()).ok()?;
+                    stream.write_u16(len).await.ok()?;
+                    stream.write_all(&answer).await.ok()?;
+                }
+                #[allow(unreachable_code)]
+                Some(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
+        });
+    }
+}
