@@ -252,6 +252,47 @@ mod tests {
     }
 
     #[test]
+    fn network_and_publish_flags_parse() {
+        let cli = parse(&[
+            "boxctl",
+            "run",
+            "--net",
+            "front",
+            "-p",
+            "8080:80",
+            "--publish",
+            "127.0.0.1::53/udp",
+            "busybox",
+            "httpd",
+            "-p",
+            "80",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.opts.network.as_deref(), Some("front"));
+        assert_eq!(args.opts.publish, ["8080:80", "127.0.0.1::53/udp"]);
+        // A -p after the image is the command's.
+        assert_eq!(args.opts.cmd, ["httpd", "-p", "80"]);
+        let cli = parse(&["boxctl", "create", "--network", "container:web", "busybox"]);
+        let Command::Create(args) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(args.opts.network.as_deref(), Some("container:web"));
+        assert!(Cli::try_parse_from(["boxctl", "run", "--network", "", "busybox"]).is_err());
+        assert!(Cli::try_parse_from([
+            "boxctl",
+            "run",
+            "--network",
+            "a",
+            "--network",
+            "b",
+            "busybox"
+        ])
+        .is_err());
+    }
+
+    #[test]
     fn bad_sizes_are_usage_errors() {
         assert!(Cli::try_parse_from(["boxctl", "run", "-m", "lots", "busybox"]).is_err());
         assert!(
