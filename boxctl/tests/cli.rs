@@ -355,3 +355,104 @@ async fn a_malformed_publish_fails_before_any_request() {
     }
     assert!(daemon.lines().is_empty(), "{:?}", daemon.lines());
 }
+
+fn network_json(id: &str, name: &str, subnet: &str) -> serde_json::Value {
+    json!({
+        "id": id, "name": name, "driver": "bridge", "bridge": "boxd1", "subnet": subnet,
+        "gateway": "10.90.0.1", "internal": false, "created_at": "2024-05-06T10:00:00Z",
+        "containers": []
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_verbs_print_like_docker_and_go_on_after_a_failure() {
+    let daemon = FakeDaemon::start(|req| match (req.method.as_str(), req.path()) {
+        ("POST", "/v1/networks") => {
+            Reply::Json(201, network_json(ID, "front", "10.90.0.0/24").to_string())
+        }
+        ("GET", "/v1/networks") => Reply::Json(
+            200,
+            json!([
+                network_json(ID, "front", "10.90.0.0/24"),
+                network_json("fedcba9876543210", "bridge", "10.88.0.0/16"),
+            ])
+            .to_string(),
+        ),
+        (_, "/v1/networks/nope") => Reply::error(404, "not_found", "no such network: nope"),
+        ("GET", _) => Reply::Json(200, network_json(ID, "front", "10.90.0.0/24").to_string()),
+        ("DELETE", "/v1/networks/bridge") => Reply::error(
+            409,
+            "conflict",
+            "the default network bridge cannot be removed",
+        ),
+        _ => Reply::Empty(204),
+    });
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = boxctl(&daemon.socket());
+        cmd.args(args);
+        async move { cmd.output().await.unwrap() }
+    };
+
+    let out = run(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.90.0.0/24",
+        "--label",
+        "a=b",
+        "front",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{ID}\n"));
+    let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"name": "front", "subnet": "10.90.0.0/24", "labels": {"a": "b"}})
+    );
+
+    let out = run(&["network", "ls"]).await;
+    assert_eq!(
+        text(&out.stdout),
+        "NETWORK ID     NAME     DRIVER   SUBNET\n\
+         fedcba987654   bridge   bridge   10.88.0.0/16\n\
+         0123456789ab   front    bridge   10.90.0.0/24\n"
+    );
+
+    let out = run(&["network", "inspect", "front", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1), "{parsed}");
+    assert_eq!(parsed[0]["subnet"], "10.90.0.0/24");
+    let line = assert_one_error_line(&out);
+    assert!(
+        line.contains("no such network: nope (404 not_found)"),
+        "{line}"
+    );
+
+    let out = run(&["network", "rm", "bridge", "front", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "front\n");
+    let stderr = text(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    assert!(
+        errors[0].contains(
+            "failed to remove network bridge: the default network bridge cannot be removed"
+        ),
+        "{stderr}"
+    );
+    assert!(errors[1].contains("no such network: nope"), "{stderr}");
+
+    assert_eq!(
+        daemon.lines()[1..],
+        [
+            "GET /v1/networks",
+            "GET /v1/networks/front",
+            "GET /v1/networks/nope",
+            "DELETE /v1/networks/bridge",
+            "DELETE /v1/networks/front",
+            "DELETE /v1/networks/nope",
+        ]
+    );
+}
