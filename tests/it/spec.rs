@@ -286,6 +286,7 @@ fn container(full: bool) -> Container {
         restart_count: if full { 2 } else { 0 },
         next_restart_at: full.then(time),
         observed: if full { observed() } else { Default::default() },
+        networks: Vec::new(),
     }
 }
 
@@ -435,6 +436,8 @@ fn spec_schemas_match_models() {
             hard: 200,
         }],
         userns: Some(boxd_client::models::UsernsRequest::Mode("auto".into())),
+        network: None,
+        ports: Vec::new(),
     };
     let create_maps = CreateContainer {
         userns: Some(boxd_client::models::UsernsRequest::Maps {
