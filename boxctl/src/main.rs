@@ -27,7 +27,8 @@ struct Cli {
     /// The daemon's API socket.
     #[arg(long, global = true, env = SOCKET_ENV, default_value = DEFAULT_SOCKET, value_name = "PATH")]
     socket: PathBuf,
-    /// Print machine-readable JSON (ps, images, version, info, events, wait, create, run -d).
+    /// Print machine-readable JSON (ps, images, version, info, events, wait, create, run -d,
+    /// network create and ls).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -59,6 +60,9 @@ enum Command {
     /// Create and start a container, and stay with it until it exits.
     #[command(disable_help_flag = true)]
     Run(cmd::run::Args),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(cmd::network::Command),
     /// List containers.
     Ps(cmd::ps::Args),
     /// Show containers or images as JSON.
@@ -133,6 +137,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Image(ImageCommand::Prune(args)) => cmd::prune::run(ctx, args).await,
         Command::Create(args) => cmd::create::run(ctx, args).await,
         Command::Run(args) => cmd::run::run(ctx, args).await,
+        Command::Network(command) => cmd::network::run(ctx, command).await,
         Command::Ps(args) => cmd::ps::run(ctx, args).await,
         Command::Inspect(args) => cmd::inspect::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
@@ -249,6 +254,79 @@ mod tests {
             parse(&["boxctl", "rmi", "-f", "x"]).command,
             Command::Rmi(cmd::rmi::Args { force: true, .. })
         ));
+    }
+
+    #[test]
+    fn network_and_publish_flags_parse() {
+        let cli = parse(&[
+            "boxctl",
+            "run",
+            "--net",
+            "front",
+            "-p",
+            "8080:80",
+            "--publish",
+            "127.0.0.1::53/udp",
+            "busybox",
+            "httpd",
+            "-p",
+            "80",
+        ]);
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.opts.network.as_deref(), Some("front"));
+        assert_eq!(args.opts.publish, ["8080:80", "127.0.0.1::53/udp"]);
+        // A -p after the image is the command's.
+        assert_eq!(args.opts.cmd, ["httpd", "-p", "80"]);
+        let cli = parse(&["boxctl", "create", "--network", "container:web", "busybox"]);
+        let Command::Create(args) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(args.opts.network.as_deref(), Some("container:web"));
+        assert!(Cli::try_parse_from(["boxctl", "run", "--network", "", "busybox"]).is_err());
+        assert!(Cli::try_parse_from([
+            "boxctl",
+            "run",
+            "--network",
+            "a",
+            "--network",
+            "b",
+            "busybox"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn network_subcommands_parse() {
+        let cli = parse(&[
+            "boxctl",
+            "network",
+            "create",
+            "--subnet",
+            "10.90.0.0/24",
+            "--internal",
+            "--label",
+            "a=b",
+            "front",
+        ]);
+        let Command::Network(cmd::network::Command::Create(args)) = cli.command else {
+            panic!("not network create")
+        };
+        assert_eq!(
+            (args.name.as_str(), args.subnet.as_deref(), args.internal),
+            ("front", Some("10.90.0.0/24"), true)
+        );
+        assert!(matches!(
+            parse(&["boxctl", "network", "list"]).command,
+            Command::Network(cmd::network::Command::Ls(_))
+        ));
+        assert!(matches!(
+            parse(&["boxctl", "network", "rm", "a", "b"]).command,
+            Command::Network(cmd::network::Command::Rm(cmd::network::RmArgs { names })) if names == ["a", "b"]
+        ));
+        assert!(Cli::try_parse_from(["boxctl", "network", "rm"]).is_err());
+        assert!(Cli::try_parse_from(["boxctl", "network", "connect", "a", "b"]).is_err());
     }
 
     #[test]

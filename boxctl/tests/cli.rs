@@ -235,7 +235,24 @@ async fn ps_prints_a_table_or_json() {
                 "started_at": now - chrono::TimeDelta::minutes(9),
                 "finished_at": now - chrono::TimeDelta::minutes(2),
                 "config": {"cmd": ["sleep", "100"], "env": [], "working_dir": "/",
-                           "hostname": "h", "user": "", "mounts": []},
+                           "hostname": "h", "user": "", "mounts": [],
+                           "ports": [{"host_ip": "0.0.0.0", "host_port": 8081,
+                                      "container_port": 81, "protocol": "tcp"}]},
+                "resources": {}
+            }, {
+                "id": "fedcba9876543210", "name": "api", "image": "busybox",
+                "image_id": "sha256:aa", "state": "running", "pid": 42,
+                "exit_code": null, "oom_killed": false,
+                "created_at": now - chrono::TimeDelta::minutes(5),
+                "started_at": now - chrono::TimeDelta::minutes(5),
+                "finished_at": null,
+                "config": {"cmd": ["httpd"], "env": [], "working_dir": "/",
+                           "hostname": "h", "user": "", "mounts": [],
+                           "network": "front",
+                           "ports": [{"host_ip": "0.0.0.0", "host_port": 8080,
+                                      "container_port": 80, "protocol": "tcp"},
+                                     {"host_ip": "127.0.0.1", "host_port": 5353,
+                                      "container_port": 53, "protocol": "udp"}]},
                 "resources": {}
             }])
             .to_string(),
@@ -250,14 +267,40 @@ async fn ps_prints_a_table_or_json() {
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("CONTAINER ID   IMAGE"), "{stdout}");
+    let words: Vec<&str> = lines[0]
+        .split("   ")
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES"
+        ],
+        "{stdout}"
+    );
+    // Newest first; a running container shows its ports, an exited one none.
+    assert!(lines[1].starts_with("fedcba987654   busybox"), "{stdout}");
     assert!(
-        lines[1].starts_with("0123456789ab   busybox   \"sleep 100\"   10 minutes ago"),
+        lines[1].ends_with("127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp   api"),
         "{stdout}"
     );
     assert!(
-        lines[1].contains("Exited (137) 2 minutes ago (OOM killed)   web"),
+        lines[2].starts_with("0123456789ab   busybox   \"sleep 100\"   10 minutes ago"),
         "{stdout}"
     );
+    assert!(
+        lines[2].contains("Exited (137) 2 minutes ago (OOM killed)   "),
+        "{stdout}"
+    );
+    assert!(lines[2].ends_with("   web"), "{stdout}");
+    assert!(!lines[2].contains("->"), "{stdout}");
     assert_eq!(daemon.lines(), ["GET /v1/containers?all=true"]);
 
     let out = boxctl(&daemon.socket())
@@ -266,5 +309,150 @@ async fn ps_prints_a_table_or_json() {
         .await
         .unwrap();
     let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(parsed[0]["name"], "web");
+    assert_eq!(parsed[0]["name"], "api");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_sends_the_network_and_published_ports() {
+    let daemon = FakeDaemon::start(|req| match req.path() {
+        "/v1/containers" => Reply::Json(201, json!({"id": ID, "name": "web"}).to_string()),
+        _ => Reply::Empty(204),
+    });
+    let out = boxctl(&daemon.socket())
+        .args(["run", "-d", "--net", "front", "-p", "127.0.0.1::80"])
+        .args(["-p", "8000-8001:9000-9001/udp", "busybox"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[0].body).unwrap();
+    assert_eq!(body["network"], "front");
+    assert_eq!(
+        body["ports"],
+        json!([
+            {"host_ip": "127.0.0.1", "container_port": 80},
+            {"host_port": 8000, "container_port": 9000, "protocol": "udp"},
+            {"host_port": 8001, "container_port": 9001, "protocol": "udp"},
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_publish_fails_before_any_request() {
+    let daemon = FakeDaemon::start(|_| Reply::Empty(204));
+    for (verb, code) in [("run", 125), ("create", 1)] {
+        let out = boxctl(&daemon.socket())
+            .args([verb, "-p", "8000-8010:80", "busybox"])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{verb}");
+        let line = assert_one_error_line(&out);
+        assert!(
+            line.contains("invalid port spec \"8000-8010:80\""),
+            "{line}"
+        );
+    }
+    assert!(daemon.lines().is_empty(), "{:?}", daemon.lines());
+}
+
+fn network_json(id: &str, name: &str, subnet: &str) -> serde_json::Value {
+    json!({
+        "id": id, "name": name, "driver": "bridge", "bridge": "boxd1", "subnet": subnet,
+        "gateway": "10.90.0.1", "internal": false, "created_at": "2024-05-06T10:00:00Z",
+        "containers": []
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_verbs_print_like_docker_and_go_on_after_a_failure() {
+    let daemon = FakeDaemon::start(|req| match (req.method.as_str(), req.path()) {
+        ("POST", "/v1/networks") => {
+            Reply::Json(201, network_json(ID, "front", "10.90.0.0/24").to_string())
+        }
+        ("GET", "/v1/networks") => Reply::Json(
+            200,
+            json!([
+                network_json(ID, "front", "10.90.0.0/24"),
+                network_json("fedcba9876543210", "bridge", "10.88.0.0/16"),
+            ])
+            .to_string(),
+        ),
+        (_, "/v1/networks/nope") => Reply::error(404, "not_found", "no such network: nope"),
+        ("GET", _) => Reply::Json(200, network_json(ID, "front", "10.90.0.0/24").to_string()),
+        ("DELETE", "/v1/networks/bridge") => Reply::error(
+            409,
+            "conflict",
+            "the default network bridge cannot be removed",
+        ),
+        _ => Reply::Empty(204),
+    });
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = boxctl(&daemon.socket());
+        cmd.args(args);
+        async move { cmd.output().await.unwrap() }
+    };
+
+    let out = run(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.90.0.0/24",
+        "--label",
+        "a=b",
+        "front",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{ID}\n"));
+    let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"name": "front", "subnet": "10.90.0.0/24", "labels": {"a": "b"}})
+    );
+
+    let out = run(&["network", "ls"]).await;
+    assert_eq!(
+        text(&out.stdout),
+        "NETWORK ID     NAME     DRIVER   SUBNET\n\
+         fedcba987654   bridge   bridge   10.88.0.0/16\n\
+         0123456789ab   front    bridge   10.90.0.0/24\n"
+    );
+
+    let out = run(&["network", "inspect", "front", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1), "{parsed}");
+    assert_eq!(parsed[0]["subnet"], "10.90.0.0/24");
+    let line = assert_one_error_line(&out);
+    assert!(
+        line.contains("no such network: nope (404 not_found)"),
+        "{line}"
+    );
+
+    let out = run(&["network", "rm", "bridge", "front", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "front\n");
+    let stderr = text(&out.stderr);
+    let errors: Vec<&str> = stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    assert!(
+        errors[0].contains(
+            "failed to remove network bridge: the default network bridge cannot be removed"
+        ),
+        "{stderr}"
+    );
+    assert!(errors[1].contains("no such network: nope"), "{stderr}");
+
+    assert_eq!(
+        daemon.lines()[1..],
+        [
+            "GET /v1/networks",
+            "GET /v1/networks/front",
+            "GET /v1/networks/nope",
+            "DELETE /v1/networks/bridge",
+            "DELETE /v1/networks/front",
+            "DELETE /v1/networks/nope",
+        ]
+    );
 }

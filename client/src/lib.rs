@@ -64,6 +64,7 @@ use models::{
 };
 use models::{ContainerStats, ExitInfo};
 use models::{LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
+use models::{Network, NetworkCreate};
 
 pub use boxd_types::DEFAULT_SOCKET;
 
@@ -495,6 +496,28 @@ impl Client {
         self.get_json(container_path(id, "/exits")).await
     }
 
+    /// `POST /v1/networks`: creates a network (409 when the name or subnet is taken).
+    pub async fn create_network(&self, spec: &NetworkCreate) -> Result<Network> {
+        let req = json_request(Method::POST, "/v1/networks".into(), spec)?;
+        decode(self.send(req).await?).await
+    }
+
+    /// `GET /v1/networks`: every network, the default one included.
+    pub async fn networks(&self) -> Result<Vec<Network>> {
+        self.get_json("/v1/networks".into()).await
+    }
+
+    /// `GET /v1/networks/{name}`: one network, with the running containers on it.
+    pub async fn network(&self, name: &str) -> Result<Network> {
+        self.get_json(network_path(name)).await
+    }
+
+    /// `DELETE /v1/networks/{name}`: removes a network; the daemon refuses the default
+    /// one and one that containers still use.
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        self.no_content(Method::DELETE, network_path(name)).await
+    }
+
     async fn get_json<T: DeserializeOwned>(&self, path: String) -> Result<T> {
         let resp = self.send(request(Method::GET, path, empty())?).await?;
         decode(resp).await
@@ -725,6 +748,10 @@ fn container_path(id: &str, suffix: &str) -> String {
     )
 }
 
+fn network_path(name: &str) -> String {
+    format!("/v1/networks/{}", utf8_percent_encode(name, SEGMENT))
+}
+
 fn ref_path(reference: &str) -> String {
     utf8_percent_encode(reference, REF_PATH).to_string()
 }
@@ -912,6 +939,7 @@ mod tests {
     fn paths_escape_what_a_path_cannot_carry() {
         assert_eq!(container_path("abc", "/start"), "/v1/containers/abc/start");
         assert_eq!(container_path("a/b c", ""), "/v1/containers/a%2Fb%20c");
+        assert_eq!(network_path("web net"), "/v1/networks/web%20net");
         assert_eq!(ref_path("library/busybox:1.36"), "library/busybox:1.36");
         assert_eq!(ref_path("x?y#z"), "x%3Fy%23z");
     }

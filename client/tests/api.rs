@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use boxd_client::models::{CreateContainer, LogStream, Mount, Resources, WaitResponse};
+use boxd_client::models::{
+    CreateContainer, LogStream, Mount, NetworkCreate, Resources, WaitResponse,
+};
 use boxd_client::{Client, Error, EventsOptions, LogsOptions};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -145,6 +147,72 @@ async fn create_sends_the_spec_as_json() {
     assert_eq!(req.line(), "POST /v1/containers");
     assert_eq!(req.header("content-type"), Some("application/json"));
     let sent: CreateContainer = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(sent, spec);
+}
+
+fn network_json(name: &str) -> serde_json::Value {
+    json!({
+        "id": ID, "name": name, "driver": "bridge", "bridge": "boxd1",
+        "subnet": "10.88.1.0/24", "gateway": "10.88.1.1", "internal": false,
+        "created_at": "2024-05-06T10:00:00Z",
+        "containers": [{"id": ID, "network": name, "ifname": "eth0",
+                        "address": "10.88.1.2/24"}]
+    })
+}
+
+#[tokio::test]
+async fn network_routes_send_the_right_requests_and_decode_answers() {
+    let daemon = FakeDaemon::start(|req| match (req.method.as_str(), req.path()) {
+        ("POST", "/v1/networks") => Reply::Json(201, network_json("web").to_string()),
+        ("GET", "/v1/networks") => Reply::Json(200, json!([network_json("web")]).to_string()),
+        ("GET", "/v1/networks/nope") => Reply::error(404, "not_found", "no such network: nope"),
+        ("GET", _) => Reply::Json(200, network_json("web").to_string()),
+        ("DELETE", "/v1/networks/busy") => {
+            Reply::error(409, "network_in_use", "network busy is in use")
+        }
+        _ => Reply::Empty(204),
+    });
+    let client = Client::connect(daemon.socket());
+    let spec = NetworkCreate {
+        name: "web".into(),
+        subnet: Some("10.88.1.0/24".into()),
+        internal: true,
+        labels: [("tier".to_owned(), "front".to_owned())].into(),
+        ..Default::default()
+    };
+    let created = client.create_network(&spec).await.unwrap();
+    assert_eq!((created.id.as_str(), created.name.as_str()), (ID, "web"));
+    let list = client.networks().await.unwrap();
+    assert_eq!(list[0].subnet, "10.88.1.0/24");
+    let one = client.network("web").await.unwrap();
+    assert_eq!(
+        one.containers[0].endpoint.address.as_deref(),
+        Some("10.88.1.2/24")
+    );
+    client.network("a b").await.unwrap();
+    assert!(client.network("nope").await.unwrap_err().is_not_found());
+    client.remove_network("web").await.unwrap();
+    let err = client.remove_network("busy").await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(409), Some("network_in_use"))
+    );
+
+    assert_eq!(
+        daemon.lines(),
+        [
+            "POST /v1/networks",
+            "GET /v1/networks",
+            "GET /v1/networks/web",
+            "GET /v1/networks/a%20b",
+            "GET /v1/networks/nope",
+            "DELETE /v1/networks/web",
+            "DELETE /v1/networks/busy",
+        ]
+    );
+    let req = &daemon.requests()[0];
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    let sent: NetworkCreate = serde_json::from_slice(&req.body).unwrap();
     assert_eq!(sent, spec);
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use boxd_tests::{assert_no_leaks, boxctl_bin, require_root, TestDaemon};
+use boxd_tests::{assert_no_leaks, boxctl_bin, require, require_root, tool, TestDaemon};
 use serde_json::json;
 
 /// Run boxctl with `BOXD_SOCKET` pointing at the test daemon; (status, stdout, stderr).
@@ -104,5 +104,134 @@ async fn root_boxctl_verbs_take_several_ids_and_go_on_after_a_failure() {
     assert!(err.contains("failed to remove nope"), "{err}");
     let (_, out, _) = boxctl(&d, &["ps", "-a", "-q"]).await;
     assert!(out.trim().is_empty(), "left: {out}");
+    assert_no_leaks(&d);
+}
+
+/// The port of the `ps` line's `127.0.0.1:PORT->80/tcp`, if it has one.
+fn loopback_port_to_80(ps_line: &str) -> Option<u16> {
+    let at = ps_line.find("127.0.0.1:")? + "127.0.0.1:".len();
+    let rest = &ps_line[at..];
+    let (port, tail) = rest.split_once("->")?;
+    tail.starts_with("80/tcp").then(|| port.parse().ok())?
+}
+
+#[tokio::test]
+async fn root_boxctl_network_create_ls_rm_and_run_publish() {
+    require_root!();
+    require!(
+        std::path::Path::new("/usr/lib/cni/bridge").exists(),
+        "no CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)"
+    );
+    require!(
+        tool("iptables").is_some(),
+        "no iptables (apt-get install iptables)"
+    );
+    let mut d = TestDaemon::prepare();
+    d.networking = true;
+    d.spawn().await;
+    d.import_busybox().await;
+
+    let (code, out, err) = boxctl(&d, &["network", "create", "--label", "t=1", "front"]).await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let id = out.trim().to_owned();
+    assert_eq!(id.len(), 64, "create prints the id: {out}");
+
+    let (code, out, err) = boxctl(&d, &["network", "ls"]).await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("NETWORK ID") && lines[0].ends_with("SUBNET"),
+        "{out}"
+    );
+    let row = lines
+        .iter()
+        .find(|l| l.split_whitespace().nth(1) == Some("front"))
+        .unwrap_or_else(|| panic!("front not listed:\n{out}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[0], &id[..12], "{out}");
+    assert_eq!(cells[2], "bridge", "{out}");
+    assert!(cells[3].contains('/'), "a subnet: {out}");
+
+    let (code, out, err) = boxctl(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-u",
+            "1000",
+            "-p",
+            "127.0.0.1::80",
+            "--network",
+            "front",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let container = out.trim().to_owned();
+
+    let (code, out, err) = boxctl(&d, &["ps"]).await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    assert!(
+        out.lines()
+            .next()
+            .is_some_and(|h| h.contains("   PORTS   ")),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.ends_with("   web"))
+        .unwrap_or_else(|| panic!("web not in ps:\n{out}"));
+    let port = loopback_port_to_80(line)
+        .unwrap_or_else(|| panic!("no 127.0.0.1:<port>->80/tcp in ps:\n{out}"));
+    let c = d.inspect("web").await;
+    assert_eq!(c["config"]["ports"][0]["host_port"], port, "{c}");
+    assert_eq!(c["config"]["network"], "front", "{c}");
+
+    // The published port reaches the server (it may still be starting).
+    let answered = boxd_tests::wait_for_async(Duration::from_secs(15), async || {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let exchange = async {
+            let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+            let mut reply = String::new();
+            s.read_to_string(&mut reply).await?;
+            std::io::Result::Ok(reply)
+        };
+        tokio::time::timeout(Duration::from_secs(2), exchange)
+            .await
+            .is_ok_and(|r| r.is_ok_and(|reply| reply.starts_with("HTTP/")))
+    })
+    .await;
+    assert!(answered, "nothing answered on 127.0.0.1:{port}");
+
+    let (code, out, err) = boxctl(&d, &["network", "inspect", "front"]).await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let inspected: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(inspected[0]["id"], id.as_str(), "{inspected}");
+    assert_eq!(
+        inspected[0]["containers"][0]["id"],
+        container.as_str(),
+        "{inspected}"
+    );
+
+    let (code, out, err) = boxctl(&d, &["rm", "-f", "web"]).await;
+    assert_eq!((code, out.as_str()), (Some(0), "web\n"), "stderr: {err}");
+    let (code, out, err) = boxctl(&d, &["network", "rm", "front"]).await;
+    assert_eq!((code, out.as_str()), (Some(0), "front\n"), "stderr: {err}");
+    let (_, out, _) = boxctl(&d, &["network", "ls"]).await;
+    assert!(
+        !out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("front")),
+        "front still listed:\n{out}"
+    );
     assert_no_leaks(&d);
 }

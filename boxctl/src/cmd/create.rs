@@ -75,6 +75,16 @@ pub struct ContainerOpts {
     /// Set a label (K=V).
     #[arg(short = 'l', long = "label", value_name = "K=V")]
     pub label: Vec<String>,
+    /// Network mode: bridge (the default network), a network's name, none, host, or
+    /// container:NAME|ID (share that container's network).
+    #[arg(long, visible_alias = "net", value_name = "MODE", value_parser = super::ports::parse_network)]
+    pub network: Option<String>,
+    /// Publish a container port on the host: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]
+    /// (no HOST_PORT: a random free one; ranges like 8000-8010:8000-8010 allowed).
+    // This doc comment is the --help text: `[...]` marks an optional part, not a link.
+    #[allow(rustdoc::broken_intra_doc_links)]
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
     /// Restart policy: no, on-failure[:N], always or unless-stopped.
     // This doc comment is the --help text: `[...]` marks an optional part, not a link.
     #[allow(rustdoc::broken_intra_doc_links)]
@@ -143,6 +153,10 @@ pub fn build_with(
         .iter()
         .map(|v| parse_volume(v, cwd))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut ports = Vec::new();
+    for spec in &opts.publish {
+        ports.extend(super::ports::parse_publish(spec)?);
+    }
     let labels = opts
         .label
         .iter()
@@ -169,6 +183,8 @@ pub fn build_with(
         labels,
         restart_policy: opts.restart.clone(),
         memory_warning_percent: None,
+        network: opts.network.clone(),
+        ports,
         ..Default::default()
     };
     super::security::apply(&opts.security, &mut req)?;
@@ -324,6 +340,7 @@ fn absolute(path: &Path, cwd: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use boxd_client::models::PortSpec;
 
     #[test]
     fn sizes_use_binary_units_any_case() {
@@ -427,6 +444,8 @@ mod tests {
             cpu_shares: Some(512),
             label: vec!["tier=web".into()],
             restart: Some("on-failure:3".into()),
+            network: Some("front".into()),
+            publish: vec!["8080:80".into(), "127.0.0.1::53/udp".into()],
             image: "busybox".into(),
             cmd: vec!["sh".into(), "-c".into(), "echo hi".into()],
             ..Default::default()
@@ -443,6 +462,23 @@ mod tests {
         assert_eq!(spec.mounts[0].source, "/w/data");
         assert_eq!(spec.labels["tier"], "web");
         assert_eq!(spec.restart_policy.as_deref(), Some("on-failure:3"));
+        assert_eq!(spec.network.as_deref(), Some("front"));
+        assert_eq!(
+            spec.ports,
+            [
+                PortSpec {
+                    host_port: Some(8080),
+                    container_port: 80,
+                    ..Default::default()
+                },
+                PortSpec {
+                    host_ip: Some("127.0.0.1".into()),
+                    container_port: 53,
+                    protocol: Some("udp".into()),
+                    ..Default::default()
+                },
+            ]
+        );
         let r = &spec.resources;
         assert_eq!(r.memory_bytes, Some(64 << 20));
         assert_eq!(r.memory_swap_bytes, Some(128 << 20));
@@ -463,6 +499,15 @@ mod tests {
         let spec = build_with(&opts, |_| None, Path::new("/")).unwrap();
         assert_eq!(spec.cmd, None);
         assert_eq!(spec.resources, Resources::default());
+        // No flag: the daemon's default network, nothing published.
+        assert_eq!((spec.network.as_deref(), spec.ports.len()), (None, 0));
+        opts.publish = vec!["80:".into()];
+        let err = build_with(&opts, |_| None, Path::new("/")).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid port spec \"80:\""),
+            "{err}"
+        );
+        opts.publish.clear();
         opts.memory_swap = Some(1 << 30);
         assert!(build_with(&opts, |_| None, Path::new("/")).is_err());
         opts.memory = Some(2 << 30);

@@ -17,6 +17,8 @@ pub mod inspect;
 pub mod kill;
 pub mod load;
 pub mod logs;
+pub mod network;
+pub mod ports;
 pub mod prune;
 pub mod ps;
 pub mod pull;

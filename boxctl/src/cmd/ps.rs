@@ -1,4 +1,7 @@
 //! `boxctl ps [-a] [-q] [--no-trunc]`: lists containers in docker's table, newest first.
+//!
+//! The PORTS column shows a running container's published ports; like docker, a
+//! container that is not running shows none, since nothing forwards to it then.
 
 use anyhow::Context as _;
 use boxd_client::models::{Container, ContainerState};
@@ -59,6 +62,7 @@ pub fn table(containers: &[Container], now: DateTime<Utc>, no_trunc: bool) -> St
         "COMMAND",
         "CREATED",
         "STATUS",
+        "PORTS",
         "NAMES",
     ]);
     for c in containers {
@@ -72,6 +76,7 @@ pub fn table(containers: &[Container], now: DateTime<Utc>, no_trunc: bool) -> St
             command(&c.config.cmd, no_trunc),
             ago(c.created_at, now),
             status(c, now),
+            ports(c),
             c.name.clone(),
         ]);
     }
@@ -89,6 +94,15 @@ pub fn command(cmd: &[String], no_trunc: bool) -> String {
         line
     };
     format!("{line:?}")
+}
+
+/// The PORTS cell: the published ports of a running container, as docker lists them.
+pub fn ports(c: &Container) -> String {
+    if c.state == ContainerState::Running {
+        super::ports::display(&c.config.ports)
+    } else {
+        String::new()
+    }
 }
 
 /// The STATUS cell, in docker's words: "Up 3 minutes", "Exited (0) 2 minutes ago",
@@ -117,7 +131,7 @@ pub fn status(c: &Container, now: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxd_client::models::{ContainerConfig, Resources};
+    use boxd_client::models::{ContainerConfig, PortSpec, Resources};
     use chrono::TimeDelta;
 
     fn now() -> DateTime<Utc> {
@@ -150,6 +164,7 @@ mod tests {
             restart_count: 0,
             next_restart_at: None,
             observed: Default::default(),
+            networks: Vec::new(),
         }
     }
 
@@ -204,7 +219,40 @@ mod tests {
         assert!(lines[0].starts_with("CONTAINER ID   IMAGE     COMMAND       CREATED"));
         assert!(lines[0].ends_with("NAMES"));
         assert!(lines[1].starts_with(
-            "0123456789ab   busybox   \"sleep 100\"   5 seconds ago   Up 3 seconds   web"
+            "0123456789ab   busybox   \"sleep 100\"   5 seconds ago   Up 3 seconds           web"
         ));
+    }
+
+    #[test]
+    fn ports_column_shows_a_running_containers_published_ports() {
+        let mut c = container(ContainerState::Running);
+        c.started_at = Some(now() - TimeDelta::seconds(3));
+        c.config.ports = vec![
+            PortSpec {
+                host_ip: Some("0.0.0.0".into()),
+                host_port: Some(8080),
+                container_port: 80,
+                protocol: Some("tcp".into()),
+            },
+            PortSpec {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(5353),
+                container_port: 53,
+                protocol: Some("udp".into()),
+            },
+        ];
+        let cell = "127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp";
+        assert_eq!(ports(&c), cell);
+        let out = table(&[c.clone()], now(), false);
+        let lines: Vec<&str> = out.lines().collect();
+        let at = lines[0].find("PORTS").unwrap();
+        assert_eq!(
+            lines[0][at..].split_whitespace().collect::<Vec<_>>(),
+            ["PORTS", "NAMES"]
+        );
+        assert_eq!(&lines[1][at..], format!("{cell}   web"));
+        // Nothing forwards to a container that is not running.
+        c.state = ContainerState::Exited;
+        assert_eq!(ports(&c), "");
     }
 }
