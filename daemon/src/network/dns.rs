@@ -31,10 +31,13 @@ const TTL: u32 = 5;
 /// How long a forwarded question waits for an upstream answer.
 const UPSTREAM_DEADLINE: Duration = Duration::from_secs(4);
 
+/// One network's server: its address and its UDP and TCP tasks.
+type Server = (IpAddr, Vec<JoinHandle<()>>);
+
 /// The running servers, by network name.
 #[derive(Default)]
 pub struct DnsServers {
-    running: Mutex<HashMap<String, (IpAddr, Vec<JoinHandle<()>>)>>,
+    running: Mutex<HashMap<String, Server>>,
 }
 
 impl DnsServers {
