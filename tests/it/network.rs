@@ -683,3 +683,98 @@ async fn root_a_daemon_crash_cuts_no_one_off_and_the_restart_frees_what_ended() 
     assert_eq!(c["state"], "running");
     assert_eq!(c["networks"][0]["network"], "boxd");
 }
+
+/// A client that fetches `/big` from `ip` and prints the byte count and its start and
+/// end (seconds of `/proc/uptime`).
+fn timed_fetch(ip: &str) -> String {
+    format!(
+        "a=$(cut -d' ' -f1 /proc/uptime); printf 'GET /big HTTP/1.0\\r\\n\\r\\n' | nc -w 20 {ip} 80 | wc -c; b=$(cut -d' ' -f1 /proc/uptime); echo $a $b"
+    )
+}
+
+/// Bits per second of a [`timed_fetch`] output.
+fn rate_of(out: &str) -> f64 {
+    let nums: Vec<f64> = out
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums.len(), 3, "unexpected output: {out}");
+    nums[0] * 8.0 / (nums[2] - nums[1])
+}
+
+#[tokio::test]
+async fn root_bandwidth_limits_hold_and_stats_count_the_traffic() {
+    require_cni!();
+    let d = net_daemon().await;
+    let serve = |extra: Value| {
+        merge(
+            json!({
+                "image": "busybox",
+                "cmd": ["sh", "-c", "mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/big bs=1M count=3 2>/dev/null && exec httpd -f -p 80 -h /tmp/www"],
+            }),
+            extra,
+        )
+    };
+    let limit = 8_000_000u64;
+    let server = d.run(serve(json!({}))).await;
+    let ip = address_of(&d.inspect(&server).await);
+    wait_http(SocketAddr::new(ip.parse().unwrap(), 80)).await;
+    let before = d
+        .api_ok("GET", &format!("/v1/containers/{server}/stats"), None, 200)
+        .await;
+
+    // Into a client limited on ingress.
+    let (code, out) = d
+        .run_to_end(
+            json!({"resources": {"network_ingress_bps": limit}}),
+            &["sh", "-c", &timed_fetch(&ip)],
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let rate = rate_of(&out);
+    assert!(
+        (0.75..=1.25).contains(&(rate / limit as f64)),
+        "ingress limited to {limit} bit/s ran at {rate:.0} bit/s"
+    );
+    let after = d
+        .api_ok("GET", &format!("/v1/containers/{server}/stats"), None, 200)
+        .await;
+    let sent = after["network"]["tx_bytes"].as_u64().unwrap()
+        - before["network"]["tx_bytes"].as_u64().unwrap();
+    assert!(
+        sent >= 3 << 20,
+        "the server's tx_bytes grew by {sent}: {after}"
+    );
+    assert!(
+        after["network"]["rx_packets"].as_u64() > before["network"]["rx_packets"].as_u64(),
+        "{after}"
+    );
+
+    // Out of a server limited on egress.
+    let slow = d
+        .run(serve(json!({"resources": {"network_egress_bps": limit}})))
+        .await;
+    let slow_ip = address_of(&d.inspect(&slow).await);
+    wait_http(SocketAddr::new(slow_ip.parse().unwrap(), 80)).await;
+    let (code, out) = d
+        .run_to_end(json!({}), &["sh", "-c", &timed_fetch(&slow_ip)])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let rate = rate_of(&out);
+    assert!(
+        (0.75..=1.25).contains(&(rate / limit as f64)),
+        "egress limited to {limit} bit/s ran at {rate:.0} bit/s"
+    );
+
+    let (s, v) = d
+        .api(
+            "POST",
+            "/v1/containers",
+            Some(
+                json!({"image": "busybox", "cmd": ["true"], "network": "none",
+                "resources": {"network_ingress_bps": limit}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 400, "a rate limit needs a network: {v}");
+}

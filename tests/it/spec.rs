@@ -247,6 +247,8 @@ fn full_resources() -> Resources {
         cpu_period_us: Some(100_000),
         cpu_shares: Some(512),
         disk_bytes: Some(1 << 30),
+        network_ingress_bps: Some(8_000_000),
+        network_egress_bps: Some(16_000_000),
     }
 }
 
@@ -388,6 +390,12 @@ fn stats(full: bool) -> boxd_client::models::ContainerStats {
         blkio: BlkioStats {
             read_bytes: 1,
             write_bytes: 2,
+        },
+        network: boxd_client::models::NetworkStats {
+            rx_bytes: 3,
+            rx_packets: 4,
+            tx_bytes: 5,
+            tx_packets: 6,
         },
     }
 }

@@ -284,6 +284,13 @@ pub struct Resources {
     /// writes past it fail with ENOSPC inside, the host disk is untouched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes: Option<u64>,
+    /// Rate limit of the traffic into the container, bits per second (CNI `bandwidth`
+    /// plugin; network modes `bridge` and user networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_ingress_bps: Option<u64>,
+    /// Rate limit of the traffic out of the container, bits per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_egress_bps: Option<u64>,
 }
 
 /// `POST /v1/containers` body.
@@ -890,6 +897,23 @@ pub struct ContainerStats {
     pub pids: PidsStats,
     /// Block I/O.
     pub blkio: BlkioStats,
+    /// Network traffic of the container's interfaces (`lo` left out); zero in network
+    /// mode `host`.
+    #[serde(default)]
+    pub network: NetworkStats,
+}
+
+/// Network counters, summed over the container's interfaces but `lo`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkStats {
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
 }
 
 /// Memory numbers of a container's cgroup, in bytes.

@@ -334,6 +334,8 @@ fn resources_in(r: wire::Resources) -> spec::Resources {
         cpu_period_us: r.cpu_period_us,
         cpu_shares: r.cpu_shares,
         disk_bytes: r.disk_bytes,
+        network_ingress_bps: r.network_ingress_bps,
+        network_egress_bps: r.network_egress_bps,
     }
 }
 
@@ -348,6 +350,8 @@ fn resources_out(r: spec::Resources) -> wire::Resources {
         cpu_period_us: r.cpu_period_us,
         cpu_shares: r.cpu_shares,
         disk_bytes: r.disk_bytes,
+        network_ingress_bps: r.network_ingress_bps,
+        network_egress_bps: r.network_egress_bps,
     }
 }
 

@@ -21,6 +21,7 @@ pub mod dns;
 pub mod files;
 pub mod netns;
 pub mod ports;
+pub mod stats;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -697,12 +698,14 @@ impl NetworkManager {
     }
 
     /// Sets up the network of one run of container `id` and says how the shim enters
-    /// it. `peer_pid`: the running peer's pid for `container:` mode.
+    /// it. `peer_pid`: the running peer's pid for `container:` mode; `rates`: ingress
+    /// and egress limits in bits per second.
     pub async fn attach(
         &self,
         id: &str,
         net: &ContainerNetwork,
         peer_pid: Option<u32>,
+        rates: (Option<u64>, Option<u64>),
     ) -> Result<Netns, NetworkError> {
         let name = match &net.mode {
             NetworkMode::None => return Ok(Netns::Own),
@@ -716,14 +719,23 @@ impl NetworkManager {
         let n = self.get(name).await?;
         ports::check_free_on_host(&net.ports)?;
         let path = self.netns_dir.join(id);
-        let conflist = self.conflist(&n);
+        let mut conflist = self.conflist(&n);
+        let mut runtime_config = json!({ "portMappings": ports::runtime_config(&net.ports) });
+        if let Some(bw) = bandwidth(rates) {
+            // Only for a container with limits: one plugin run less for the rest.
+            conflist["plugins"]
+                .as_array_mut()
+                .expect("plugins array")
+                .push(json!({ "type": "bandwidth", "capabilities": { "bandwidth": true } }));
+            runtime_config["bandwidth"] = bw;
+        }
         self.cni.check_installed(&conflist)?;
         let a = Attachment {
             container_id: id.to_owned(),
             network: n.name.clone(),
             ifname: IFNAME.to_owned(),
             netns: path.clone(),
-            runtime_config: json!({ "portMappings": ports::runtime_config(&net.ports) }),
+            runtime_config,
             conflist,
             result: None,
         };
@@ -940,6 +952,23 @@ impl NetworkManager {
         }
         done
     }
+}
+
+/// The `bandwidth` runtime config for (ingress, egress) rates in bits per second. The
+/// bucket holds a tenth of a second at the rate (at least 64 KiB): short bursts pass,
+/// a transfer longer than that runs at the rate.
+fn bandwidth(rates: (Option<u64>, Option<u64>)) -> Option<Value> {
+    let burst = |rate: u64| (rate / 10).max(64 * 1024 * 8);
+    let mut bw = serde_json::Map::new();
+    if let Some(r) = rates.0 {
+        bw.insert("ingressRate".into(), json!(r));
+        bw.insert("ingressBurst".into(), json!(burst(r)));
+    }
+    if let Some(r) = rates.1 {
+        bw.insert("egressRate".into(), json!(r));
+        bw.insert("egressBurst".into(), json!(burst(r)));
+    }
+    (!bw.is_empty()).then_some(Value::Object(bw))
 }
 
 /// Whether a CNI result gave an IPv6 address.

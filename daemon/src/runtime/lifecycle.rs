@@ -729,7 +729,15 @@ impl Runtime {
         let netns = self
             .inner
             .network
-            .attach(id, &c.config.network, peer_pid)
+            .attach(
+                id,
+                &c.config.network,
+                peer_pid,
+                (
+                    c.resources.network_ingress_bps,
+                    c.resources.network_egress_bps,
+                ),
+            )
             .await?;
         let mut spec = bundle::build_spec(&c.config, &user, &netns)?;
         let files = self

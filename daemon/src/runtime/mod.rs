@@ -433,6 +433,26 @@ impl Runtime {
                 &req.dns,
             )
             .await?;
+        if (req.resources.network_ingress_bps.is_some()
+            || req.resources.network_egress_bps.is_some())
+            && !matches!(network.mode, crate::network::NetworkMode::Network { .. })
+        {
+            return Err(RuntimeError::invalid(
+                "resources",
+                "network_ingress_bps and network_egress_bps need network mode bridge or a user network",
+            ));
+        }
+        for (what, rate) in [
+            ("network_ingress_bps", req.resources.network_ingress_bps),
+            ("network_egress_bps", req.resources.network_egress_bps),
+        ] {
+            if rate.is_some_and(|r| r < 1000) {
+                return Err(RuntimeError::invalid(
+                    "resources",
+                    format!("{what} must be at least 1000 bits per second"),
+                ));
+            }
+        }
         config.network = network;
 
         let id = names::generate_container_id();

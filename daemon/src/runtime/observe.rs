@@ -310,6 +310,10 @@ impl Runtime {
             cpu: s.cpu,
             pids: s.pids,
             blkio: s.blkio,
+            network: match (&c.config.network.mode, c.pid) {
+                (crate::network::NetworkMode::Host, _) | (_, None) => Default::default(),
+                (_, Some(pid)) => crate::network::stats::read(pid),
+            },
         })
     }
 

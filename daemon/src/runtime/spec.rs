@@ -181,6 +181,12 @@ pub struct Resources {
     /// Size limit of the writable layer in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_bytes: Option<u64>,
+    /// Rate limit into the container, bits per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_ingress_bps: Option<u64>,
+    /// Rate limit out of the container, bits per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_egress_bps: Option<u64>,
 }
 
 /// Lifecycle state of a container.
