@@ -778,3 +778,164 @@ async fn root_bandwidth_limits_hold_and_stats_count_the_traffic() {
         .await;
     assert_eq!(s, 400, "a rate limit needs a network: {v}");
 }
+
+#[tokio::test]
+async fn root_a_fixed_address_is_given_and_kept_for_one_container() {
+    require_cni!();
+    let d = net_daemon().await;
+    let net = d
+        .api_ok(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "fixed", "subnet": "10.253.9.0/24"})),
+            201,
+        )
+        .await;
+    assert_eq!(net["gateway"], "10.253.9.1");
+    let (code, out) = d
+        .run_to_end(
+            json!({"network": "fixed", "ip": "10.253.9.77"}),
+            &[
+                "sh",
+                "-c",
+                "ip -4 -o addr show eth0 2>/dev/null || cat /proc/net/fib_trie",
+            ],
+        )
+        .await;
+    assert!(code == 0 && out.contains("10.253.9.77"), "{code} {out}");
+    let (s, v) = d
+        .api(
+            "POST",
+            "/v1/containers",
+            Some(json!({"image": "busybox", "cmd": ["true"], "network": "fixed", "ip": "10.253.9.77"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (409, Some("address_in_use")),
+        "{v}"
+    );
+    for (ip, network) in [
+        ("10.253.9.1", "fixed"),
+        ("10.9.9.9", "fixed"),
+        ("10.253.9.5", "none"),
+        ("x", "fixed"),
+    ] {
+        let (s, v) = d
+            .api(
+                "POST",
+                "/v1/containers",
+                Some(json!({"image": "busybox", "cmd": ["true"], "network": network, "ip": ip})),
+            )
+            .await;
+        assert_eq!(s, 400, "{ip} on {network}: {v}");
+    }
+}
+
+/// A server in a network namespace this test makes, reached from the host through a
+/// veth pair: "the outside" for containers, on this machine only. Removed on drop.
+struct Outside {
+    ns: String,
+    addr: String,
+    server: std::process::Child,
+}
+
+impl Outside {
+    fn start(d: &TestDaemon, third_octet: u8) -> Outside {
+        let ns = format!("{}o", d.bridge_prefix);
+        let host_if = format!("{}h", d.bridge_prefix);
+        let run = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip");
+            assert!(st.success(), "ip {args:?}");
+        };
+        let (host_addr, addr) = (
+            format!("10.254.{third_octet}.1"),
+            format!("10.254.{third_octet}.2"),
+        );
+        run(&["netns", "add", &ns]);
+        run(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        run(&["addr", "add", &format!("{host_addr}/30"), "dev", &host_if]);
+        run(&["link", "set", &host_if, "up"]);
+        run(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/30"),
+            "dev",
+            "eth0",
+        ]);
+        run(&["-n", &ns, "link", "set", "eth0", "up"]);
+        run(&["-n", &ns, "link", "set", "lo", "up"]);
+        let www = d.dir.join("outside-www");
+        std::fs::create_dir_all(&www).unwrap();
+        std::fs::write(www.join("index.html"), "outside-world\n").unwrap();
+        let server = std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &ns, "busybox", "httpd", "-f", "-p", "8080", "-h",
+            ])
+            .arg(&www)
+            .spawn()
+            .expect("start the outside server");
+        Outside { ns, addr, server }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // The veth pair goes with the namespace.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn root_containers_reach_the_outside_through_nat_but_internal_networks_do_not() {
+    require_cni!();
+    require!(
+        which("busybox"),
+        "no busybox on the host (apt-get install busybox-static)"
+    );
+    let d = net_daemon().await;
+    let third = u8::from_str_radix(&d.bridge_prefix[2..4], 16).unwrap_or(1) & 0xfc;
+    let outside = Outside::start(&d, third);
+    let fetch = format!(
+        "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {} 8080",
+        outside.addr
+    );
+    // The server may still be starting: a few tries.
+    let mut out = String::new();
+    for _ in 0..20 {
+        out = d.run_to_end(json!({}), &["sh", "-c", &fetch]).await.1;
+        if out.contains("outside-world") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        out.contains("outside-world"),
+        "the default network reaches out: {out}"
+    );
+    d.api_ok(
+        "POST",
+        "/v1/networks",
+        Some(json!({"name": "sealed", "internal": true})),
+        201,
+    )
+    .await;
+    let (_, out) = d
+        .run_to_end(json!({"network": "sealed"}), &["sh", "-c", &fetch])
+        .await;
+    assert!(
+        !out.contains("outside-world"),
+        "an internal network reached out: {out}"
+    );
+}

@@ -299,6 +299,7 @@ fn container(full: bool) -> Container {
             network: "boxd".into(),
             ports: if full { vec![port()] } else { vec![] },
             network_aliases: if full { vec!["web".into()] } else { vec![] },
+            ip: full.then(|| "10.77.0.9".into()),
             dns: if full {
                 vec!["192.0.2.53".into()]
             } else {
@@ -485,6 +486,7 @@ fn spec_schemas_match_models() {
         network: Some("front".into()),
         ports: vec![port()],
         network_aliases: vec!["web".into()],
+        ip: Some("10.90.0.9".into()),
         dns: vec!["192.0.2.53".into()],
         dns_search: vec!["corp.example".into()],
         dns_options: vec!["ndots:2".into()],

@@ -386,6 +386,9 @@ pub struct CreateContainer {
     /// More names the container answers to on its user network's DNS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_aliases: Vec<String>,
+    /// A fixed IPv4 address on its network (in the network's subnet, not the gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
     /// Resolvers for `/etc/resolv.conf`, replacing the default ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
@@ -595,6 +598,9 @@ pub struct ContainerConfig {
     /// More DNS names on its user network.
     #[serde(default)]
     pub network_aliases: Vec<String>,
+    /// The fixed address asked for.
+    #[serde(default)]
+    pub ip: Option<String>,
     /// Resolvers given at create.
     #[serde(default)]
     pub dns: Vec<String>,

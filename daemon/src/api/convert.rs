@@ -79,6 +79,15 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
         network,
         ports,
         network_aliases: req.network_aliases.clone(),
+        ip: req
+            .ip
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| bad(format!("invalid ip: {s:?} is not an IPv4 address")))
+            })
+            .transpose()?,
         dns,
         image: req.image,
         name: req.name,
@@ -239,6 +248,7 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         network: c.network.mode.to_user_string(),
         ports: c.network.ports.into_iter().map(port_out).collect(),
         network_aliases: c.network.aliases,
+        ip: c.network.ip.map(|ip| ip.to_string()),
         dns: c
             .network
             .dns

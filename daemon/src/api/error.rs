@@ -72,6 +72,7 @@ impl ApiError {
                         | N::InUse { .. }
                         | N::PoolExhausted(_)
                         | N::PortInUse(_)
+                        | N::AddressInUse(_)
                         | N::PeerNotRunning(_) => StatusCode::CONFLICT,
                         N::Predefined(_) => StatusCode::FORBIDDEN,
                         N::Cni(_) | N::Io { .. } | N::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -122,6 +123,7 @@ impl ApiError {
                         N::InUse { .. } => "network_in_use",
                         N::PoolExhausted(_) => "pool_exhausted",
                         N::PortInUse(_) => "port_in_use",
+                        N::AddressInUse(_) => "address_in_use",
                         N::PeerNotRunning(_) => "not_running",
                         N::Predefined(_) => "predefined_network",
                         N::Cni(_) => "network_failed",

@@ -166,6 +166,9 @@ pub struct ContainerNetwork {
     /// More names the container answers to on its user network's DNS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// A fixed address on its network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
     /// resolv.conf and hosts settings.
     #[serde(default)]
     pub dns: DnsConfig,
@@ -328,6 +331,9 @@ pub enum NetworkError {
     /// A host port is taken (409).
     #[error("{0}")]
     PortInUse(String),
+    /// A fixed address is taken (409).
+    #[error("{0}")]
+    AddressInUse(String),
     /// The container whose namespace is to be shared does not run (409).
     #[error("container {0} is not running: its network namespace cannot be joined")]
     PeerNotRunning(String),
@@ -605,6 +611,7 @@ impl NetworkManager {
             "plugins": [
                 {
                     "type": "bridge",
+                    "capabilities": { "ips": true },
                     "bridge": n.bridge,
                     "isGateway": true,
                     "ipMasq": !n.internal,
@@ -627,6 +634,8 @@ impl NetworkManager {
         taken: &[(String, PortMapping)],
         aliases: &[String],
         dns: &DnsConfig,
+        ip: Option<Ipv4Addr>,
+        taken_ips: &[(String, String, Ipv4Addr)],
     ) -> Result<(ContainerNetwork, Vec<String>), NetworkError> {
         for a in aliases {
             crate::runtime::names::validate_container_name(a).map_err(|reason| {
@@ -677,6 +686,40 @@ impl NetworkManager {
                 })
             }
         };
+        if let Some(ip) = ip {
+            let NetworkMode::Network { name } = &mode else {
+                return Err(NetworkError::Invalid {
+                    field: "ip",
+                    reason: "a fixed address needs network mode bridge or a user network"
+                        .to_owned(),
+                });
+            };
+            let n = self.get(name).await?;
+            let subnet: Ipv4Net = n.subnet.parse().map_err(|_| NetworkError::Invalid {
+                field: "ip",
+                reason: format!("network {name} has no IPv4 subnet"),
+            })?;
+            if !subnet.contains(&ip)
+                || ip == subnet.network()
+                || ip == subnet.broadcast()
+                || n.gateway == ip.to_string()
+            {
+                return Err(NetworkError::Invalid {
+                    field: "ip",
+                    reason: format!(
+                        "{ip} is not a free host address of network {name} ({}, gateway {})",
+                        n.subnet, n.gateway
+                    ),
+                });
+            }
+            if let Some((who, _, _)) = taken_ips.iter().find(|(_, net, t)| net == name && *t == ip)
+            {
+                return Err(NetworkError::AddressInUse(format!(
+                    "address {ip} on network {name} is already given to container {}",
+                    who.get(..12).unwrap_or(who)
+                )));
+            }
+        }
         if !aliases.is_empty()
             && !matches!(&mode, NetworkMode::Network { name } if name != DEFAULT_NETWORK)
         {
@@ -692,6 +735,7 @@ impl NetworkManager {
                 ports,
                 aliases: aliases.to_vec(),
                 dns: dns.clone(),
+                ip,
             },
             warnings,
         ))
@@ -721,6 +765,11 @@ impl NetworkManager {
         let path = self.netns_dir.join(id);
         let mut conflist = self.conflist(&n);
         let mut runtime_config = json!({ "portMappings": ports::runtime_config(&net.ports) });
+        if let Some(ip) = net.ip {
+            // host-local takes the address asked for through the `ips` capability.
+            let prefix = n.subnet.parse::<Ipv4Net>().map_or(32, |s| s.prefix_len());
+            runtime_config["ips"] = json!([format!("{ip}/{prefix}")]);
+        }
         if let Some(bw) = bandwidth(rates) {
             // Only for a container with limits: one plugin run less for the rest.
             conflist["plugins"]

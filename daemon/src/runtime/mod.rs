@@ -421,6 +421,7 @@ impl Runtime {
         // Held until the row is in: two creates must not both take a free host port.
         let ports_guard = self.inner.network.lock().await;
         let taken = self.published_ports().await?;
+        let taken_ips = self.fixed_addresses().await?;
         let (network, mut warnings) = self
             .inner
             .network
@@ -431,6 +432,8 @@ impl Runtime {
                 &taken,
                 &req.network_aliases,
                 &req.dns,
+                req.ip,
+                &taken_ips,
             )
             .await?;
         if (req.resources.network_ingress_bps.is_some()
@@ -528,6 +531,28 @@ impl Runtime {
             .await;
         warnings.extend(self.create_warnings(&req.resources));
         Ok(CreateResponse { id, name, warnings })
+    }
+
+    /// Every container's fixed address: (id, network, address).
+    async fn fixed_addresses(
+        &self,
+    ) -> Result<Vec<(String, String, std::net::Ipv4Addr)>, RuntimeError> {
+        Ok(self
+            .inner
+            .store
+            .list_containers(true)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let n = r.container.config.network;
+                match (n.mode, n.ip) {
+                    (crate::network::NetworkMode::Network { name }, Some(ip)) => {
+                        Some((r.container.id, name, ip))
+                    }
+                    _ => None,
+                }
+            })
+            .collect())
     }
 
     /// Every container's published ports, with its id.

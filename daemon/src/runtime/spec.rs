@@ -64,6 +64,8 @@ pub struct ContainerSpec {
     pub ports: Vec<crate::network::PortRequest>,
     /// More DNS names on a user network.
     pub network_aliases: Vec<String>,
+    /// A fixed address on the network.
+    pub ip: Option<std::net::Ipv4Addr>,
     /// resolv.conf and hosts settings.
     pub dns: crate::network::DnsConfig,
 }
