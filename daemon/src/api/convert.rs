@@ -76,19 +76,21 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
         }
     }
     Ok(spec::ContainerSpec {
-        network,
-        ports,
-        network_aliases: req.network_aliases.clone(),
-        ip: req
-            .ip
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| bad(format!("invalid ip: {s:?} is not an IPv4 address")))
-            })
-            .transpose()?,
-        dns,
+        network: crate::network::NetworkRequest {
+            mode: network,
+            ports,
+            aliases: req.network_aliases.clone(),
+            dns,
+            ip: req
+                .ip
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse()
+                        .map_err(|_| bad(format!("invalid ip: {s:?} is not an IPv4 address")))
+                })
+                .transpose()?,
+        },
         image: req.image,
         name: req.name,
         cmd: req.cmd,

@@ -213,6 +213,30 @@ impl ModeRequest {
     }
 }
 
+/// The networking a create asks for, as a face parsed it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkRequest {
+    /// The mode.
+    pub mode: ModeRequest,
+    /// Published ports.
+    pub ports: Vec<PortRequest>,
+    /// More DNS names on a user network.
+    pub aliases: Vec<String>,
+    /// resolv.conf and hosts settings.
+    pub dns: DnsConfig,
+    /// A fixed address on the network.
+    pub ip: Option<Ipv4Addr>,
+}
+
+/// What other containers hold, for a create's checks.
+#[derive(Debug, Clone, Default)]
+pub struct Taken {
+    /// Published ports, with the container's id.
+    pub ports: Vec<(String, PortMapping)>,
+    /// Fixed addresses: container id, network, address.
+    pub addresses: Vec<(String, String, Ipv4Addr)>,
+}
+
 /// One container run's attachment to a network (table `attachments`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attachment {
@@ -628,15 +652,18 @@ impl NetworkManager {
     /// its id by the engine) and its ports, checked against `taken`.
     pub async fn plan(
         &self,
-        mode: &ModeRequest,
+        req: &NetworkRequest,
         peer_id: Option<String>,
-        ports: &[PortRequest],
-        taken: &[(String, PortMapping)],
-        aliases: &[String],
-        dns: &DnsConfig,
-        ip: Option<Ipv4Addr>,
-        taken_ips: &[(String, String, Ipv4Addr)],
+        taken: &Taken,
     ) -> Result<(ContainerNetwork, Vec<String>), NetworkError> {
+        let NetworkRequest {
+            mode,
+            ports,
+            aliases,
+            dns,
+            ip,
+        } = req;
+        let ip = *ip;
         for a in aliases {
             crate::runtime::names::validate_container_name(a).map_err(|reason| {
                 NetworkError::Invalid {
@@ -667,7 +694,9 @@ impl NetworkManager {
             },
         };
         let ports = match &mode {
-            NetworkMode::Network { .. } => ports::plan(ports, self.settings.port_host_ip, taken)?,
+            NetworkMode::Network { .. } => {
+                ports::plan(ports, self.settings.port_host_ip, &taken.ports)?
+            }
             _ if ports.is_empty() => Vec::new(),
             NetworkMode::Host => {
                 warnings.push(
@@ -712,7 +741,10 @@ impl NetworkManager {
                     ),
                 });
             }
-            if let Some((who, _, _)) = taken_ips.iter().find(|(_, net, t)| net == name && *t == ip)
+            if let Some((who, _, _)) = taken
+                .addresses
+                .iter()
+                .find(|(_, net, t)| net == name && *t == ip)
             {
                 return Err(NetworkError::AddressInUse(format!(
                     "address {ip} on network {name} is already given to container {}",

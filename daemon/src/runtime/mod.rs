@@ -414,7 +414,7 @@ impl Runtime {
         }
         // Resolving the user now turns a typo into a 400 at create, not a failed start.
         users::resolve_layers(&self.image_lowers(&image.id).await?, &config.user)?;
-        let peer = match &req.network {
+        let peer = match &req.network.mode {
             crate::network::ModeRequest::Container(r) => Some(self.resolve(r).await?.container.id),
             _ => None,
         };
@@ -428,12 +428,10 @@ impl Runtime {
             .plan(
                 &req.network,
                 peer,
-                &req.ports,
-                &taken,
-                &req.network_aliases,
-                &req.dns,
-                req.ip,
-                &taken_ips,
+                &crate::network::Taken {
+                    ports: taken,
+                    addresses: taken_ips,
+                },
             )
             .await?;
         if (req.resources.network_ingress_bps.is_some()

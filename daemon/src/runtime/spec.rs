@@ -58,16 +58,8 @@ pub struct ContainerSpec {
     pub stdio: Stdio,
     /// The user namespace.
     pub userns: UsernsRequest,
-    /// The network mode.
-    pub network: crate::network::ModeRequest,
-    /// Published ports.
-    pub ports: Vec<crate::network::PortRequest>,
-    /// More DNS names on a user network.
-    pub network_aliases: Vec<String>,
-    /// A fixed address on the network.
-    pub ip: Option<std::net::Ipv4Addr>,
-    /// resolv.conf and hosts settings.
-    pub dns: crate::network::DnsConfig,
+    /// Network mode, ports, names, address and DNS settings.
+    pub network: crate::network::NetworkRequest,
 }
 
 /// The security settings a create asks for, before defaults.
