@@ -939,3 +939,132 @@ async fn root_containers_reach_the_outside_through_nat_but_internal_networks_do_
         "an internal network reached out: {out}"
     );
 }
+
+#[tokio::test]
+async fn root_connect_and_disconnect_a_running_container() {
+    require_cni!();
+    let d = net_daemon().await;
+    for n in ["front", "back"] {
+        d.api_ok("POST", "/v1/networks", Some(json!({"name": n})), 201)
+            .await;
+    }
+    let server = d
+        .run(merge(
+            web("front-page"),
+            json!({"name": "srv", "network": "front"}),
+        ))
+        .await;
+    wait_http(SocketAddr::new(
+        address_of(&d.inspect(&server).await).parse().unwrap(),
+        80,
+    ))
+    .await;
+    let client = d
+        .run(bb(
+            json!({"name": "cli", "network": "back", "cmd": ["sleep", "1000"]}),
+        ))
+        .await;
+    let fetch = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 srv 80";
+    let (_, out, _) = crate::exec::exec_plain(&d, "cli", &["sh", "-c", fetch]).await;
+    assert!(
+        !out.contains("front-page"),
+        "reached front before the connect: {out}"
+    );
+
+    // Connected while it runs: a second interface at once, the name resolves.
+    d.api_ok(
+        "POST",
+        "/v1/networks/front/connect",
+        Some(json!({"container": "cli", "aliases": ["cli-alias"]})),
+        204,
+    )
+    .await;
+    let c = d.inspect(&client).await;
+    let nets: Vec<(&str, &str)> = c["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["network"].as_str().unwrap(),
+                e["ifname"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(nets, vec![("back", "eth0"), ("front", "eth1")], "{c}");
+    assert_eq!(c["config"]["connected_networks"], json!(["front"]));
+    let (_, out, _) = crate::exec::exec_plain(&d, "cli", &["sh", "-c", fetch]).await;
+    assert!(
+        out.contains("front-page"),
+        "srv by name after the connect: {out}"
+    );
+    let (s, v) = d
+        .api(
+            "POST",
+            "/v1/networks/front/connect",
+            Some(json!({"container": "cli"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (409, Some("already_connected"))
+    );
+    let (s, _) = d
+        .api(
+            "POST",
+            "/v1/networks/back/disconnect",
+            Some(json!({"container": "cli"})),
+        )
+        .await;
+    assert_eq!(s, 400, "the network of its mode stays");
+    let (s, _) = d.api("DELETE", "/v1/networks/front", None).await;
+    assert_eq!(s, 409, "front is in use by srv and cli");
+
+    // A stopped container keeps the connection: the next start attaches both.
+    d.stop_container(&client, 1).await;
+    d.start_container(&client).await;
+    let c = d.inspect(&client).await;
+    assert_eq!(c["networks"].as_array().unwrap().len(), 2, "{c}");
+
+    // Disconnected while it runs: the interface and its address go.
+    d.api_ok(
+        "POST",
+        "/v1/networks/front/disconnect",
+        Some(json!({"container": "cli"})),
+        204,
+    )
+    .await;
+    let c = d.inspect(&client).await;
+    assert_eq!(c["networks"].as_array().unwrap().len(), 1, "{c}");
+    assert_eq!(c["config"]["connected_networks"], json!([]));
+    let (s, v) = d
+        .api(
+            "POST",
+            "/v1/networks/front/disconnect",
+            Some(json!({"container": "cli"})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (409, Some("not_connected"))
+    );
+    let (s, _) = d
+        .api(
+            "POST",
+            "/v1/networks/front/connect",
+            Some(json!({"container": "nosuch"})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let none = d
+        .run(bb(json!({"network": "none", "cmd": ["sleep", "100"]})))
+        .await;
+    let (s, _) = d
+        .api(
+            "POST",
+            "/v1/networks/front/connect",
+            Some(json!({"container": none})),
+        )
+        .await;
+    assert_eq!(s, 400, "a container in mode none cannot be connected");
+}

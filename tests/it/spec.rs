@@ -300,6 +300,7 @@ fn container(full: bool) -> Container {
             ports: if full { vec![port()] } else { vec![] },
             network_aliases: if full { vec!["web".into()] } else { vec![] },
             ip: full.then(|| "10.77.0.9".into()),
+            connected_networks: if full { vec!["back".into()] } else { vec![] },
             dns: if full {
                 vec!["192.0.2.53".into()]
             } else {
@@ -613,6 +614,19 @@ fn spec_schemas_match_models() {
     };
     check_model(&spec, "Network", &network(true), &network(false));
     check_model(&spec, "NetworkEndpoint", &endpoint(), &endpoint());
+    let connect = boxd_client::models::NetworkConnect {
+        container: "web".into(),
+        aliases: vec!["w".into()],
+    };
+    let connect_min = boxd_client::models::NetworkConnect {
+        container: "web".into(),
+        ..Default::default()
+    };
+    check_model(&spec, "NetworkConnect", &connect, &connect_min);
+    let disconnect = boxd_client::models::NetworkDisconnect {
+        container: "web".into(),
+    };
+    check_model(&spec, "NetworkDisconnect", &disconnect, &disconnect);
 }
 
 /// Every variant of a model enum is in the spec's enum, and the spec lists no other.

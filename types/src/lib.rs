@@ -488,6 +488,25 @@ pub struct Network {
     pub containers: Vec<NetworkContainer>,
 }
 
+/// `POST /v1/networks/{name}/connect` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConnect {
+    /// The container (id, prefix or name).
+    pub container: String,
+    /// More DNS names of the container on this network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// `POST /v1/networks/{name}/disconnect` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkDisconnect {
+    /// The container (id, prefix or name).
+    pub container: String,
+}
+
 /// A container attached to a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkContainer {
@@ -601,6 +620,9 @@ pub struct ContainerConfig {
     /// The fixed address asked for.
     #[serde(default)]
     pub ip: Option<String>,
+    /// Networks connected after create (`POST /v1/networks/{name}/connect`).
+    #[serde(default)]
+    pub connected_networks: Vec<String>,
     /// Resolvers given at create.
     #[serde(default)]
     pub dns: Vec<String>,

@@ -251,6 +251,7 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         ports: c.network.ports.into_iter().map(port_out).collect(),
         network_aliases: c.network.aliases,
         ip: c.network.ip.map(|ip| ip.to_string()),
+        connected_networks: c.network.connected.iter().map(|n| n.name.clone()).collect(),
         dns: c
             .network
             .dns

@@ -73,6 +73,8 @@ impl ApiError {
                         | N::PoolExhausted(_)
                         | N::PortInUse(_)
                         | N::AddressInUse(_)
+                        | N::AlreadyConnected { .. }
+                        | N::NotConnected { .. }
                         | N::PeerNotRunning(_) => StatusCode::CONFLICT,
                         N::Predefined(_) => StatusCode::FORBIDDEN,
                         N::Cni(_) | N::Io { .. } | N::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,6 +126,8 @@ impl ApiError {
                         N::PoolExhausted(_) => "pool_exhausted",
                         N::PortInUse(_) => "port_in_use",
                         N::AddressInUse(_) => "address_in_use",
+                        N::AlreadyConnected { .. } => "already_connected",
+                        N::NotConnected { .. } => "not_connected",
                         N::PeerNotRunning(_) => "not_running",
                         N::Predefined(_) => "predefined_network",
                         N::Cni(_) => "network_failed",

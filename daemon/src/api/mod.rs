@@ -86,6 +86,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/networks"),
     ("GET", "/v1/networks/{name}"),
     ("DELETE", "/v1/networks/{name}"),
+    ("POST", "/v1/networks/{name}/connect"),
+    ("POST", "/v1/networks/{name}/disconnect"),
 ];
 
 /// Shared state of the handlers.
@@ -154,6 +156,16 @@ pub fn router(state: AppState) -> Router {
         get(networks::inspect).delete(networks::remove),
     );
     r.add("DELETE", "/v1/networks/{name}", delete(networks::remove));
+    r.add(
+        "POST",
+        "/v1/networks/{name}/connect",
+        post(networks::connect),
+    );
+    r.add(
+        "POST",
+        "/v1/networks/{name}/disconnect",
+        post(networks::disconnect),
+    );
     r.0.fallback(no_route).with_state(state)
 }
 

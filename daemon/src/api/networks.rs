@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use boxd_types::{Network, NetworkContainer, NetworkCreate};
+use boxd_types::{Network, NetworkConnect, NetworkContainer, NetworkCreate, NetworkDisconnect};
 
 use super::{convert, ApiError, ApiJson, AppState};
 
@@ -76,5 +76,25 @@ pub(super) async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     s.runtime.remove_network(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn connect(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<NetworkConnect>,
+) -> Result<StatusCode, ApiError> {
+    s.runtime
+        .connect(&name, &req.container, req.aliases)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn disconnect(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<NetworkDisconnect>,
+) -> Result<StatusCode, ApiError> {
+    s.runtime.disconnect(&name, &req.container).await?;
     Ok(StatusCode::NO_CONTENT)
 }

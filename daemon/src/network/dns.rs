@@ -116,9 +116,10 @@ struct Resolver {
 }
 
 impl Resolver {
-    /// The addresses of `name` on this network: running containers attached to it
-    /// whose name, hostname, alias or short id it is.
-    async fn lookup(&self, name: &str) -> Vec<Ipv4Addr> {
+    /// The addresses of `name` for the container at `peer`: running containers whose
+    /// name, hostname, alias or short id it is, on this network or on another network
+    /// the asking container is also connected to (as Docker's embedded DNS).
+    async fn lookup(&self, name: &str, peer: IpAddr) -> Vec<Ipv4Addr> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         if name.is_empty() {
             return Vec::new();
@@ -126,15 +127,29 @@ impl Resolver {
         let Ok(attachments) = self.store.attachments(None).await else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        for a in attachments.iter().filter(|a| a.network == self.network) {
-            let Some(addr) = a
-                .endpoint()
+        let address = |a: &super::Attachment| {
+            a.endpoint()
                 .address
                 .and_then(|s| s.split('/').next()?.parse::<Ipv4Addr>().ok())
-            else {
-                continue;
-            };
+        };
+        let mut networks: Vec<&str> = vec![self.network.as_str()];
+        if let Some(asking) = attachments
+            .iter()
+            .find(|a| a.network == self.network && address(a).map(IpAddr::V4) == Some(peer))
+        {
+            networks.extend(
+                attachments
+                    .iter()
+                    .filter(|a| a.container_id == asking.container_id)
+                    .map(|a| a.network.as_str()),
+            );
+        }
+        let mut out = Vec::new();
+        for a in attachments
+            .iter()
+            .filter(|a| networks.contains(&a.network.as_str()))
+        {
+            let Some(addr) = address(a) else { continue };
             let Ok(Some(rec)) = self.store.container(&a.container_id).await else {
                 continue;
             };
@@ -144,10 +159,10 @@ impl Resolver {
                 || c.id.get(..12) == Some(name.as_str())
                 || c.config
                     .network
-                    .aliases
+                    .aliases_on(&a.network)
                     .iter()
                     .any(|al| al.eq_ignore_ascii_case(&name));
-            if matches {
+            if matches && !out.contains(&addr) {
                 out.push(addr);
             }
         }
@@ -155,7 +170,7 @@ impl Resolver {
     }
 
     /// The answer to one message (`None`: nothing to send).
-    async fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+    async fn answer(&self, query: &[u8], peer: IpAddr) -> Option<Vec<u8>> {
         let msg = match Message::from_vec(query) {
             Ok(m) => m,
             Err(_) => return None,
@@ -168,7 +183,7 @@ impl Resolver {
         };
         let name = q.name().to_ascii();
         let name = name.trim_end_matches('.');
-        let found = self.lookup(name).await;
+        let found = self.lookup(name, peer).await;
         if !found.is_empty() {
             let answers = match q.query_type() {
                 RecordType::A | RecordType::ANY => found
@@ -239,7 +254,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, resolver: Arc<Resolver>) {
         let (sock, resolver) = (sock.clone(), resolver.clone());
         // Each question on its own task: a slow upstream does not hold up the rest.
         tokio::spawn(async move {
-            if let Some(answer) = resolver.answer(&query).await {
+            if let Some(answer) = resolver.answer(&query, peer.ip()).await {
                 let _ = sock.send_to(&answer, peer).await;
             }
         });
@@ -248,7 +263,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, resolver: Arc<Resolver>) {
 
 async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((mut stream, peer)) = listener.accept().await else {
             continue;
         };
         let resolver = resolver.clone();
@@ -259,7 +274,7 @@ async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
                     let len = stream.read_u16().await.ok()? as usize;
                     let mut query = vec![0u8; len];
                     stream.read_exact(&mut query).await.ok()?;
-                    let answer = resolver.answer(&query).await?;
+                    let answer = resolver.answer(&query, peer.ip()).await?;
                     let len = u16::try_from(answer.len()).ok()?;
                     stream.write_u16(len).await.ok()?;
                     stream.write_all(&answer).await.ok()?;

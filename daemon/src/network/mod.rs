@@ -172,6 +172,45 @@ pub struct ContainerNetwork {
     /// resolv.conf and hosts settings.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// More networks connected (`POST /v1/networks/{name}/connect`), each a further
+    /// interface (`eth1`, ...) from the next start on, and at once when running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<Connection>,
+}
+
+/// A further network of a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    /// The network's name.
+    pub name: String,
+    /// More DNS names of the container on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl ContainerNetwork {
+    /// The networks the container is attached to when it runs: its mode's, then the
+    /// connected ones.
+    pub fn networks(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let NetworkMode::Network { name } = &self.mode {
+            out.push(name.as_str());
+        }
+        out.extend(self.connected.iter().map(|c| c.name.as_str()));
+        out
+    }
+
+    /// The container's DNS aliases on network `name`.
+    pub fn aliases_on(&self, name: &str) -> &[String] {
+        match &self.mode {
+            NetworkMode::Network { name: own } if own == name => &self.aliases,
+            _ => self
+                .connected
+                .iter()
+                .find(|c| c.name == name)
+                .map_or(&[], |c| c.aliases.as_slice()),
+        }
+    }
 }
 
 /// The network a create asks for, as a face parsed it.
@@ -358,6 +397,22 @@ pub enum NetworkError {
     /// A fixed address is taken (409).
     #[error("{0}")]
     AddressInUse(String),
+    /// Already attached to the network (409).
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected {
+        /// The container.
+        container: String,
+        /// The network.
+        network: String,
+    },
+    /// Not attached to the network (409).
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected {
+        /// The container.
+        container: String,
+        /// The network.
+        network: String,
+    },
     /// The container whose namespace is to be shared does not run (409).
     #[error("container {0} is not running: its network namespace cannot be joined")]
     PeerNotRunning(String),
@@ -768,6 +823,7 @@ impl NetworkManager {
                 aliases: aliases.to_vec(),
                 dns: dns.clone(),
                 ip,
+                connected: Vec::new(),
             },
             warnings,
         ))
@@ -853,7 +909,80 @@ impl NetworkManager {
         if n.name != DEFAULT_NETWORK {
             self.serve_dns(&n).await;
         }
+        for (i, c) in net.connected.iter().enumerate() {
+            if let Err(e) = self
+                .add_interface(id, &c.name, &format!("eth{}", i + 1))
+                .await
+            {
+                self.detach(id).await;
+                return Err(e);
+            }
+        }
         Ok(Netns::Join(path))
+    }
+
+    /// Attaches the running (or starting) container `id`'s pinned namespace to network
+    /// `name` as interface `ifname`: the row first, then the ADD.
+    async fn add_interface(&self, id: &str, name: &str, ifname: &str) -> Result<(), NetworkError> {
+        let n = self.get(name).await?;
+        let path = self.netns_dir.join(id);
+        let a = Attachment {
+            container_id: id.to_owned(),
+            network: n.name.clone(),
+            ifname: ifname.to_owned(),
+            netns: path.clone(),
+            conflist: self.conflist(&n),
+            runtime_config: json!({}),
+            result: None,
+        };
+        self.cni.check_installed(&a.conflist)?;
+        self.store.insert_attachment(&a).await?;
+        let target = cni::Target {
+            container_id: id,
+            netns: &path,
+            ifname,
+        };
+        match self.cni.add(&a.conflist, &target, &a.runtime_config).await {
+            Ok(result) => {
+                self.store
+                    .set_attachment_result(id, &a.network, &result)
+                    .await?;
+            }
+            Err(e) => {
+                self.del(&a).await;
+                return Err(e.into());
+            }
+        }
+        if n.name != DEFAULT_NETWORK {
+            self.serve_dns(&n).await;
+        }
+        Ok(())
+    }
+
+    /// Connects running container `id` to network `name` now (a further interface).
+    pub async fn connect_running(&self, id: &str, name: &str) -> Result<(), NetworkError> {
+        let used: HashSet<String> = self
+            .store
+            .attachments(Some(id))
+            .await?
+            .into_iter()
+            .map(|a| a.ifname)
+            .collect();
+        let ifname = (1..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !used.contains(n))
+            .expect("a free interface name");
+        self.add_interface(id, name, &ifname).await
+    }
+
+    /// Detaches running container `id` from network `name` now.
+    pub async fn disconnect_running(&self, id: &str, name: &str) -> Result<(), NetworkError> {
+        for a in self.store.attachments(Some(id)).await? {
+            if a.network == name {
+                self.del(&a).await;
+            }
+        }
+        Ok(())
     }
 
     /// Starts the DNS server of user network `n` unless it runs.

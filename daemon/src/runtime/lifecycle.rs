@@ -58,6 +58,14 @@ pub(super) enum Command {
     Kill { signal: i32, reply: Reply },
     /// Delete it and everything it owns; `force` kills it first if it runs.
     Remove { force: bool, reply: Reply },
+    /// Connect it to one more network (at once when it runs, and on every start).
+    Connect {
+        network: String,
+        aliases: Vec<String>,
+        reply: Reply,
+    },
+    /// Disconnect it from a connected network.
+    Disconnect { network: String, reply: Reply },
 }
 
 /// The actors of the containers that exist, by id.
@@ -166,6 +174,18 @@ impl Actor {
             Command::Stop { timeout, reply } => self.stop(timeout, reply).await,
             Command::Kill { signal, reply } => {
                 let res = self.kill(signal).await;
+                let _ = reply.send(res);
+            }
+            Command::Connect {
+                network,
+                aliases,
+                reply,
+            } => {
+                let res = self.connect(&network, aliases).await;
+                let _ = reply.send(res);
+            }
+            Command::Disconnect { network, reply } => {
+                let res = self.disconnect(&network).await;
                 let _ = reply.send(res);
             }
             Command::Remove { force, reply } => {
@@ -406,6 +426,112 @@ impl Actor {
         Ok(())
     }
 
+    // ----- networks ---------------------------------------------------------------
+
+    async fn connect(&mut self, network: &str, aliases: Vec<String>) -> Result<(), RuntimeError> {
+        use crate::network::{Connection, NetworkError, NetworkMode};
+        let rt = self.rt.clone();
+        let Some(rec) = rt.inner.store.container(&self.id).await? else {
+            return Err(RuntimeError::NotFound {
+                kind: "container",
+                reference: self.id.clone(),
+            });
+        };
+        let mut config = rec.container.config;
+        if !matches!(config.network.mode, NetworkMode::Network { .. }) {
+            return Err(RuntimeError::invalid(
+                "network",
+                format!(
+                    "container {} is in network mode {}: only a container on a network (bridge or a user network) can be connected to more",
+                    rec.container.name,
+                    config.network.mode.to_user_string()
+                ),
+            ));
+        }
+        let n = rt.inner.network.get(network).await?;
+        if config.network.networks().contains(&n.name.as_str()) {
+            return Err(NetworkError::AlreadyConnected {
+                container: rec.container.name,
+                network: n.name,
+            }
+            .into());
+        }
+        for a in &aliases {
+            super::names::validate_container_name(a)
+                .map_err(|r| RuntimeError::invalid("aliases", format!("{a:?}: {r}")))?;
+        }
+        config.network.connected.push(Connection {
+            name: n.name.clone(),
+            aliases,
+        });
+        // Recorded first: a crash after the ADD leaves an attachment the config names.
+        rt.inner.store.set_config(&self.id, &config).await?;
+        if self.running() {
+            if let Err(e) = rt.inner.network.connect_running(&self.id, &n.name).await {
+                config.network.connected.retain(|c| c.name != n.name);
+                rt.inner.store.set_config(&self.id, &config).await?;
+                return Err(e.into());
+            }
+        }
+        rt.inner
+            .events
+            .emit(
+                "network",
+                "connect",
+                &n.id,
+                &[("name", n.name.clone()), ("container", self.id.clone())],
+            )
+            .await;
+        Ok(())
+    }
+
+    async fn disconnect(&mut self, network: &str) -> Result<(), RuntimeError> {
+        use crate::network::{NetworkError, NetworkMode};
+        let rt = self.rt.clone();
+        let Some(rec) = rt.inner.store.container(&self.id).await? else {
+            return Err(RuntimeError::NotFound {
+                kind: "container",
+                reference: self.id.clone(),
+            });
+        };
+        let mut config = rec.container.config;
+        let n = rt.inner.network.get(network).await?;
+        if matches!(&config.network.mode, NetworkMode::Network { name } if *name == n.name) {
+            return Err(RuntimeError::invalid(
+                "network",
+                format!(
+                    "{} is the network container {} was created on; it can only be disconnected from networks connected later",
+                    n.name, rec.container.name
+                ),
+            ));
+        }
+        if !config.network.connected.iter().any(|c| c.name == n.name) {
+            return Err(NetworkError::NotConnected {
+                container: rec.container.name,
+                network: n.name,
+            }
+            .into());
+        }
+        if self.running() {
+            rt.inner
+                .network
+                .disconnect_running(&self.id, &n.name)
+                .await?;
+        }
+        config.network.connected.retain(|c| c.name != n.name);
+        rt.inner.store.set_config(&self.id, &config).await?;
+        rt.inner
+            .events
+            .emit(
+                "network",
+                "disconnect",
+                &n.id,
+                &[("name", n.name.clone()), ("container", self.id.clone())],
+            )
+            .await;
+        Ok(())
+    }
+
     // ----- delete -----------------------------------------------------------------
 
     async fn remove(&mut self, force: bool) -> Result<(), RuntimeError> {
@@ -548,6 +674,29 @@ impl Runtime {
     /// Sends a signal; 409 if the container is not running.
     pub async fn kill(&self, reference: &str, signal: i32) -> Result<(), RuntimeError> {
         self.call(reference, |reply| Command::Kill { signal, reply })
+            .await
+    }
+
+    /// Connects a container to one more network.
+    pub async fn connect(
+        &self,
+        network: &str,
+        reference: &str,
+        aliases: Vec<String>,
+    ) -> Result<(), RuntimeError> {
+        let network = network.to_owned();
+        self.call(reference, |reply| Command::Connect {
+            network,
+            aliases,
+            reply,
+        })
+        .await
+    }
+
+    /// Disconnects a container from a network it was connected to.
+    pub async fn disconnect(&self, network: &str, reference: &str) -> Result<(), RuntimeError> {
+        let network = network.to_owned();
+        self.call(reference, |reply| Command::Disconnect { network, reply })
             .await
     }
 

@@ -598,8 +598,11 @@ impl Runtime {
             .await?
             .into_iter()
             .filter(|r| {
-                matches!(&r.container.config.network.mode,
-                    crate::network::NetworkMode::Network { name } if *name == n.name)
+                r.container
+                    .config
+                    .network
+                    .networks()
+                    .contains(&n.name.as_str())
             })
             .map(|r| r.container.id)
             .collect();

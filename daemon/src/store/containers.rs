@@ -297,6 +297,21 @@ impl Store {
         expect_one(res.rows_affected(), "mark dead", id, from)
     }
 
+    /// Replaces the stored config (a network connected or disconnected).
+    pub async fn set_config(
+        &self,
+        id: &str,
+        config: &crate::runtime::spec::ContainerConfig,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE containers SET config = ? WHERE id = ?")
+            .bind(serde_json::to_string(config).expect("config serialises"))
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query_err("record container config"))?;
+        Ok(())
+    }
+
     /// Records why the last start failed (the state does not change).
     pub async fn set_error(&self, id: &str, error: Option<&str>) -> Result<(), StoreError> {
         sqlx::query("UPDATE containers SET error = ? WHERE id = ?")
