@@ -64,7 +64,7 @@ use models::{
 };
 use models::{ContainerStats, ExitInfo};
 use models::{LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
-use models::{Network, NetworkCreate};
+use models::{Network, NetworkConnect, NetworkCreate, NetworkDisconnect};
 
 pub use boxd_types::DEFAULT_SOCKET;
 
@@ -516,6 +516,28 @@ impl Client {
     /// one and one that containers still use.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
         self.no_content(Method::DELETE, network_path(name)).await
+    }
+
+    /// `POST /v1/networks/{name}/connect`: one more network for a container.
+    pub async fn connect_network(&self, name: &str, body: &NetworkConnect) -> Result<()> {
+        let req = json_request(
+            Method::POST,
+            format!("{}/connect", network_path(name)),
+            body,
+        )?;
+        self.send(req).await?;
+        Ok(())
+    }
+
+    /// `POST /v1/networks/{name}/disconnect`: a connected network off a container.
+    pub async fn disconnect_network(&self, name: &str, body: &NetworkDisconnect) -> Result<()> {
+        let req = json_request(
+            Method::POST,
+            format!("{}/disconnect", network_path(name)),
+            body,
+        )?;
+        self.send(req).await?;
+        Ok(())
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: String) -> Result<T> {

@@ -1056,6 +1056,38 @@ async fn root_connect_and_disconnect_a_running_container() {
         )
         .await;
     assert_eq!(s, 404);
+    // The same through boxctl.
+    let boxctl = |args: &[&str]| {
+        let out = std::process::Command::new(boxd_tests::boxctl_bin())
+            .args(args)
+            .env("BOXD_SOCKET", &d.socket)
+            .output()
+            .expect("run boxctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        boxctl(&["network", "connect", "--alias", "c2", "front", "cli"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        d.inspect(&client).await["networks"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        boxctl(&["network", "disconnect", "front", "cli"]).0,
+        Some(0)
+    );
+    let (code, err) = boxctl(&["network", "disconnect", "front", "cli"]);
+    assert!(
+        code != Some(0) && err.contains("not connected"),
+        "{code:?} {err}"
+    );
     let none = d
         .run(bb(json!({"network": "none", "cmd": ["sleep", "100"]})))
         .await;

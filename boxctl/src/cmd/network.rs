@@ -1,13 +1,10 @@
-//! `boxctl network create|ls|inspect|rm`: manages the daemon's networks, with docker's
-//! verbs and output.
-//!
-//! `connect` and `disconnect` are absent on purpose: the daemon attaches a container to
-//! its network when it starts, and has no route to change that afterwards.
+//! `boxctl network create|ls|inspect|rm|connect|disconnect`: manages the daemon's
+//! networks, with docker's verbs and output.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use boxd_client::models::{Network, NetworkCreate};
+use boxd_client::models::{Network, NetworkConnect, NetworkCreate, NetworkDisconnect};
 use clap::{Args as ClapArgs, Subcommand};
 
 use super::create::parse_label;
@@ -26,6 +23,31 @@ pub enum Command {
     /// Remove networks.
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
+    /// Connect a container to a network (at once if it runs, and at every start).
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network it was connected to.
+    Disconnect(DisconnectArgs),
+}
+
+/// The options of `network connect`.
+#[derive(Debug, ClapArgs)]
+pub struct ConnectArgs {
+    /// Another DNS name of the container on this network.
+    #[arg(long = "alias", value_name = "NAME")]
+    pub aliases: Vec<String>,
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
+}
+
+/// The options of `network disconnect`.
+#[derive(Debug, ClapArgs)]
+pub struct DisconnectArgs {
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
 }
 
 /// The options of `network create`.
@@ -78,6 +100,37 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Ls(args) => ls(ctx, args).await,
         Command::Inspect(args) => inspect(ctx, args).await,
         Command::Rm(args) => rm(ctx, args).await,
+        Command::Connect(args) => {
+            let body = NetworkConnect {
+                container: args.container.clone(),
+                aliases: args.aliases,
+            };
+            ctx.client
+                .connect_network(&args.network, &body)
+                .await
+                .with_context(|| {
+                    format!(
+                        "failed to connect container {} to network {}",
+                        args.container, args.network
+                    )
+                })?;
+            Ok(0)
+        }
+        Command::Disconnect(args) => {
+            let body = NetworkDisconnect {
+                container: args.container.clone(),
+            };
+            ctx.client
+                .disconnect_network(&args.network, &body)
+                .await
+                .with_context(|| {
+                    format!(
+                        "failed to disconnect container {} from network {}",
+                        args.container, args.network
+                    )
+                })?;
+            Ok(0)
+        }
     }
 }
 
