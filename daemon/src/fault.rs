@@ -21,6 +21,10 @@ pub const CRASH_POINTS: &[&str] = &[
     "delete.before_row",
     "image.after_unpack",
     "image.after_row_delete",
+    "network.after_attachment_row",
+    "network.after_first_plugin",
+    "network.after_add",
+    "network.after_del",
 ];
 
 /// Dies here if `BOXD_CRASH_AT` says so (fault-injection debug builds only).

@@ -329,3 +329,98 @@ async fn root_boxctl_doctor_reports_repairs_and_problems() {
         .await;
     assert_no_leaks(&d);
 }
+
+/// Addresses host-local still leases in the daemon's default network.
+fn leases(d: &TestDaemon) -> Vec<String> {
+    std::fs::read_dir(d.root.join("cni/ipam/boxd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+        .collect()
+}
+
+#[tokio::test]
+async fn root_crash_while_attaching_or_detaching_leaks_no_address_or_rule() {
+    require_root!();
+    boxd_tests::require!(
+        std::path::Path::new("/usr/lib/cni/bridge").exists(),
+        "no CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)"
+    );
+    let mut d = TestDaemon::prepare();
+    d.networking = true;
+    d.spawn().await;
+    d.import_busybox().await;
+    for point in [
+        "network.after_attachment_row",
+        "network.after_first_plugin",
+        "network.after_add",
+    ] {
+        let name = point.replace(['.', '_'], "-");
+        arm(&mut d, point).await;
+        d.create(
+            json!({"image": "busybox", "name": name, "cmd": ["sleep", "1000"],
+            "ports": [{"container_port": 80}]}),
+        )
+        .await;
+        crash_on(
+            &mut d,
+            point,
+            Method::POST,
+            &format!("/v1/containers/{name}/start"),
+            None,
+        )
+        .await;
+        assert_consistent(&d, point).await;
+        let c = d.inspect(&name).await;
+        assert_eq!(c["state"], "created", "{point}: {c}");
+        assert_eq!(c["networks"], json!([]), "{point}: attachment left: {c}");
+        assert!(
+            leases(&d).is_empty(),
+            "{point}: addresses leased: {:?}",
+            leases(&d)
+        );
+        assert_no_rules(&d, point).await;
+        d.start_container(&name).await;
+        let c = d.inspect(&name).await;
+        assert_eq!(
+            c["networks"].as_array().map(Vec::len),
+            Some(1),
+            "{point}: {c}"
+        );
+        d.remove_container(&name).await;
+        assert!(leases(&d).is_empty(), "{point}: {:?}", leases(&d));
+    }
+    // Killed between a DEL and the forgetting of its attachment: the next start DELs
+    // again (plugins take a repeated DEL) and forgets it.
+    let point = "network.after_del";
+    arm(&mut d, point).await;
+    d.run(json!({"image": "busybox", "name": "del", "cmd": ["sleep", "1000"]}))
+        .await;
+    crash_on(
+        &mut d,
+        point,
+        Method::DELETE,
+        "/v1/containers/del?force=true",
+        None,
+    )
+    .await;
+    assert_consistent(&d, point).await;
+    let (s, _) = d.api("DELETE", "/v1/containers/del?force=true", None).await;
+    assert!(s == 204 || s == 404, "{s}");
+    let all = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
+    assert_eq!(all, json!([]));
+    assert!(leases(&d).is_empty(), "{point}: {:?}", leases(&d));
+    assert_no_rules(&d, point).await;
+    assert_no_leaks(&d);
+}
+
+/// No firewall rule names an address of the daemon's default network.
+async fn assert_no_rules(d: &TestDaemon, point: &str) {
+    let n = d.api_ok("GET", "/v1/networks/boxd", None, 200).await;
+    let subnet = n["subnet"].as_str().unwrap();
+    let prefix = &subnet[..subnet.rfind('.').unwrap() + 1];
+    let rules = boxd_tests::iptables_rules_naming(prefix);
+    assert!(rules.is_empty(), "{point}: rules left: {rules:#?}");
+}

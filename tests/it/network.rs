@@ -81,7 +81,7 @@ async fn http_get(addr: SocketAddr) -> Option<String> {
 
 /// Polls [`http_get`] until it answers (the app may still be starting).
 async fn wait_http(addr: SocketAddr) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(body) = http_get(addr).await {
             return body;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::io::AsyncWriteExt;
 
 /// The CNI version boxd writes in its own lists.
@@ -148,27 +148,35 @@ impl Cni {
         Ok(())
     }
 
-    /// ADD: runs the list in order and returns the last plugin's result.
-    pub async fn add(
+    /// How many plugins `list` has.
+    pub fn plugin_count(list: &Value) -> Result<usize, CniError> {
+        Ok(plugins(list)?.len())
+    }
+
+    /// ADD of the `index`th plugin of `list`, given the result of the ones before
+    /// (`prev`); returns its result, which the next plugin gets. The caller keeps each
+    /// result as it comes: a DEL after a crash midway then tells every plugin what
+    /// the ones before it made (the firewall plugin frees its rules only by the
+    /// addresses in `prevResult`).
+    pub async fn add_plugin(
         &self,
         list: &Value,
+        index: usize,
         target: &Target<'_>,
         runtime_config: &Value,
+        prev: Option<&Value>,
     ) -> Result<Value, CniError> {
-        let mut prev: Option<Value> = None;
-        for p in plugins(list)? {
-            let config = plugin_config(list, p, prev.as_ref(), runtime_config)?;
-            let out = self.exec(Command::Add, p, &config, target).await?;
-            let kind = plugin_type(p)?;
-            let result: Value = serde_json::from_slice(&out).map_err(|e| CniError::Plugin {
-                plugin: kind.to_owned(),
-                command: "ADD",
-                msg: format!("its result is not JSON: {e}"),
-                code: 0,
-            })?;
-            prev = Some(result);
-        }
-        Ok(prev.unwrap_or_else(|| json!({ "cniVersion": CNI_VERSION })))
+        let p = plugins(list)?
+            .get(index)
+            .ok_or_else(|| CniError::InvalidList(format!("it has no plugin {index}")))?;
+        let config = plugin_config(list, p, prev, runtime_config)?;
+        let out = self.exec(Command::Add, p, &config, target).await?;
+        serde_json::from_slice(&out).map_err(|e| CniError::Plugin {
+            plugin: plugin_type(p).unwrap_or("?").to_owned(),
+            command: "ADD",
+            msg: format!("its result is not JSON: {e}"),
+            code: 0,
+        })
     }
 
     /// DEL: runs the list in reverse with the cached ADD result (none when the ADD never

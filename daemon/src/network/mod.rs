@@ -892,14 +892,8 @@ impl NetworkManager {
                 netns: &path,
                 ifname: &a.ifname,
             };
-            let result = self
-                .cni
-                .add(&a.conflist, &target, &a.runtime_config)
-                .await?;
+            self.add_chain(&a, &target).await?;
             crate::fault::crash_point("network.after_add");
-            self.store
-                .set_attachment_result(id, &a.network, &result)
-                .await?;
             Ok::<_, NetworkError>(())
         };
         if let Err(e) = added.await {
@@ -942,16 +936,14 @@ impl NetworkManager {
             netns: &path,
             ifname,
         };
-        match self.cni.add(&a.conflist, &target, &a.runtime_config).await {
-            Ok(result) => {
-                self.store
-                    .set_attachment_result(id, &a.network, &result)
-                    .await?;
+        if let Err(e) = self.add_chain(&a, &target).await {
+            // What the plugins that ran made is on record: DEL frees it.
+            if let Ok(rows) = self.store.attachments(Some(id)).await {
+                for row in rows.iter().filter(|r| r.network == a.network) {
+                    self.del(row).await;
+                }
             }
-            Err(e) => {
-                self.del(&a).await;
-                return Err(e.into());
-            }
+            return Err(e);
         }
         if n.name != DEFAULT_NETWORK {
             self.serve_dns(&n).await;
@@ -981,6 +973,30 @@ impl NetworkManager {
             if a.network == name {
                 self.del(&a).await;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs the ADD of every plugin of `a`'s list in order, recording each result in
+    /// the attachment's row before the next plugin runs.
+    async fn add_chain(
+        &self,
+        a: &Attachment,
+        target: &cni::Target<'_>,
+    ) -> Result<(), NetworkError> {
+        let mut prev: Option<Value> = None;
+        for i in 0..cni::Cni::plugin_count(&a.conflist)? {
+            let result = self
+                .cni
+                .add_plugin(&a.conflist, i, target, &a.runtime_config, prev.as_ref())
+                .await?;
+            self.store
+                .set_attachment_result(&a.container_id, &a.network, &result)
+                .await?;
+            if i == 0 {
+                crate::fault::crash_point("network.after_first_plugin");
+            }
+            prev = Some(result);
         }
         Ok(())
     }
