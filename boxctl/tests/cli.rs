@@ -320,13 +320,14 @@ async fn run_sends_the_network_and_published_ports() {
     });
     let out = boxctl(&daemon.socket())
         .args(["run", "-d", "--net", "front", "-p", "127.0.0.1::80"])
-        .args(["-p", "8000-8001:9000-9001/udp", "busybox"])
+        .args(["-p", "8000-8001:9000-9001/udp", "-P", "busybox"])
         .output()
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[0].body).unwrap();
     assert_eq!(body["network"], "front");
+    assert_eq!(body["publish_all"], true);
     assert_eq!(
         body["ports"],
         json!([

@@ -85,6 +85,9 @@ pub struct ContainerOpts {
     #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
+    /// Publish every port the image exposes on a random host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
     /// Addresses, DNS, names and rate limits of the container's network.
     #[command(flatten)]
     pub net: super::netopts::NetworkOpts,
@@ -188,6 +191,7 @@ pub fn build_with(
         memory_warning_percent: None,
         network: opts.network.clone(),
         ports,
+        publish_all: opts.publish_all,
         ..Default::default()
     };
     super::netopts::apply(&opts.net, &mut req);
@@ -450,6 +454,7 @@ mod tests {
             restart: Some("on-failure:3".into()),
             network: Some("front".into()),
             publish: vec!["8080:80".into(), "127.0.0.1::53/udp".into()],
+            publish_all: true,
             net: super::super::netopts::NetworkOpts {
                 ip: Some("10.88.0.9".into()),
                 dns: vec!["192.0.2.53".into()],
@@ -494,6 +499,7 @@ mod tests {
                 },
             ]
         );
+        assert!(spec.publish_all);
         assert_eq!(spec.ip.as_deref(), Some("10.88.0.9"));
         assert_eq!(spec.dns, ["192.0.2.53"]);
         assert_eq!(spec.dns_search, ["example.org"]);
