@@ -320,13 +320,14 @@ async fn run_sends_the_network_and_published_ports() {
     });
     let out = boxctl(&daemon.socket())
         .args(["run", "-d", "--net", "front", "-p", "127.0.0.1::80"])
-        .args(["-p", "8000-8001:9000-9001/udp", "busybox"])
+        .args(["-p", "8000-8001:9000-9001/udp", "-P", "busybox"])
         .output()
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[0].body).unwrap();
     assert_eq!(body["network"], "front");
+    assert_eq!(body["publish_all"], true);
     assert_eq!(
         body["ports"],
         json!([
@@ -335,6 +336,90 @@ async fn run_sends_the_network_and_published_ports() {
             {"host_port": 8001, "container_port": 9001, "protocol": "udp"},
         ])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_sends_addresses_dns_hosts_aliases_and_rates() {
+    let daemon = FakeDaemon::start(|req| match req.path() {
+        "/v1/containers" => Reply::Json(201, json!({"id": ID, "name": "web"}).to_string()),
+        _ => Reply::Empty(204),
+    });
+    let out = boxctl(&daemon.socket())
+        .args(["run", "-d", "--net", "front", "--ip", "10.90.0.9"])
+        .args(["--dns", "192.0.2.53", "--dns", "2001:db8::53"])
+        .args(["--dns-search", "example.org", "--dns-search", "corp"])
+        .args(["--dns-option", "ndots:2", "--dns-option", "timeout:1"])
+        .args([
+            "--add-host",
+            "db.local:192.0.2.9",
+            "--add-host",
+            "cache=192.0.2.10",
+        ])
+        .args(["--network-alias", "www", "--alias", "api"])
+        .args(["--network-rate", "8mbit", "--network-egress-rate", "500K"])
+        .arg("busybox")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[0].body).unwrap();
+    assert_eq!(body["network"], "front");
+    assert_eq!(body["ip"], "10.90.0.9");
+    assert_eq!(body["dns"], json!(["192.0.2.53", "2001:db8::53"]));
+    assert_eq!(body["dns_search"], json!(["example.org", "corp"]));
+    assert_eq!(body["dns_options"], json!(["ndots:2", "timeout:1"]));
+    assert_eq!(
+        body["extra_hosts"],
+        json!(["db.local:192.0.2.9", "cache:192.0.2.10"])
+    );
+    assert_eq!(body["network_aliases"], json!(["www", "api"]));
+    assert_eq!(body["resources"]["network_ingress_bps"], 8_000_000);
+    assert_eq!(body["resources"]["network_egress_bps"], 500_000);
+    // Nothing asked for, nothing sent: the daemon's defaults stay in charge.
+    let out = boxctl(&daemon.socket())
+        .args(["create", "busybox"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&daemon.requests()[2].body).unwrap();
+    for field in [
+        "ip",
+        "dns",
+        "dns_search",
+        "dns_options",
+        "extra_hosts",
+        "network_aliases",
+    ] {
+        assert!(body.get(field).is_none(), "{field}: {body}");
+    }
+    assert_eq!(body["resources"], json!({}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_rate_or_address_is_a_usage_error_before_any_request() {
+    let daemon = FakeDaemon::start(|_| Reply::Empty(204));
+    for (flag, value) in [
+        ("--network-rate", "8mbps"),
+        ("--network-ingress-rate", "fast"),
+        ("--network-egress-rate", "0"),
+        ("--dns", "dns.example"),
+        ("--add-host", "db"),
+        ("--ip", "::1"),
+    ] {
+        for verb in ["run", "create"] {
+            let out = boxctl(&daemon.socket())
+                .args([verb, flag, value, "busybox"])
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{verb} {flag} {value}");
+            let stderr = text(&out.stderr);
+            assert!(stderr.contains(flag), "{stderr}");
+            assert!(stderr.contains(value), "{stderr}");
+        }
+    }
+    assert!(daemon.lines().is_empty(), "{:?}", daemon.lines());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -235,3 +235,53 @@ async fn root_boxctl_network_create_ls_rm_and_run_publish() {
     );
     assert_no_leaks(&d);
 }
+
+#[tokio::test]
+async fn root_boxctl_run_dns_and_add_host_reach_the_containers_files() {
+    require_root!();
+    require!(
+        std::path::Path::new("/usr/lib/cni/bridge").exists(),
+        "no CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)"
+    );
+    require!(
+        tool("iptables").is_some(),
+        "no iptables (apt-get install iptables)"
+    );
+    let mut d = TestDaemon::prepare();
+    d.networking = true;
+    d.spawn().await;
+    d.import_busybox().await;
+
+    let (code, out, err) = boxctl(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--dns",
+            "192.0.2.53",
+            "--add-host",
+            "db.local:192.0.2.9",
+            "--add-host",
+            "cache=192.0.2.10",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf",
+            "/etc/hosts",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    for want in [
+        "nameserver 192.0.2.53\n",
+        "192.0.2.9\tdb.local\n",
+        "192.0.2.10\tcache\n",
+    ] {
+        assert!(out.contains(want), "{want:?} missing in:\n{out}");
+    }
+    // The default resolvers are replaced, not added to.
+    let servers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("nameserver "))
+        .collect();
+    assert_eq!(servers, ["nameserver 192.0.2.53"], "{out}");
+}

@@ -1100,3 +1100,136 @@ async fn root_connect_and_disconnect_a_running_container() {
         .await;
     assert_eq!(s, 400, "a container in mode none cannot be connected");
 }
+
+/// busybox's OCI layout (a fixture) copied under `dir` with `ports` added to its
+/// config's ExposedPorts, and archived for `/v1/images/load`. The config, and so the
+/// manifest and the index pointing at them, get new digests; the layer is the same.
+fn busybox_exposing(dir: &std::path::Path, ports: &[&str]) -> std::path::PathBuf {
+    use boxd::image::oci::digest_of;
+    let layout = dir.join("layout");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(boxd_tests::fixtures().join("busybox-oci"))
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let blob = |digest: &str| layout.join("blobs/sha256").join(&digest["sha256:".len()..]);
+    let write_blob = |v: &Value| {
+        let bytes = serde_json::to_vec(v).unwrap();
+        let digest = digest_of(&bytes);
+        std::fs::write(blob(&digest), &bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let read = |p: std::path::PathBuf| -> Value {
+        serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+    };
+    let mut index = read(layout.join("index.json"));
+    let mut manifest = read(blob(index["manifests"][0]["digest"].as_str().unwrap()));
+    let mut config = read(blob(manifest["config"]["digest"].as_str().unwrap()));
+    if !config["config"].is_object() {
+        config["config"] = json!({});
+    }
+    config["config"]["ExposedPorts"] = ports.iter().map(|p| (p.to_string(), json!({}))).collect();
+    let (digest, size) = write_blob(&config);
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = write_blob(&manifest);
+    index["manifests"][0]["digest"] = digest.into();
+    index["manifests"][0]["size"] = size.into();
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    let tar = dir.join("exposing.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tar
+}
+
+#[tokio::test]
+async fn root_publish_all_publishes_the_images_exposed_ports() {
+    require_cni!();
+    let d = net_daemon().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = busybox_exposing(tmp.path(), &["80/tcp", "53/udp", "8080", "9/sctp"]);
+    let (status, v) = d.upload("/v1/images/load?name=test/exposing", &tar).await;
+    assert_eq!(status.as_u16(), 200, "{v}");
+    let image = d.api_ok("GET", "/v1/images/test/exposing", None, 200).await;
+    assert_eq!(
+        image["exposed_ports"],
+        json!(["9/sctp", "53/udp", "80/tcp", "8080/tcp"]),
+        "{image}"
+    );
+
+    // 80/tcp is published by the request already, on its own host port; the others
+    // get random ones, and sctp is left out with a word.
+    let resp = d
+        .api_ok(
+            "POST",
+            "/v1/containers",
+            Some(json!({
+                "image": "test/exposing", "cmd": ["sleep", "100"], "publish_all": true,
+                "ports": [{"host_ip": "127.0.0.1", "container_port": 80}],
+            })),
+            201,
+        )
+        .await;
+    assert!(resp["warnings"].to_string().contains("9/sctp"), "{resp}");
+    let c = d.inspect(resp["id"].as_str().unwrap()).await;
+    let ports = c["config"]["ports"].as_array().unwrap();
+    let published: BTreeSet<(u64, String)> = ports
+        .iter()
+        .map(|p| {
+            assert_ne!(p["host_port"].as_u64(), Some(0), "{c}");
+            (
+                p["container_port"].as_u64().unwrap(),
+                p["protocol"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(ports.len(), 3, "{c}");
+    assert_eq!(
+        published,
+        BTreeSet::from([
+            (53, "udp".to_owned()),
+            (80, "tcp".to_owned()),
+            (8080, "tcp".to_owned())
+        ])
+    );
+    assert_eq!(
+        ports[0]["host_ip"], "127.0.0.1",
+        "the request's own mapping: {c}"
+    );
+
+    // An image without a config (a rootfs import) exposes nothing: nothing is added.
+    let resp = d
+        .api_ok(
+            "POST",
+            "/v1/containers",
+            Some(json!({"image": "busybox", "cmd": ["true"], "publish_all": true})),
+            201,
+        )
+        .await;
+    let c = d.inspect(resp["id"].as_str().unwrap()).await;
+    assert_eq!(c["config"]["ports"], json!([]), "{c}");
+
+    // No network of its own, nothing to publish on: refused whatever the image says.
+    for (image, mode) in [("test/exposing", "none"), ("busybox", "none")] {
+        let (s, v) = d
+            .api(
+                "POST",
+                "/v1/containers",
+                Some(
+                    json!({"image": image, "cmd": ["true"], "network": mode, "publish_all": true}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 400, "{image} {mode}: {v}");
+        assert!(v["message"].to_string().contains("publish_all"), "{v}");
+    }
+}

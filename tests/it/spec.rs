@@ -441,6 +441,11 @@ fn spec_schemas_match_models() {
             vec![]
         },
         working_dir: full.then(|| "/".into()),
+        exposed_ports: if full {
+            vec!["80/tcp".into(), "53/udp".into()]
+        } else {
+            vec![]
+        },
         ..Default::default()
     };
     check_model(&spec, "Image", &image(true), &image(false));
@@ -492,6 +497,7 @@ fn spec_schemas_match_models() {
         dns_search: vec!["corp.example".into()],
         dns_options: vec!["ndots:2".into()],
         extra_hosts: vec!["db.local:192.0.2.9".into()],
+        publish_all: true,
     };
     let create_maps = CreateContainer {
         userns: Some(boxd_client::models::UsernsRequest::Maps {

@@ -98,6 +98,10 @@ pub struct Image {
     /// Signal that stops a container of this image (`SIGTERM` when absent).
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// Ports the image's config exposes (Docker's `EXPOSE`), `<port>/<protocol>` each
+    /// (`80/tcp`); what `publish_all` publishes. Empty for a plain rootfs tarball.
+    #[serde(default)]
+    pub exposed_ports: Vec<String>,
     /// Platform OS (`linux`).
     #[serde(default)]
     pub os: Option<String>,
@@ -401,6 +405,10 @@ pub struct CreateContainer {
     /// More `/etc/hosts` entries, `name:address` each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// Publish every port the image exposes (its `exposed_ports`) that `ports` does not
+    /// already publish, each on a random free host port (Docker's `-P`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all: bool,
 }
 
 /// A published port: `host_ip:host_port` on the host forwards to `container_port`.

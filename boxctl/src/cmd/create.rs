@@ -85,6 +85,12 @@ pub struct ContainerOpts {
     #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
+    /// Publish every port the image exposes on a random host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Addresses, DNS, names and rate limits of the container's network.
+    #[command(flatten)]
+    pub net: super::netopts::NetworkOpts,
     /// Restart policy: no, on-failure[:N], always or unless-stopped.
     // This doc comment is the --help text: `[...]` marks an optional part, not a link.
     #[allow(rustdoc::broken_intra_doc_links)]
@@ -185,8 +191,10 @@ pub fn build_with(
         memory_warning_percent: None,
         network: opts.network.clone(),
         ports,
+        publish_all: opts.publish_all,
         ..Default::default()
     };
+    super::netopts::apply(&opts.net, &mut req);
     super::security::apply(&opts.security, &mut req)?;
     Ok(req)
 }
@@ -446,6 +454,18 @@ mod tests {
             restart: Some("on-failure:3".into()),
             network: Some("front".into()),
             publish: vec!["8080:80".into(), "127.0.0.1::53/udp".into()],
+            publish_all: true,
+            net: super::super::netopts::NetworkOpts {
+                ip: Some("10.88.0.9".into()),
+                dns: vec!["192.0.2.53".into()],
+                dns_search: vec!["example.org".into()],
+                dns_option: vec!["ndots:2".into()],
+                add_host: vec!["db:192.0.2.9".into()],
+                network_alias: vec!["www".into()],
+                network_rate: Some(8_000_000),
+                network_ingress_rate: None,
+                network_egress_rate: Some(1_000_000),
+            },
             image: "busybox".into(),
             cmd: vec!["sh".into(), "-c".into(), "echo hi".into()],
             ..Default::default()
@@ -479,7 +499,16 @@ mod tests {
                 },
             ]
         );
+        assert!(spec.publish_all);
+        assert_eq!(spec.ip.as_deref(), Some("10.88.0.9"));
+        assert_eq!(spec.dns, ["192.0.2.53"]);
+        assert_eq!(spec.dns_search, ["example.org"]);
+        assert_eq!(spec.dns_options, ["ndots:2"]);
+        assert_eq!(spec.extra_hosts, ["db:192.0.2.9"]);
+        assert_eq!(spec.network_aliases, ["www"]);
         let r = &spec.resources;
+        assert_eq!(r.network_ingress_bps, Some(8_000_000));
+        assert_eq!(r.network_egress_bps, Some(1_000_000));
         assert_eq!(r.memory_bytes, Some(64 << 20));
         assert_eq!(r.memory_swap_bytes, Some(128 << 20));
         assert_eq!(r.memory_swappiness, Some(0));

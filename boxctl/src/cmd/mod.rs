@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod kill;
 pub mod load;
 pub mod logs;
+pub mod netopts;
 pub mod network;
 pub mod ports;
 pub mod prune;

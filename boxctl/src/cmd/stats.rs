@@ -111,6 +111,7 @@ pub fn table(samples: &[ContainerStats], prev: &HashMap<String, ContainerStats>)
         "MEM USAGE / LIMIT",
         "MEM %",
         "PIDS",
+        "NET I/O",
         "BLOCK I/O",
     ]);
     for s in samples {
@@ -133,6 +134,12 @@ pub fn table(samples: &[ContainerStats], prev: &HashMap<String, ContainerStats>)
             format!("{} / {limit}", human_size_binary(s.memory.usage)),
             mem_pct,
             s.pids.current.to_string(),
+            // Received / sent, in decimal units, as docker stats prints it.
+            format!(
+                "{} / {}",
+                human_size(s.network.rx_bytes),
+                human_size(s.network.tx_bytes)
+            ),
             format!(
                 "{} / {}",
                 human_size(s.blkio.read_bytes),
@@ -146,7 +153,7 @@ pub fn table(samples: &[ContainerStats], prev: &HashMap<String, ContainerStats>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boxd_client::models::{CpuStats, MemoryStats, PidsStats};
+    use boxd_client::models::{BlkioStats, CpuStats, MemoryStats, NetworkStats, PidsStats};
 
     fn sample(ms: i64, usage_usec: u64) -> ContainerStats {
         ContainerStats {
@@ -188,5 +195,36 @@ mod tests {
         assert!(row.contains("50.00%"), "{row}");
         let first = table(&[sample(0, 0)], &HashMap::new());
         assert!(first.lines().nth(1).unwrap().contains("--"));
+    }
+
+    #[test]
+    fn net_io_is_received_over_sent_in_decimal_units_before_block_io() {
+        let mut s = sample(0, 0);
+        s.network = NetworkStats {
+            rx_bytes: 1234,
+            tx_bytes: 3_400_000,
+            ..Default::default()
+        };
+        s.blkio = BlkioStats {
+            read_bytes: 0,
+            write_bytes: 12_000_000_000,
+        };
+        let text = table(&[s], &HashMap::new());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "CONTAINER ID   NAME   CPU %   MEM USAGE / LIMIT   MEM %    PIDS   NET I/O          BLOCK I/O"
+        );
+        assert_eq!(
+            lines[1],
+            "abababababab   web    --      32MiB / 64MiB       50.00%   3      1.23kB / 3.4MB   0B / 12GB"
+        );
+        // A container without a network (mode none or host) reads zero both ways.
+        let quiet = table(&[sample(0, 0)], &HashMap::new());
+        assert!(quiet
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("   0B / 0B   0B / 0B"));
     }
 }

@@ -90,6 +90,7 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
                         .map_err(|_| bad(format!("invalid ip: {s:?} is not an IPv4 address")))
                 })
                 .transpose()?,
+            publish_all: req.publish_all,
         },
         image: req.image,
         name: req.name,

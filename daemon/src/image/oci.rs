@@ -298,6 +298,9 @@ pub struct RunConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// Docker's `EXPOSE`s: `{"80/tcp": {}}` (the values are always empty objects).
+    #[serde(default)]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// `config.rootfs`.
@@ -357,6 +360,7 @@ impl ImageConfig {
             user: c.user.filter(|u| !u.is_empty()),
             labels: c.labels.unwrap_or_default(),
             stop_signal: c.stop_signal.filter(|s| !s.is_empty()),
+            exposed_ports: exposed_ports(c.exposed_ports.iter().flat_map(|m| m.keys())),
             os: self.os.clone(),
             architecture: self.architecture.clone(),
             history: self
@@ -372,6 +376,33 @@ impl ImageConfig {
             ..Default::default()
         }
     }
+}
+
+/// The keys of a config's `ExposedPorts` in one form, `<port>/<protocol>` (`80/tcp`),
+/// sorted by port then protocol, without repeats. A key without a protocol means tcp,
+/// as Docker reads it; protocols are kept whatever they are (`sctp` too), for the
+/// engine to decide what it can publish.
+pub fn exposed_ports<'a>(keys: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut ports: Vec<(String, String)> = keys
+        .into_iter()
+        .map(|k| {
+            let (port, proto) = k.trim().split_once('/').unwrap_or((k.trim(), "tcp"));
+            let proto = if proto.is_empty() { "tcp" } else { proto };
+            (port.to_owned(), proto.to_ascii_lowercase())
+        })
+        .filter(|(port, _)| !port.is_empty())
+        .collect();
+    // Numbers in numeric order; anything else (malformed, left for the engine to
+    // report) after them.
+    ports.sort_by(|a, b| {
+        let n = |p: &str| p.parse::<u32>().unwrap_or(u32::MAX);
+        (n(&a.0), &a.0, &a.1).cmp(&(n(&b.0), &b.0, &b.1))
+    });
+    ports.dedup();
+    ports
+        .into_iter()
+        .map(|(port, proto)| format!("{port}/{proto}"))
+        .collect()
 }
 
 /// Chain ids of a stack of diff_ids (OCI image spec, "ChainID"): the first is its
@@ -410,6 +441,33 @@ mod tests {
         assert_eq!(ids[0], a);
         assert_eq!(ids[1], digest_of(format!("{a} {b}").as_bytes()));
         assert!(chain_ids(&[]).is_empty());
+    }
+
+    #[test]
+    fn exposed_ports_come_from_the_config_in_one_form() {
+        let config = ImageConfig::parse(
+            br#"{"config": {"Cmd": ["httpd"], "ExposedPorts":
+                {"8080/tcp": {}, "53/UDP": {}, "53/tcp": {}, "443": {}, "9/sctp": {}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.to_image().exposed_ports,
+            ["9/sctp", "53/tcp", "53/udp", "443/tcp", "8080/tcp"]
+        );
+        // No ExposedPorts, or none at all (null): nothing exposed.
+        for blob in [
+            &br#"{"config": {"Cmd": ["sh"]}}"#[..],
+            br#"{"config": {"ExposedPorts": null}}"#,
+            b"{}",
+        ] {
+            assert!(ImageConfig::parse(blob)
+                .unwrap()
+                .to_image()
+                .exposed_ports
+                .is_empty());
+        }
+        let keys = ["80/tcp".to_owned(), "80".to_owned()];
+        assert_eq!(exposed_ports(&keys), ["80/tcp"]);
     }
 
     #[test]

@@ -370,6 +370,7 @@ fn plugin_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn plugin_config_passes_only_declared_capabilities() {

@@ -265,6 +265,8 @@ pub struct NetworkRequest {
     pub dns: DnsConfig,
     /// A fixed address on the network.
     pub ip: Option<Ipv4Addr>,
+    /// Also publish every port the image exposes (Docker's `-P`).
+    pub publish_all: bool,
 }
 
 /// What other containers hold, for a create's checks.
@@ -704,11 +706,13 @@ impl NetworkManager {
     }
 
     /// Resolves a create's network request (the `container:` peer already resolved to
-    /// its id by the engine) and its ports, checked against `taken`.
+    /// its id by the engine) and its ports, checked against `taken`. `exposed` are the
+    /// image's exposed ports (`80/tcp`), published when the request asks for all.
     pub async fn plan(
         &self,
         req: &NetworkRequest,
         peer_id: Option<String>,
+        exposed: &[String],
         taken: &Taken,
     ) -> Result<(ContainerNetwork, Vec<String>), NetworkError> {
         let NetworkRequest {
@@ -717,6 +721,7 @@ impl NetworkManager {
             aliases,
             dns,
             ip,
+            publish_all,
         } = req;
         let ip = *ip;
         for a in aliases {
@@ -748,9 +753,25 @@ impl NetworkManager {
                 id: peer_id.expect("the engine resolves the peer"),
             },
         };
+        if *publish_all && matches!(mode, NetworkMode::None | NetworkMode::Container { .. }) {
+            // Refused whatever the image exposes, so that the same flags do not work
+            // with one image and fail with another (Docker refuses it for container:).
+            return Err(NetworkError::Invalid {
+                field: "publish_all",
+                reason: format!(
+                    "ports cannot be published in network mode {}",
+                    mode.to_user_string()
+                ),
+            });
+        }
+        let mut ports = ports.clone();
+        if *publish_all {
+            let added = ports::exposed_requests(&ports, exposed, &mut warnings);
+            ports.extend(added);
+        }
         let ports = match &mode {
             NetworkMode::Network { .. } => {
-                ports::plan(ports, self.settings.port_host_ip, &taken.ports)?
+                ports::plan(&ports, self.settings.port_host_ip, &taken.ports)?
             }
             _ if ports.is_empty() => Vec::new(),
             NetworkMode::Host => {

@@ -137,6 +137,42 @@ pub fn plan(
     Ok(out)
 }
 
+/// What `publish_all` adds to `requested`: each of an image's `exposed` ports
+/// (`80/tcp`) that no request publishes yet (same container port and protocol), on a
+/// random host port of the default address, as Docker's `-P` does. An exposed port
+/// that cannot be published (another protocol than tcp and udp, or not a port) is
+/// left out with a warning rather than failing the create: the image, not the
+/// caller, named it.
+pub fn exposed_requests(
+    requested: &[PortRequest],
+    exposed: &[String],
+    warnings: &mut Vec<String>,
+) -> Vec<PortRequest> {
+    let mut out: Vec<PortRequest> = Vec::new();
+    for e in exposed {
+        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+        let (Ok(container_port), Ok(protocol)) = (port.parse::<u16>(), proto.parse::<Protocol>())
+        else {
+            warnings.push(format!(
+                "exposed port {e} of the image is not published: only tcp and udp ports 1-65535 can be"
+            ));
+            continue;
+        };
+        let published =
+            |r: &PortRequest| r.container_port == container_port && r.protocol == protocol;
+        if container_port == 0 || requested.iter().chain(&out).any(published) {
+            continue;
+        }
+        out.push(PortRequest {
+            host_ip: None,
+            host_port: None,
+            container_port,
+            protocol,
+        });
+    }
+    out
+}
+
 /// A port the kernel says is free now (bound to port 0), and no container publishes.
 fn random_port(
     ip: IpAddr,
@@ -256,6 +292,37 @@ mod tests {
             plan(&[req(Some(1), 0, Protocol::Tcp)], any, &[]),
             Err(NetworkError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn publish_all_adds_each_exposed_port_not_yet_published() {
+        let requested = [
+            req(Some(8080), 80, Protocol::Tcp),
+            req(None, 53, Protocol::Udp),
+        ];
+        let exposed: Vec<String> = ["53/tcp", "53/udp", "80/tcp", "443/tcp", "9/sctp", "x/tcp"]
+            .map(str::to_owned)
+            .to_vec();
+        let mut warnings = Vec::new();
+        let added = exposed_requests(&requested, &exposed, &mut warnings);
+        assert_eq!(
+            added,
+            [req(None, 53, Protocol::Tcp), req(None, 443, Protocol::Tcp)]
+        );
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("9/sctp"), "{warnings:?}");
+        assert!(warnings[1].contains("x/tcp"), "{warnings:?}");
+        // Repeated ports are added once; nothing exposed, nothing added.
+        let twice = ["80/tcp".to_owned(), "80/tcp".to_owned()];
+        assert_eq!(exposed_requests(&[], &twice, &mut warnings).len(), 1);
+        assert!(exposed_requests(&requested, &[], &mut warnings).is_empty());
+        // Planned, each gets its own random host port.
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let all: Vec<PortRequest> = requested.iter().copied().chain(added).collect();
+        let got = plan(&all, lo, &[]).unwrap();
+        assert_eq!(got.len(), 4);
+        assert!(got[2].host_port != 0 && got[3].host_port != 0);
+        assert_ne!(got[2].host_port, got[3].host_port);
     }
 
     #[test]

@@ -428,6 +428,7 @@ impl Runtime {
             .plan(
                 &req.network,
                 peer,
+                &image.exposed_ports,
                 &crate::network::Taken {
                     ports: taken,
                     addresses: taken_ips,

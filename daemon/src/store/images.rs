@@ -39,6 +39,9 @@ pub(crate) struct StoredConfig {
     labels: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stop_signal: Option<String>,
+    // Absent in rows written before images recorded it: nothing exposed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    exposed_ports: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     os: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +63,7 @@ impl StoredConfig {
             user: image.user.clone(),
             labels: image.labels.clone(),
             stop_signal: image.stop_signal.clone(),
+            exposed_ports: image.exposed_ports.clone(),
             os: image.os.clone(),
             architecture: image.architecture.clone(),
             layers: image.layers.clone(),
@@ -89,6 +93,7 @@ impl Row {
             user: config.user,
             labels: config.labels,
             stop_signal: config.stop_signal,
+            exposed_ports: config.exposed_ports,
             os: config.os,
             architecture: config.architecture,
             layers: config.layers,

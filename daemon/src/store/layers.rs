@@ -50,9 +50,13 @@ impl Store {
             .map_err(query_err("insert layer"))?;
             parent = Some(&l.chain_id);
         }
+        // The id is the config blob's digest, so a stored row came from the same config;
+        // its `config` column is rewritten all the same, so that an image stored by an
+        // older boxd gains what is now read from the config (exposed ports) when it is
+        // pulled or loaded again.
         sqlx::query(
             "INSERT INTO images (id, size, created_at, config) VALUES (?, ?, ?, ?) \
-             ON CONFLICT(id) DO NOTHING",
+             ON CONFLICT(id) DO UPDATE SET config = excluded.config",
         )
         .bind(&image.id)
         .bind(i64::try_from(image.size).unwrap_or(i64::MAX))
@@ -286,6 +290,44 @@ mod tests {
         assert!(!store.untag_image("b:latest").await.unwrap());
         assert_eq!(store.unused_images(true).await.unwrap(), vec![h("b")]);
         assert_eq!(store.unused_images(false).await.unwrap(), vec![h("b")]);
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn exposed_ports_are_kept_and_filled_in_by_a_later_record(pool: SqlitePool) {
+        let store = Store::from_pool(pool).await.unwrap();
+        let base = LayerRow {
+            chain_id: h("1"),
+            diff_id: h("1"),
+            size: 10,
+        };
+        // As an older boxd stored it: a config without exposed_ports.
+        sqlx::query(
+            "INSERT INTO images (id, size, created_at, config) \
+             VALUES (?, 10, '2024-01-01T00:00:00Z', '{\"cmd\":[\"httpd\"],\"env\":[]}')",
+        )
+        .bind(h("a"))
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let old = store.image(&h("a")).await.unwrap().unwrap();
+        assert!(old.exposed_ports.is_empty());
+        assert_eq!(old.cmd, ["httpd"]);
+        let image = Image {
+            id: h("a"),
+            cmd: vec!["httpd".into()],
+            exposed_ports: vec!["53/udp".into(), "80/tcp".into()],
+            ..Default::default()
+        };
+        store
+            .record_image(&image, std::slice::from_ref(&base), Utc::now())
+            .await
+            .unwrap();
+        let got = store.image(&h("a")).await.unwrap().unwrap();
+        assert_eq!(got.exposed_ports, ["53/udp", "80/tcp"]);
+        assert_eq!(
+            got.created_at, old.created_at,
+            "the row stays the one stored"
+        );
     }
 
     #[sqlx::test(migrator = "MIGRATOR")]
