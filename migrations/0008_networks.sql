@@ -7,6 +7,9 @@ CREATE TABLE networks (
     bridge      TEXT NOT NULL UNIQUE,
     subnet      TEXT NOT NULL,
     gateway     TEXT NOT NULL,
+    -- IPv6, when the network has it (NULL: IPv4 only).
+    subnet6     TEXT,
+    gateway6    TEXT,
     -- No NAT and no route out: containers reach each other only.
     internal    INTEGER NOT NULL DEFAULT 0,
     labels      TEXT NOT NULL DEFAULT '{}',

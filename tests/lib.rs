@@ -1016,13 +1016,15 @@ pub fn remove_links_and_rules(prefix: &str) {
             .stderr(Stdio::null())
             .status();
     }
-    for (table, rule) in iptables_rules_naming(prefix) {
-        let args: Vec<String> = shell_words(&rule.replacen("-A ", "-D ", 1));
-        let _ = Command::new("iptables")
-            .args(["-w", "-t", &table])
-            .args(&args)
-            .stderr(Stdio::null())
-            .status();
+    for tool in ["iptables", "ip6tables"] {
+        for (table, rule) in rules_naming(tool, prefix) {
+            let args: Vec<String> = shell_words(&rule.replacen("-A ", "-D ", 1));
+            let _ = Command::new(tool)
+                .args(["-w", "-t", &table])
+                .args(&args)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -1042,7 +1044,12 @@ pub fn links_named(prefix: &str) -> Vec<String> {
 
 /// `(table, rule)` of every iptables rule (as `iptables-save` prints it) naming `needle`.
 pub fn iptables_rules_naming(needle: &str) -> Vec<(String, String)> {
-    let out = Command::new("iptables-save")
+    rules_naming("iptables", needle)
+}
+
+/// As [`iptables_rules_naming`], for `iptables` or `ip6tables`.
+pub fn rules_naming(tool: &str, needle: &str) -> Vec<(String, String)> {
+    let out = Command::new(format!("{tool}-save"))
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();

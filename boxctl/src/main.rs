@@ -314,8 +314,8 @@ mod tests {
             panic!("not network create")
         };
         assert_eq!(
-            (args.name.as_str(), args.subnet.as_deref(), args.internal),
-            ("front", Some("10.90.0.0/24"), true)
+            (args.name.as_str(), args.subnet.as_slice(), args.internal),
+            ("front", ["10.90.0.0/24".to_owned()].as_slice(), true)
         );
         assert!(matches!(
             parse(&["boxctl", "network", "list"]).command,

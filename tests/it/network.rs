@@ -1233,3 +1233,83 @@ async fn root_publish_all_publishes_the_images_exposed_ports() {
         assert!(v["message"].to_string().contains("publish_all"), "{v}");
     }
 }
+
+#[tokio::test]
+async fn root_a_network_with_ipv6_gives_both_addresses_and_answers_aaaa() {
+    require_cni!();
+    require!(
+        std::fs::read_to_string("/proc/sys/net/ipv6/conf/all/disable_ipv6")
+            .is_ok_and(|v| v.trim() == "0"),
+        "IPv6 is disabled on this host"
+    );
+    let d = net_daemon().await;
+    let h = u16::from_str_radix(&d.bridge_prefix[2..6], 16).unwrap_or(1);
+    let subnet6 = format!("fd42:{h:x}::/64");
+    let n = d
+        .api_ok(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "six", "subnet6": subnet6})),
+            201,
+        )
+        .await;
+    assert_eq!(n["subnet6"], subnet6.as_str());
+    assert_eq!(n["gateway6"], format!("fd42:{h:x}::1"));
+    let (s, v) = d
+        .api(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "six-b", "subnet6": format!("fd42:{h:x}::/48")})),
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["code"].as_str()),
+        (400, Some("subnet_overlap")),
+        "{v}"
+    );
+
+    let server = d
+        .run(merge(
+            web("over-six"),
+            json!({"name": "srv6", "network": "six"}),
+        ))
+        .await;
+    let c = d.inspect(&server).await;
+    let v6 = c["networks"][0]["address6"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no IPv6 address: {c}"))
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        c["networks"][0]["address"].is_string(),
+        "both families: {c}"
+    );
+    let addr: std::net::IpAddr = v6.parse().unwrap();
+    assert!(wait_http(SocketAddr::new(addr, 80))
+        .await
+        .contains("over-six"));
+    let fetch = format!(
+        "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {v6} 80; nslookup -type=AAAA srv6"
+    );
+    let (code, out) = d
+        .run_to_end(json!({"network": "six"}), &["sh", "-c", &fetch])
+        .await;
+    assert!(
+        out.contains("over-six"),
+        "container to container over IPv6: {code} {out}"
+    );
+    assert!(out.contains(&v6), "AAAA of srv6: {out}");
+    let bridge = n["bridge"].as_str().unwrap().to_owned();
+    let all = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
+    for c in all.as_array().unwrap() {
+        d.remove_container(c["id"].as_str().unwrap()).await;
+    }
+    d.api_ok("DELETE", "/v1/networks/six", None, 204).await;
+    let left = boxd_tests::rules_naming("ip6tables", &bridge);
+    assert!(left.is_empty(), "IPv6 rules for {bridge} left: {left:#?}");
+    let prefix = subnet6.trim_end_matches("/64");
+    let left = boxd_tests::rules_naming("ip6tables", prefix);
+    assert!(left.is_empty(), "IPv6 rules for {prefix} left: {left:#?}");
+}

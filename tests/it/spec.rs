@@ -221,6 +221,7 @@ fn endpoint() -> boxd_client::models::NetworkEndpoint {
         address: Some("10.77.0.2/16".into()),
         gateway: Some("10.77.0.1".into()),
         mac: Some("aa:bb:cc:dd:ee:ff".into()),
+        address6: Some("fd00:1::2/64".into()),
     }
 }
 
@@ -590,6 +591,8 @@ fn spec_schemas_match_models() {
         name: "front".into(),
         subnet: Some("10.90.0.0/24".into()),
         gateway: Some("10.90.0.1".into()),
+        subnet6: Some("fd00:1::/64".into()),
+        gateway6: Some("fd00:1::1".into()),
         internal: true,
         labels: labels(),
     };
@@ -605,6 +608,8 @@ fn spec_schemas_match_models() {
         bridge: "boxd1".into(),
         subnet: "10.90.0.0/24".into(),
         gateway: "10.90.0.1".into(),
+        subnet6: full.then(|| "fd00:1::/64".into()),
+        gateway6: full.then(|| "fd00:1::1".into()),
         internal: full,
         labels: if full { labels() } else { BTreeMap::new() },
         created_at: time(),

@@ -444,6 +444,9 @@ pub struct NetworkEndpoint {
     /// MAC address.
     #[serde(default)]
     pub mac: Option<String>,
+    /// IPv6 address with prefix length, on a network with IPv6.
+    #[serde(default)]
+    pub address6: Option<String>,
 }
 
 /// `POST /v1/networks` body.
@@ -458,6 +461,12 @@ pub struct NetworkCreate {
     /// Gateway (the bridge's address); the subnet's first address when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// IPv6 subnet (CIDR, at most /120): containers get an IPv6 address too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<String>,
+    /// IPv6 gateway; the IPv6 subnet's first address when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<String>,
     /// No NAT and no route out: containers reach only each other.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub internal: bool,
@@ -481,6 +490,12 @@ pub struct Network {
     pub subnet: String,
     /// Gateway.
     pub gateway: String,
+    /// IPv6 subnet, when the network has IPv6.
+    #[serde(default)]
+    pub subnet6: Option<String>,
+    /// IPv6 gateway.
+    #[serde(default)]
+    pub gateway6: Option<String>,
     /// No route out.
     pub internal: bool,
     /// Labels.

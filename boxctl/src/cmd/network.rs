@@ -53,12 +53,16 @@ pub struct DisconnectArgs {
 /// The options of `network create`.
 #[derive(Debug, ClapArgs)]
 pub struct CreateArgs {
-    /// IPv4 subnet in CIDR notation (a free /24 of the daemon's pool when absent).
+    /// Subnet in CIDR notation; give it twice for IPv4 and IPv6 (an IPv4 one is a free
+    /// /24 of the daemon's pool when absent).
     #[arg(long, value_name = "CIDR")]
-    pub subnet: Option<String>,
-    /// Gateway address (the subnet's first address when absent).
+    pub subnet: Vec<String>,
+    /// Gateway address, per subnet (the subnet's first address when absent).
     #[arg(long, value_name = "IP")]
-    pub gateway: Option<String>,
+    pub gateway: Vec<String>,
+    /// IPv6 too: needs an IPv6 --subnet.
+    #[arg(long)]
+    pub ipv6: bool,
     /// No route out: containers reach only each other.
     #[arg(long)]
     pub internal: bool,
@@ -141,10 +145,28 @@ pub fn spec(args: &CreateArgs) -> anyhow::Result<NetworkCreate> {
         .iter()
         .map(|l| parse_label(l))
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+    let v6 = |s: &&String| s.contains(':');
+    let pick = |list: &[String], six: bool, what: &str| -> anyhow::Result<Option<String>> {
+        let mut it = list.iter().filter(|s| v6(s) == six);
+        let first = it.next().cloned();
+        anyhow::ensure!(
+            it.next().is_none(),
+            "at most one IPv{} --{what}",
+            if six { 6 } else { 4 }
+        );
+        Ok(first)
+    };
+    let subnet6 = pick(&args.subnet, true, "subnet")?;
+    anyhow::ensure!(
+        !args.ipv6 || subnet6.is_some(),
+        "--ipv6 needs an IPv6 --subnet (like fd00:1::/64)"
+    );
     Ok(NetworkCreate {
         name: args.name.clone(),
-        subnet: args.subnet.clone(),
-        gateway: args.gateway.clone(),
+        subnet: pick(&args.subnet, false, "subnet")?,
+        gateway: pick(&args.gateway, false, "gateway")?,
+        subnet6,
+        gateway6: pick(&args.gateway, true, "gateway")?,
         internal: args.internal,
         labels,
     })
@@ -241,6 +263,8 @@ mod tests {
             bridge: "boxd0".into(),
             subnet: subnet.into(),
             gateway: String::new(),
+            subnet6: None,
+            gateway6: None,
             internal: false,
             labels: BTreeMap::new(),
             created_at: chrono::Utc::now(),
@@ -266,8 +290,9 @@ mod tests {
     #[test]
     fn create_spec_takes_every_flag_and_checks_labels() {
         let mut args = CreateArgs {
-            subnet: Some("10.90.0.0/24".into()),
-            gateway: Some("10.90.0.254".into()),
+            subnet: vec!["10.90.0.0/24".into(), "fd00:9::/64".into()],
+            gateway: vec!["10.90.0.254".into()],
+            ipv6: true,
             internal: true,
             label: vec!["tier=front".into(), "bare".into()],
             name: "front".into(),
@@ -276,10 +301,18 @@ mod tests {
         assert_eq!(spec.name, "front");
         assert_eq!(spec.subnet.as_deref(), Some("10.90.0.0/24"));
         assert_eq!(spec.gateway.as_deref(), Some("10.90.0.254"));
+        assert_eq!(spec.subnet6.as_deref(), Some("fd00:9::/64"));
+        assert_eq!(spec.gateway6, None);
         assert!(spec.internal);
         assert_eq!(spec.labels["tier"], "front");
         assert_eq!(spec.labels["bare"], "");
         args.label.push("=x".into());
         assert!(super::spec(&args).is_err());
+        args.label.pop();
+        args.subnet = vec!["10.90.0.0/24".into()];
+        assert!(super::spec(&args).is_err(), "--ipv6 without an IPv6 subnet");
+        args.ipv6 = false;
+        args.subnet = vec!["10.90.0.0/24".into(), "10.91.0.0/24".into()];
+        assert!(super::spec(&args).is_err(), "two IPv4 subnets");
     }
 }

@@ -168,6 +168,7 @@ pub fn endpoint_out(e: crate::network::Endpoint) -> wire::NetworkEndpoint {
         address: e.address,
         gateway: e.gateway,
         mac: e.mac,
+        address6: e.address6,
     }
 }
 
@@ -184,6 +185,8 @@ pub fn network_out(
         bridge: n.bridge,
         subnet: n.subnet,
         gateway: n.gateway,
+        subnet6: n.subnet6,
+        gateway6: n.gateway6,
         internal: n.internal,
         labels: n.labels,
         created_at: n.created_at,

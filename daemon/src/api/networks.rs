@@ -17,6 +17,8 @@ pub(super) async fn create(
             name: req.name,
             subnet: req.subnet,
             gateway: req.gateway,
+            subnet6: req.subnet6,
+            gateway6: req.gateway6,
             internal: req.internal,
             labels: req.labels,
         })

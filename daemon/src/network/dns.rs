@@ -3,8 +3,8 @@
 //!
 //! It answers A queries for the names of the running containers attached to that
 //! network (the container's name, its hostname, its `network_aliases` and its short
-//! id), so containers reach each other by name and only within their network; AAAA for
-//! those names answers no records. Every other question is forwarded, as received, to
+//! id), and AAAA queries with their IPv6 addresses on networks that have IPv6, so
+//! containers reach each other by name and only within the networks they share. Every other question is forwarded, as received, to
 //! the host's resolvers (read from `/etc/resolv.conf` when the server starts: the
 //! server runs in the host's namespace, so a loopback resolver such as
 //! systemd-resolved's works too), and the first answer is relayed back.
@@ -13,12 +13,12 @@
 //! per question: the answer is always the current state, with no cache to keep right.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -119,7 +119,7 @@ impl Resolver {
     /// The addresses of `name` for the container at `peer`: running containers whose
     /// name, hostname, alias or short id it is, on this network or on another network
     /// the asking container is also connected to (as Docker's embedded DNS).
-    async fn lookup(&self, name: &str, peer: IpAddr) -> Vec<Ipv4Addr> {
+    async fn lookup(&self, name: &str, peer: IpAddr) -> Vec<IpAddr> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         if name.is_empty() {
             return Vec::new();
@@ -127,16 +127,13 @@ impl Resolver {
         let Ok(attachments) = self.store.attachments(None).await else {
             return Vec::new();
         };
-        let address = |a: &super::Attachment| {
-            a.endpoint()
-                .address
-                .and_then(|s| s.split('/').next()?.parse::<Ipv4Addr>().ok())
-        };
+        let parse = |s: Option<String>| s.and_then(|s| s.split('/').next()?.parse::<IpAddr>().ok());
+        let address = |a: &super::Attachment| parse(a.endpoint().address);
         let mut networks: Vec<&str> = vec![self.network.as_str()];
-        if let Some(asking) = attachments
-            .iter()
-            .find(|a| a.network == self.network && address(a).map(IpAddr::V4) == Some(peer))
-        {
+        if let Some(asking) = attachments.iter().find(|a| {
+            a.network == self.network
+                && (address(a) == Some(peer) || parse(a.endpoint().address6) == Some(peer))
+        }) {
             networks.extend(
                 attachments
                     .iter()
@@ -149,7 +146,13 @@ impl Resolver {
             .iter()
             .filter(|a| networks.contains(&a.network.as_str()))
         {
-            let Some(addr) = address(a) else { continue };
+            let addrs: Vec<IpAddr> = [address(a), parse(a.endpoint().address6)]
+                .into_iter()
+                .flatten()
+                .collect();
+            if addrs.is_empty() {
+                continue;
+            }
             let Ok(Some(rec)) = self.store.container(&a.container_id).await else {
                 continue;
             };
@@ -162,8 +165,12 @@ impl Resolver {
                     .aliases_on(&a.network)
                     .iter()
                     .any(|al| al.eq_ignore_ascii_case(&name));
-            if matches && !out.contains(&addr) {
-                out.push(addr);
+            if matches {
+                for addr in addrs {
+                    if !out.contains(&addr) {
+                        out.push(addr);
+                    }
+                }
             }
         }
         out
@@ -185,14 +192,19 @@ impl Resolver {
         let name = name.trim_end_matches('.');
         let found = self.lookup(name, peer).await;
         if !found.is_empty() {
-            let answers = match q.query_type() {
-                RecordType::A | RecordType::ANY => found
-                    .into_iter()
-                    .map(|ip| Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))))
-                    .collect(),
-                // The name is ours, with IPv4 addresses only.
-                _ => Vec::new(),
-            };
+            let want = q.query_type();
+            let answers = found
+                .into_iter()
+                .filter_map(|ip| match (ip, want) {
+                    (IpAddr::V4(v4), RecordType::A | RecordType::ANY) => Some(RData::A(A(v4))),
+                    (IpAddr::V6(v6), RecordType::AAAA | RecordType::ANY) => {
+                        Some(RData::AAAA(AAAA(v6)))
+                    }
+                    // The name is ours; other record types have no data.
+                    _ => None,
+                })
+                .map(|rdata| Record::from_rdata(q.name().clone(), TTL, rdata))
+                .collect();
             return reply(&msg, ResponseCode::NoError, answers);
         }
         if !name.contains('.') {

@@ -24,11 +24,11 @@ pub mod ports;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -97,6 +97,10 @@ pub struct Network {
     pub subnet: String,
     /// The bridge's address, the containers' gateway.
     pub gateway: String,
+    /// IPv6 subnet, when the network has one.
+    pub subnet6: Option<String>,
+    /// IPv6 gateway.
+    pub gateway6: Option<String>,
     /// No NAT and no default route: containers reach only each other.
     pub internal: bool,
     /// Labels.
@@ -114,6 +118,10 @@ pub struct NetworkSpec {
     pub subnet: Option<String>,
     /// Gateway; the subnet's first address when absent.
     pub gateway: Option<String>,
+    /// IPv6 subnet: containers get an IPv6 address too.
+    pub subnet6: Option<String>,
+    /// IPv6 gateway; the subnet's first address when absent.
+    pub gateway6: Option<String>,
     /// No route out.
     pub internal: bool,
     /// Labels.
@@ -308,6 +316,8 @@ pub struct Endpoint {
     pub address: Option<String>,
     /// Gateway.
     pub gateway: Option<String>,
+    /// IPv6 address with prefix length, on a network with IPv6.
+    pub address6: Option<String>,
     /// MAC address of the interface inside.
     pub mac: Option<String>,
 }
@@ -322,11 +332,20 @@ impl Attachment {
         };
         let Some(r) = &self.result else { return e };
         let interfaces = r.get("interfaces").and_then(Value::as_array);
-        if let Some(ip) = r
-            .get("ips")
-            .and_then(Value::as_array)
-            .and_then(|ips| ips.first())
-        {
+        let ips = r.get("ips").and_then(Value::as_array);
+        e.address6 = ips
+            .into_iter()
+            .flatten()
+            .filter_map(|ip| ip.get("address").and_then(Value::as_str))
+            .find(|a| a.contains(':'))
+            .map(str::to_owned);
+        if let Some(ip) = ips.and_then(|ips| {
+            ips.iter().find(|ip| {
+                ip.get("address")
+                    .and_then(Value::as_str)
+                    .is_some_and(|a| !a.contains(':'))
+            })
+        }) {
             e.address = ip.get("address").and_then(Value::as_str).map(str::to_owned);
             e.gateway = ip.get("gateway").and_then(Value::as_str).map(str::to_owned);
             e.mac = ip
@@ -496,6 +515,8 @@ impl NetworkManager {
             bridge: self.settings.default_bridge.clone(),
             subnet: subnet.to_string(),
             gateway: gateway.to_string(),
+            subnet6: None,
+            gateway6: None,
             internal: false,
             labels: BTreeMap::new(),
             created_at: Utc::now(),
@@ -610,6 +631,58 @@ impl NetworkManager {
             }
             None => subnet.hosts().next().expect("a /30 or larger has hosts"),
         };
+        let v6 = match &spec.subnet6 {
+            None => None,
+            Some(s) => {
+                let net: Ipv6Net = s.parse().map_err(|_| NetworkError::Invalid {
+                    field: "subnet6",
+                    reason: format!("{s:?} is not an IPv6 CIDR subnet (like fd00:1::/64)"),
+                })?;
+                if net.prefix_len() > 120 {
+                    return Err(NetworkError::Invalid {
+                        field: "subnet6",
+                        reason: format!("{s} is too small: at most /120"),
+                    });
+                }
+                let net = net.trunc();
+                if let Some(o) = existing.iter().find(|o| {
+                    o.subnet6
+                        .as_deref()
+                        .and_then(|x| x.parse::<Ipv6Net>().ok())
+                        .is_some_and(|x| x.contains(&net.network()) || net.contains(&x.network()))
+                }) {
+                    return Err(NetworkError::Overlap {
+                        subnet: net.to_string(),
+                        other: o.name.clone(),
+                        other_subnet: o.subnet6.clone().unwrap_or_default(),
+                    });
+                }
+                let gw: Ipv6Addr = match &spec.gateway6 {
+                    Some(g) => {
+                        let g: Ipv6Addr = g.parse().map_err(|_| NetworkError::Invalid {
+                            field: "gateway6",
+                            reason: format!("{g:?} is not an IPv6 address"),
+                        })?;
+                        if !net.contains(&g) || g == net.network() {
+                            return Err(NetworkError::Invalid {
+                                field: "gateway6",
+                                reason: format!("{g} is not a host address of {net}"),
+                            });
+                        }
+                        g
+                    }
+                    // The first address after the subnet-router anycast one.
+                    None => Ipv6Addr::from(u128::from(net.network()) + 1),
+                };
+                Some((net, gw))
+            }
+        };
+        if spec.gateway6.is_some() && v6.is_none() {
+            return Err(NetworkError::Invalid {
+                field: "gateway6",
+                reason: "give subnet6 with it".to_owned(),
+            });
+        }
         let used: HashSet<&str> = existing.iter().map(|n| n.bridge.as_str()).collect();
         let bridge = (1..)
             .map(|i| format!("{}{i}", self.settings.bridge_prefix))
@@ -627,6 +700,8 @@ impl NetworkManager {
             bridge,
             subnet: subnet.to_string(),
             gateway: gateway.to_string(),
+            subnet6: v6.map(|(n, _)| n.to_string()),
+            gateway6: v6.map(|(_, g)| g.to_string()),
             internal: spec.internal,
             labels: spec.labels,
             created_at: Utc::now(),
@@ -678,13 +753,19 @@ impl NetworkManager {
     /// addresses (masqueraded and routed unless internal), published ports, and the
     /// firewall plugin, which also keeps other bridges out (`ingressPolicy`).
     pub fn conflist(&self, n: &Network) -> Value {
+        let mut ranges = vec![json!([{ "subnet": n.subnet, "gateway": n.gateway }])];
+        let mut routes = vec![json!({ "dst": "0.0.0.0/0" })];
+        if let (Some(s6), Some(g6)) = (&n.subnet6, &n.gateway6) {
+            ranges.push(json!([{ "subnet": s6, "gateway": g6 }]));
+            routes.push(json!({ "dst": "::/0" }));
+        }
         let mut ipam = json!({
             "type": "host-local",
-            "ranges": [[{ "subnet": n.subnet, "gateway": n.gateway }]],
+            "ranges": ranges,
             "dataDir": self.ipam_dir,
         });
         if !n.internal {
-            ipam["routes"] = json!([{ "dst": "0.0.0.0/0" }]);
+            ipam["routes"] = Value::Array(routes);
         }
         json!({
             "cniVersion": cni::CNI_VERSION,
@@ -1303,15 +1384,19 @@ mod links {
                 "DROP",
             ],
         ];
-        for rule in rules {
-            // Absent (no container ever ran on the network): iptables says so; fine.
-            let _ = tokio::process::Command::new("iptables")
-                .args(["-w", "-t", "filter", "-D"])
-                .args(rule)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .await;
+        // The plugin adds them for each family the network has.
+        for tool in ["iptables", "ip6tables"] {
+            for rule in rules {
+                // Absent (no container ever ran on the network, or no IPv6): the tool
+                // says so; fine.
+                let _ = tokio::process::Command::new(tool)
+                    .args(["-w", "-t", "filter", "-D"])
+                    .args(rule)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .await;
+            }
         }
     }
 }

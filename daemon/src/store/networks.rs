@@ -23,6 +23,8 @@ fn network_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Network, StoreError
         name: row.get("name"),
         bridge: row.get("bridge"),
         subnet: row.get("subnet"),
+        subnet6: row.get("subnet6"),
+        gateway6: row.get("gateway6"),
         gateway: row.get("gateway"),
         internal: row.get::<i64, _>("internal") != 0,
         id,
@@ -56,14 +58,17 @@ impl Store {
     /// Inserts a network; a taken name is [`StoreError::NameInUse`].
     pub async fn insert_network(&self, n: &Network) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "INSERT INTO networks (id, name, bridge, subnet, gateway, internal, labels, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO networks
+             (id, name, bridge, subnet, gateway, subnet6, gateway6, internal, labels, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&n.id)
         .bind(&n.name)
         .bind(&n.bridge)
         .bind(&n.subnet)
         .bind(&n.gateway)
+        .bind(&n.subnet6)
+        .bind(&n.gateway6)
         .bind(i64::from(n.internal))
         .bind(serde_json::to_string(&n.labels).expect("labels serialise"))
         .bind(n.created_at.to_rfc3339())
