@@ -326,7 +326,12 @@ mod tests {
             Command::Network(cmd::network::Command::Rm(cmd::network::RmArgs { names })) if names == ["a", "b"]
         ));
         assert!(Cli::try_parse_from(["boxctl", "network", "rm"]).is_err());
-        assert!(Cli::try_parse_from(["boxctl", "network", "connect", "a", "b"]).is_err());
+        assert!(matches!(
+            parse(&["boxctl", "network", "connect", "--alias", "w", "front", "web"]).command,
+            Command::Network(cmd::network::Command::Connect(cmd::network::ConnectArgs { network, container, aliases }))
+                if network == "front" && container == "web" && aliases == ["w"]
+        ));
+        assert!(Cli::try_parse_from(["boxctl", "network", "disconnect", "front"]).is_err());
     }
 
     #[test]
