@@ -396,6 +396,18 @@ async fn root_network_modes_none_host_and_container() {
     assert_eq!(code, 0);
     let seen: BTreeSet<String> = out.split_whitespace().map(str::to_owned).collect();
     assert!(seen.contains("lo") && seen.len() > 1, "{out}");
+    let inspected = d
+        .api_ok(
+            "GET",
+            &format!("/v1/containers/{}", resp["id"].as_str().unwrap()),
+            None,
+            200,
+        )
+        .await;
+    assert!(
+        inspected["warnings"].to_string().contains("not isolated"),
+        "inspect says host mode is not isolated: {inspected}"
+    );
     assert!(
         seen.iter().all(|i| host.contains(i)) || seen.len() >= host.len() - 2,
         "host mode sees {seen:?}, the host has {host:?}"

@@ -536,6 +536,7 @@ fn spec_schemas_match_models() {
     // The Container schema is also inspect's answer, which adds the recent execs.
     let inspected = boxd_client::models::ContainerInspect {
         container: container(true),
+        warnings: vec!["network mode host: not isolated".into()],
         execs: vec![boxd_client::models::ExecInspect {
             id: "ef".repeat(32),
             container_id: "ab".repeat(32),

@@ -1100,6 +1100,10 @@ pub struct ContainerInspect {
     /// Execs of this daemon's run in it, oldest first (the last 16).
     #[serde(default)]
     pub execs: Vec<ExecInspect>,
+    /// What an operator should know about its configuration (e.g. network mode `host`
+    /// is not isolated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Response header of `POST /v1/containers/{id}/exec` that carries the exec's id.

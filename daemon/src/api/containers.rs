@@ -75,7 +75,12 @@ pub(super) async fn inspect(
         .iter()
         .map(crate::network::Attachment::endpoint)
         .collect();
+    let warnings = match container.config.network.mode {
+        crate::network::NetworkMode::Host => vec![crate::network::HOST_MODE_WARNING.to_owned()],
+        _ => Vec::new(),
+    };
     Ok(Json(boxd_types::ContainerInspect {
+        warnings,
         container: convert::container_out(container, observed, endpoints),
         execs,
     }))

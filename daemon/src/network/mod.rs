@@ -51,6 +51,10 @@ pub const DEFAULT_PLUGIN_DIRS: [&str; 2] = ["/usr/lib/cni", "/opt/cni/bin"];
 /// The interface a container sees.
 pub const IFNAME: &str = "eth0";
 
+/// Said at create and in inspect of a container in network mode `host`.
+pub const HOST_MODE_WARNING: &str =
+    "network mode host: the container shares the host's network namespace and is not isolated from it";
+
 /// Settings of the networking (config file keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -821,10 +825,7 @@ impl NetworkManager {
             },
             ModeRequest::None => NetworkMode::None,
             ModeRequest::Host => {
-                warnings.push(
-                    "network mode host: the container shares the host's network namespace and is not isolated from it"
-                        .to_owned(),
-                );
+                warnings.push(HOST_MODE_WARNING.to_owned());
                 NetworkMode::Host
             }
             ModeRequest::Network(name) => NetworkMode::Network {
