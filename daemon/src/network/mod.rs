@@ -28,7 +28,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -589,95 +589,26 @@ impl NetworkManager {
         }
         let _guard = self.lock().await;
         let existing = self.store.networks().await?;
+        let v4_of = |n: &Network| Some(n.subnet.clone());
         let subnet = match &spec.subnet {
-            Some(s) => {
-                let net: Ipv4Net = s.parse().map_err(|_| NetworkError::Invalid {
-                    field: "subnet",
-                    reason: format!("{s:?} is not an IPv4 CIDR subnet (like 10.1.2.0/24)"),
-                })?;
-                if net.prefix_len() > 30 {
-                    return Err(NetworkError::Invalid {
-                        field: "subnet",
-                        reason: format!("{s} is too small: at most /30"),
-                    });
-                }
-                let net = net.trunc();
-                if let Some(o) = existing.iter().find(|o| overlaps(&net, &o.subnet)) {
-                    return Err(NetworkError::Overlap {
-                        subnet: net.to_string(),
-                        other: o.name.clone(),
-                        other_subnet: o.subnet.clone(),
-                    });
-                }
-                net
-            }
+            Some(s) => match checked_subnet("subnet", s, false, &existing, v4_of)? {
+                IpNet::V4(n) => n,
+                IpNet::V6(_) => unreachable!("checked to be IPv4"),
+            },
             None => self
                 .settings
                 .pool
                 .subnets(24.max(self.settings.pool.prefix_len()))
                 .map_err(|_| NetworkError::PoolExhausted(self.settings.pool.to_string()))?
-                .find(|n| !existing.iter().any(|o| overlaps(n, &o.subnet)))
+                .find(|n| !existing.iter().any(|o| overlaps(&IpNet::V4(*n), &o.subnet)))
                 .ok_or_else(|| NetworkError::PoolExhausted(self.settings.pool.to_string()))?,
         };
-        let gateway: Ipv4Addr = match &spec.gateway {
-            Some(g) => {
-                let g: Ipv4Addr = g.parse().map_err(|_| NetworkError::Invalid {
-                    field: "gateway",
-                    reason: format!("{g:?} is not an IPv4 address"),
-                })?;
-                if !subnet.contains(&g) || g == subnet.network() || g == subnet.broadcast() {
-                    return Err(NetworkError::Invalid {
-                        field: "gateway",
-                        reason: format!("{g} is not a host address of {subnet}"),
-                    });
-                }
-                g
-            }
-            None => subnet.hosts().next().expect("a /30 or larger has hosts"),
-        };
+        let gateway = checked_gateway("gateway", spec.gateway.as_deref(), &IpNet::V4(subnet))?;
         let v6 = match &spec.subnet6 {
             None => None,
             Some(s) => {
-                let net: Ipv6Net = s.parse().map_err(|_| NetworkError::Invalid {
-                    field: "subnet6",
-                    reason: format!("{s:?} is not an IPv6 CIDR subnet (like fd00:1::/64)"),
-                })?;
-                if net.prefix_len() > 120 {
-                    return Err(NetworkError::Invalid {
-                        field: "subnet6",
-                        reason: format!("{s} is too small: at most /120"),
-                    });
-                }
-                let net = net.trunc();
-                if let Some(o) = existing.iter().find(|o| {
-                    o.subnet6
-                        .as_deref()
-                        .and_then(|x| x.parse::<Ipv6Net>().ok())
-                        .is_some_and(|x| x.contains(&net.network()) || net.contains(&x.network()))
-                }) {
-                    return Err(NetworkError::Overlap {
-                        subnet: net.to_string(),
-                        other: o.name.clone(),
-                        other_subnet: o.subnet6.clone().unwrap_or_default(),
-                    });
-                }
-                let gw: Ipv6Addr = match &spec.gateway6 {
-                    Some(g) => {
-                        let g: Ipv6Addr = g.parse().map_err(|_| NetworkError::Invalid {
-                            field: "gateway6",
-                            reason: format!("{g:?} is not an IPv6 address"),
-                        })?;
-                        if !net.contains(&g) || g == net.network() {
-                            return Err(NetworkError::Invalid {
-                                field: "gateway6",
-                                reason: format!("{g} is not a host address of {net}"),
-                            });
-                        }
-                        g
-                    }
-                    // The first address after the subnet-router anycast one.
-                    None => Ipv6Addr::from(u128::from(net.network()) + 1),
-                };
+                let net = checked_subnet("subnet6", s, true, &existing, |n| n.subnet6.clone())?;
+                let gw = checked_gateway("gateway6", spec.gateway6.as_deref(), &net)?;
                 Some((net, gw))
             }
         };
@@ -1314,11 +1245,83 @@ fn has_ipv6(result: &Value) -> bool {
         })
 }
 
-/// Whether `net` overlaps the CIDR `other` (an unparsable one overlaps nothing).
-fn overlaps(net: &Ipv4Net, other: &str) -> bool {
+/// Whether `net` overlaps the CIDR `other` (an unparsable one, or one of the other
+/// family, overlaps nothing).
+fn overlaps(net: &IpNet, other: &str) -> bool {
     other
-        .parse::<Ipv4Net>()
+        .parse::<IpNet>()
         .is_ok_and(|o| o.contains(&net.network()) || net.contains(&o.network()))
+}
+
+/// A subnet given at network create: of the right family, not too small (a /30 or a
+/// /120 still has host addresses), and clear of every other network's (`of`).
+fn checked_subnet(
+    field: &'static str,
+    text: &str,
+    v6: bool,
+    existing: &[Network],
+    of: impl Fn(&Network) -> Option<String>,
+) -> Result<IpNet, NetworkError> {
+    let (family, example, max) = if v6 {
+        ("IPv6", "fd00:1::/64", 120)
+    } else {
+        ("IPv4", "10.1.2.0/24", 30)
+    };
+    let net = text
+        .parse::<IpNet>()
+        .ok()
+        .filter(|n| matches!(n, IpNet::V6(_)) == v6)
+        .ok_or_else(|| NetworkError::Invalid {
+            field,
+            reason: format!("{text:?} is not an {family} CIDR subnet (like {example})"),
+        })?;
+    if net.prefix_len() > max {
+        return Err(NetworkError::Invalid {
+            field,
+            reason: format!("{text} is too small: at most /{max}"),
+        });
+    }
+    let net = net.trunc();
+    for o in existing {
+        if let Some(theirs) = of(o).filter(|t| overlaps(&net, t)) {
+            return Err(NetworkError::Overlap {
+                subnet: net.to_string(),
+                other: o.name.clone(),
+                other_subnet: theirs,
+            });
+        }
+    }
+    Ok(net)
+}
+
+/// A gateway given at network create (a host address of `net`), or `net`'s first host
+/// address (for IPv6, the first after the subnet-router anycast address).
+fn checked_gateway(
+    field: &'static str,
+    text: Option<&str>,
+    net: &IpNet,
+) -> Result<IpAddr, NetworkError> {
+    let Some(text) = text else {
+        return Ok(match net {
+            IpNet::V4(n) => IpAddr::V4(n.hosts().next().expect("a /30 or larger has hosts")),
+            IpNet::V6(n) => IpAddr::V6(Ipv6Addr::from(u128::from(n.network()) + 1)),
+        });
+    };
+    let g: IpAddr = text
+        .parse()
+        .ok()
+        .filter(|g: &IpAddr| g.is_ipv6() == matches!(net, IpNet::V6(_)))
+        .ok_or_else(|| NetworkError::Invalid {
+            field,
+            reason: format!("{text:?} is not an address of {net}'s family"),
+        })?;
+    if !net.contains(&g) || g == net.network() || g == net.broadcast() {
+        return Err(NetworkError::Invalid {
+            field,
+            reason: format!("{g} is not a host address of {net}"),
+        });
+    }
+    Ok(g)
 }
 
 mod links {
@@ -1437,10 +1440,11 @@ mod tests {
 
     #[test]
     fn subnets_overlap_when_either_holds_the_other() {
-        let a: Ipv4Net = "10.1.0.0/16".parse().unwrap();
+        let a: IpNet = "10.1.0.0/16".parse().unwrap();
         assert!(overlaps(&a, "10.1.2.0/24"));
         assert!(overlaps(&"10.1.2.0/24".parse().unwrap(), "10.1.0.0/16"));
         assert!(!overlaps(&a, "10.2.0.0/16"));
+        assert!(!overlaps(&a, "fd00::/8"));
     }
 
     #[test]
