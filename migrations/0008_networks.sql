@@ -13,7 +13,10 @@ CREATE TABLE networks (
     -- No NAT and no route out: containers reach each other only.
     internal    INTEGER NOT NULL DEFAULT 0,
     labels      TEXT NOT NULL DEFAULT '{}',
-    created_at  TEXT NOT NULL
+    created_at  TEXT NOT NULL,
+    -- An operator's own CNI configuration list, used as it is (NULL: boxd makes the
+    -- list from the columns above).
+    conflist    TEXT
 );
 
 -- One row per container run attached to a network, written before the CNI ADD, so that

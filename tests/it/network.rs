@@ -1325,3 +1325,64 @@ async fn root_a_network_with_ipv6_gives_both_addresses_and_answers_aaaa() {
     let left = boxd_tests::rules_naming("ip6tables", prefix);
     assert!(left.is_empty(), "IPv6 rules for {prefix} left: {left:#?}");
 }
+
+#[tokio::test]
+async fn root_an_operators_own_conflist_drives_the_plugins_it_names() {
+    require_cni!();
+    let d = net_daemon().await;
+    let h = u8::from_str_radix(&d.bridge_prefix[2..4], 16).unwrap_or(1);
+    // ptp (a veth per container, no bridge) with host-local and portmap: nothing of
+    // boxd's own list.
+    let list = json!({
+        "cniVersion": "1.0.0",
+        "plugins": [
+            {"type": "ptp", "ipMasq": true,
+             "ipam": {"type": "host-local", "subnet": format!("10.251.{h}.0/24"),
+                      "dataDir": d.root.join("ptp-leases")}},
+            {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+        ]
+    });
+    let n = d
+        .api_ok(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "custom", "conflist": list})),
+            201,
+        )
+        .await;
+    assert_eq!(n["driver"], "cni", "{n}");
+    assert_eq!(
+        n["conflist"]["name"], "custom",
+        "the list takes the network's name"
+    );
+    let (s, v) = d
+        .api(
+            "POST",
+            "/v1/networks",
+            Some(json!({"name": "bad", "conflist": {"plugins": [{"type": "no-such-plugin"}]}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("no-such-plugin"),
+        "{v}"
+    );
+
+    let id = d
+        .run(merge(
+            web("through-ptp"),
+            json!({"network": "custom", "ports": [{"container_port": 80}]}),
+        ))
+        .await;
+    let c = d.inspect(&id).await;
+    let addr = address_of(&c);
+    assert!(addr.starts_with(&format!("10.251.{h}.")), "{c}");
+    let port = host_port(&c, 0);
+    assert!(wait_http(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .contains("through-ptp"));
+    d.remove_container(&id).await;
+    let left = boxd_tests::iptables_rules_naming(&format!("10.251.{h}."));
+    assert!(left.is_empty(), "rules left: {left:#?}");
+    d.api_ok("DELETE", "/v1/networks/custom", None, 204).await;
+}

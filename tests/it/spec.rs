@@ -97,6 +97,10 @@ fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
 /// Check `value` (serialised from a model) against `schema`; push every disagreement.
 fn check(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
     let schema = resolve(spec, schema);
+    if schema.as_object().is_some_and(|o| o.is_empty()) {
+        // `{}`: any value (free-form JSON such as a CNI configuration list).
+        return;
+    }
     if let Some(alternatives) = schema["oneOf"].as_array() {
         // Exactly one alternative must accept the value.
         let fits = alternatives
@@ -594,6 +598,7 @@ fn spec_schemas_match_models() {
         gateway: Some("10.90.0.1".into()),
         subnet6: Some("fd00:1::/64".into()),
         gateway6: Some("fd00:1::1".into()),
+        conflist: Some(json!({"cniVersion": "1.0.0", "plugins": [{"type": "ptp"}]})),
         internal: true,
         labels: labels(),
     };
@@ -611,6 +616,7 @@ fn spec_schemas_match_models() {
         gateway: "10.90.0.1".into(),
         subnet6: full.then(|| "fd00:1::/64".into()),
         gateway6: full.then(|| "fd00:1::1".into()),
+        conflist: full.then(|| json!({"cniVersion": "1.0.0", "plugins": [{"type": "ptp"}]})),
         internal: full,
         labels: if full { labels() } else { BTreeMap::new() },
         created_at: time(),

@@ -467,6 +467,10 @@ pub struct NetworkCreate {
     /// IPv6 gateway; the IPv6 subnet's first address when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway6: Option<String>,
+    /// An operator's own CNI configuration list (any installed plugins), used as given
+    /// instead of boxd's bridge list; then no subnet or gateway is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflist: Option<serde_json::Value>,
     /// No NAT and no route out: containers reach only each other.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub internal: bool,
@@ -509,6 +513,9 @@ pub struct Network {
     /// Running containers attached, with their addresses.
     #[serde(default)]
     pub containers: Vec<NetworkContainer>,
+    /// The operator's own CNI configuration list, for driver `cni`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflist: Option<serde_json::Value>,
 }
 
 /// `POST /v1/networks/{name}/connect` body.

@@ -63,6 +63,10 @@ pub struct CreateArgs {
     /// IPv6 too: needs an IPv6 --subnet.
     #[arg(long)]
     pub ipv6: bool,
+    /// Use this CNI configuration list (a JSON file) as it is, with any installed
+    /// plugins, instead of boxd's bridge network.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["subnet", "gateway", "ipv6"])]
+    pub conflist: Option<std::path::PathBuf>,
     /// No route out: containers reach only each other.
     #[arg(long)]
     pub internal: bool,
@@ -161,7 +165,19 @@ pub fn spec(args: &CreateArgs) -> anyhow::Result<NetworkCreate> {
         !args.ipv6 || subnet6.is_some(),
         "--ipv6 needs an IPv6 --subnet (like fd00:1::/64)"
     );
+    let conflist = match &args.conflist {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read {}", path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
+            )
+        }
+    };
     Ok(NetworkCreate {
+        conflist,
         name: args.name.clone(),
         subnet: pick(&args.subnet, false, "subnet")?,
         gateway: pick(&args.gateway, false, "gateway")?,
@@ -270,6 +286,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             default: false,
             containers: Vec::new(),
+            conflist: None,
         }
     }
 
@@ -293,6 +310,7 @@ mod tests {
             subnet: vec!["10.90.0.0/24".into(), "fd00:9::/64".into()],
             gateway: vec!["10.90.0.254".into()],
             ipv6: true,
+            conflist: None,
             internal: true,
             label: vec!["tier=front".into(), "bare".into()],
             name: "front".into(),

@@ -19,6 +19,7 @@ pub(super) async fn create(
             gateway: req.gateway,
             subnet6: req.subnet6,
             gateway6: req.gateway6,
+            conflist: req.conflist,
             internal: req.internal,
             labels: req.labels,
         })

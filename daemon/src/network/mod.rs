@@ -111,6 +111,9 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// An operator's own CNI configuration list (any plugins: Calico, Cilium, macvlan,
+    /// ...), used as given; `None`: boxd's bridge list.
+    pub custom: Option<Value>,
 }
 
 /// What a create asks for a new network.
@@ -130,6 +133,8 @@ pub struct NetworkSpec {
     pub internal: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// The operator's own CNI configuration list (then no subnet or gateway is given).
+    pub conflist: Option<Value>,
 }
 
 /// A container's network mode, as stored in its config.
@@ -524,6 +529,7 @@ impl NetworkManager {
             internal: false,
             labels: BTreeMap::new(),
             created_at: Utc::now(),
+            custom: None,
         };
         match self.store.network(DEFAULT_NETWORK).await? {
             None => self.store.insert_network(&want).await?,
@@ -588,6 +594,9 @@ impl NetworkManager {
             });
         }
         let _guard = self.lock().await;
+        if let Some(list) = &spec.conflist {
+            return self.create_custom(&spec, list.clone()).await;
+        }
         let existing = self.store.networks().await?;
         let v4_of = |n: &Network| Some(n.subnet.clone());
         let subnet = match &spec.subnet {
@@ -640,6 +649,57 @@ impl NetworkManager {
             internal: spec.internal,
             labels: spec.labels,
             created_at: Utc::now(),
+            custom: None,
+        };
+        self.store.insert_network(&n).await.map_err(|e| match e {
+            StoreError::NameInUse(name) => NetworkError::NameInUse(name),
+            other => other.into(),
+        })?;
+        Ok(n)
+    }
+
+    /// A network of the operator's own configuration list: checked to be a list whose
+    /// plugins are installed, named after the network, and stored as given.
+    async fn create_custom(
+        &self,
+        spec: &NetworkSpec,
+        mut list: Value,
+    ) -> Result<Network, NetworkError> {
+        if spec.subnet.is_some() || spec.gateway.is_some() || spec.subnet6.is_some() {
+            return Err(NetworkError::Invalid {
+                field: "conflist",
+                reason: "give either a conflist or subnet and gateway: the list's own IPAM assigns addresses".to_owned(),
+            });
+        }
+        let Some(obj) = list.as_object_mut() else {
+            return Err(NetworkError::Invalid {
+                field: "conflist",
+                reason: "a CNI configuration list is a JSON object".to_owned(),
+            });
+        };
+        // The plugins key their state (leases, rules) by the list's name.
+        obj.insert("name".to_owned(), json!(spec.name));
+        obj.entry("cniVersion").or_insert(json!(cni::CNI_VERSION));
+        self.cni
+            .check_installed(&list)
+            .map_err(|e| NetworkError::Invalid {
+                field: "conflist",
+                reason: e.to_string(),
+            })?;
+        let id = crate::runtime::names::generate_container_id();
+        let n = Network {
+            // Not a link boxd owns: the column only has to be unique.
+            bridge: format!("cni:{}", &id[..12]),
+            id,
+            name: spec.name.clone(),
+            subnet: String::new(),
+            gateway: String::new(),
+            subnet6: None,
+            gateway6: None,
+            internal: spec.internal,
+            labels: spec.labels.clone(),
+            created_at: Utc::now(),
+            custom: Some(list),
         };
         self.store.insert_network(&n).await.map_err(|e| match e {
             StoreError::NameInUse(name) => NetworkError::NameInUse(name),
@@ -672,8 +732,11 @@ impl NetworkManager {
             });
         }
         self.dns.stop(&n.name);
-        links::delete_bridge(&n.bridge).await?;
-        links::delete_isolation_rules(&n.bridge).await;
+        if n.custom.is_none() {
+            // An operator's list owns its links and rules.
+            links::delete_bridge(&n.bridge).await?;
+            links::delete_isolation_rules(&n.bridge).await;
+        }
         let leases = self.ipam_dir.join(&n.name);
         match tokio::fs::remove_dir_all(&leases).await {
             Ok(()) => {}
@@ -688,6 +751,9 @@ impl NetworkManager {
     /// addresses (masqueraded and routed unless internal), published ports, and the
     /// firewall plugin, which also keeps other bridges out (`ingressPolicy`).
     pub fn conflist(&self, n: &Network) -> Value {
+        if let Some(custom) = &n.custom {
+            return custom.clone();
+        }
         let mut ranges = vec![json!([{ "subnet": n.subnet, "gateway": n.gateway }])];
         let mut routes = vec![json!({ "dst": "0.0.0.0/0" })];
         if let (Some(s6), Some(g6)) = (&n.subnet6, &n.gateway6) {
@@ -1035,8 +1101,12 @@ impl NetworkManager {
         Ok(())
     }
 
-    /// Starts the DNS server of user network `n` unless it runs.
+    /// Starts the DNS server of user network `n` unless it runs (boxd's own lists
+    /// only: an operator's list says nothing of a gateway boxd could serve on).
     async fn serve_dns(&self, n: &Network) {
+        if n.custom.is_some() {
+            return;
+        }
         if let Ok(gw) = n.gateway.parse() {
             self.dns.ensure(&self.store, &n.name, gw).await;
         }
@@ -1064,6 +1134,7 @@ impl NetworkManager {
                 .store
                 .network(name)
                 .await?
+                .filter(|n| n.custom.is_none())
                 .and_then(|n| n.gateway.parse().ok()),
             _ => None,
         };

@@ -24,6 +24,15 @@ fn network_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Network, StoreError
         bridge: row.get("bridge"),
         subnet: row.get("subnet"),
         subnet6: row.get("subnet6"),
+        custom: row
+            .get::<Option<String>, _>("conflist")
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|source| StoreError::Corrupt {
+                what: "network conflist",
+                id: id.clone(),
+                source,
+            })?,
         gateway6: row.get("gateway6"),
         gateway: row.get("gateway"),
         internal: row.get::<i64, _>("internal") != 0,
@@ -59,8 +68,9 @@ impl Store {
     pub async fn insert_network(&self, n: &Network) -> Result<(), StoreError> {
         let done = sqlx::query(
             "INSERT INTO networks
-             (id, name, bridge, subnet, gateway, subnet6, gateway6, internal, labels, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             (id, name, bridge, subnet, gateway, subnet6, gateway6, internal, labels, created_at,
+              conflist)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&n.id)
         .bind(&n.name)
@@ -72,6 +82,7 @@ impl Store {
         .bind(i64::from(n.internal))
         .bind(serde_json::to_string(&n.labels).expect("labels serialise"))
         .bind(n.created_at.to_rfc3339())
+        .bind(n.custom.as_ref().map(|c| c.to_string()))
         .execute(self.pool())
         .await;
         match done {
