@@ -249,6 +249,7 @@ impl Cni {
                 plugin: kind.clone(),
                 source,
             })?;
+        let started = std::time::Instant::now();
         let input = serde_json::to_vec(config).expect("a JSON value serialises");
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let run = async {
@@ -269,6 +270,12 @@ impl Cni {
                 plugin: kind.clone(),
                 source,
             })?;
+        tracing::debug!(
+            plugin = kind,
+            command = command.as_str(),
+            ms = started.elapsed().as_millis() as u64,
+            "CNI plugin ran"
+        );
         if output.status.success() {
             return Ok(output.stdout);
         }

@@ -952,6 +952,14 @@ impl NetworkManager {
         ports::check_free_on_host(&net.ports)?;
         let path = self.netns_dir.join(id);
         let mut conflist = self.conflist(&n);
+        if net.ports.is_empty() && n.custom.is_none() {
+            // Without ports, portmap has nothing to add, but its DEL still sweeps its
+            // chains with a dozen iptables calls: left out of this run's list (the
+            // attachment keeps the list it ran with, so its DEL matches).
+            if let Some(plugins) = conflist["plugins"].as_array_mut() {
+                plugins.retain(|p| p["type"] != "portmap");
+            }
+        }
         let mut runtime_config = json!({ "portMappings": ports::runtime_config(&net.ports) });
         if let Some(ip) = net.ip {
             // host-local takes the address asked for through the `ips` capability.
