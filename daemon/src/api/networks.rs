@@ -30,34 +30,43 @@ pub(super) async fn create(
     ))
 }
 
-async fn attached(s: &AppState, network: &str) -> Result<Vec<NetworkContainer>, ApiError> {
+/// Every attachment, read once per request.
+async fn attachments(s: &AppState) -> Result<Vec<crate::network::Attachment>, ApiError> {
     Ok(s.runtime
         .networks()
         .attachments(None)
         .await
-        .map_err(crate::runtime::RuntimeError::from)?
-        .into_iter()
+        .map_err(crate::runtime::RuntimeError::from)?)
+}
+
+/// The running containers on `network`, with their addresses.
+fn attached(all: &[crate::network::Attachment], network: &str) -> Vec<NetworkContainer> {
+    all.iter()
         .filter(|a| a.network == network && a.result.is_some())
         .map(|a| NetworkContainer {
             id: a.container_id.clone(),
             endpoint: convert::endpoint_out(a.endpoint()),
         })
-        .collect())
+        .collect()
 }
 
 pub(super) async fn list(State(s): State<AppState>) -> Result<Json<Vec<Network>>, ApiError> {
-    let mut out = Vec::new();
     let networks = s
         .runtime
         .networks()
         .list()
         .await
         .map_err(crate::runtime::RuntimeError::from)?;
-    for n in networks {
-        let containers = attached(&s, &n.name).await?;
-        out.push(convert::network_out(n, containers));
-    }
-    Ok(Json(out))
+    let all = attachments(&s).await?;
+    Ok(Json(
+        networks
+            .into_iter()
+            .map(|n| {
+                let containers = attached(&all, &n.name);
+                convert::network_out(n, containers)
+            })
+            .collect(),
+    ))
 }
 
 pub(super) async fn inspect(
@@ -70,7 +79,7 @@ pub(super) async fn inspect(
         .get(&name)
         .await
         .map_err(crate::runtime::RuntimeError::from)?;
-    let containers = attached(&s, &n.name).await?;
+    let containers = attached(&attachments(&s).await?, &n.name);
     Ok(Json(convert::network_out(n, containers)))
 }
 

@@ -332,6 +332,16 @@ pub struct Endpoint {
 }
 
 impl Attachment {
+    /// How the plugins see this attachment (`CNI_CONTAINERID`, `CNI_NETNS`,
+    /// `CNI_IFNAME`).
+    pub fn target(&self) -> cni::Target<'_> {
+        cni::Target {
+            container_id: &self.container_id,
+            netns: &self.netns,
+            ifname: &self.ifname,
+        }
+    }
+
     /// Address, gateway and MAC from the cached result.
     pub fn endpoint(&self) -> Endpoint {
         let mut e = Endpoint {
@@ -806,14 +816,7 @@ impl NetworkManager {
             publish_all,
         } = req;
         let ip = *ip;
-        for a in aliases {
-            crate::runtime::names::validate_container_name(a).map_err(|reason| {
-                NetworkError::Invalid {
-                    field: "network_aliases",
-                    reason: format!("{a:?}: {reason}"),
-                }
-            })?;
-        }
+        check_aliases("network_aliases", aliases)?;
         let mut warnings = Vec::new();
         let mode = match mode {
             ModeRequest::Default if self.settings.default_mode == "none" => NetworkMode::None,
@@ -995,12 +998,7 @@ impl NetworkManager {
                     "create network namespace {}",
                     path.display()
                 )))?;
-            let target = cni::Target {
-                container_id: id,
-                netns: &path,
-                ifname: &a.ifname,
-            };
-            self.add_chain(&a, &target).await?;
+            self.add_chain(&a).await?;
             crate::fault::crash_point("network.after_add");
             Ok::<_, NetworkError>(())
         };
@@ -1039,12 +1037,7 @@ impl NetworkManager {
         };
         self.cni.check_installed(&a.conflist)?;
         self.store.insert_attachment(&a).await?;
-        let target = cni::Target {
-            container_id: id,
-            netns: &path,
-            ifname,
-        };
-        if let Err(e) = self.add_chain(&a, &target).await {
+        if let Err(e) = self.add_chain(&a).await {
             // What the plugins that ran made is on record: DEL frees it.
             if let Ok(rows) = self.store.attachments(Some(id)).await {
                 for row in rows.iter().filter(|r| r.network == a.network) {
@@ -1087,16 +1080,13 @@ impl NetworkManager {
 
     /// Runs the ADD of every plugin of `a`'s list in order, recording each result in
     /// the attachment's row before the next plugin runs.
-    async fn add_chain(
-        &self,
-        a: &Attachment,
-        target: &cni::Target<'_>,
-    ) -> Result<(), NetworkError> {
+    async fn add_chain(&self, a: &Attachment) -> Result<(), NetworkError> {
+        let target = a.target();
         let mut prev: Option<Value> = None;
         for i in 0..cni::Cni::plugin_count(&a.conflist)? {
             let result = self
                 .cni
-                .add_plugin(&a.conflist, i, target, &a.runtime_config, prev.as_ref())
+                .add_plugin(&a.conflist, i, &target, &a.runtime_config, prev.as_ref())
                 .await?;
             self.store
                 .set_attachment_result(&a.container_id, &a.network, &result)
@@ -1189,14 +1179,14 @@ impl NetworkManager {
     }
 
     async fn del(&self, a: &Attachment) {
-        let target = cni::Target {
-            container_id: &a.container_id,
-            netns: &a.netns,
-            ifname: &a.ifname,
-        };
         let done = self
             .cni
-            .del(&a.conflist, &target, &a.runtime_config, a.result.as_ref())
+            .del(
+                &a.conflist,
+                &a.target(),
+                &a.runtime_config,
+                a.result.as_ref(),
+            )
             .await;
         match done {
             Ok(()) => {
@@ -1238,14 +1228,9 @@ impl NetworkManager {
         for a in &attachments {
             if live.contains(&a.container_id) {
                 let Some(result) = &a.result else { continue };
-                let target = cni::Target {
-                    container_id: &a.container_id,
-                    netns: &a.netns,
-                    ifname: &a.ifname,
-                };
                 let checked = self
                     .cni
-                    .check(&a.conflist, &target, &a.runtime_config, result)
+                    .check(&a.conflist, &a.target(), &a.runtime_config, result)
                     .await;
                 if let Err(e) = checked.as_ref().map_err(|e| e.to_string()) {
                     // portmap (1.1) checks its IPv6 chain even for an attachment with no
@@ -1308,6 +1293,19 @@ fn bandwidth(rates: (Option<u64>, Option<u64>)) -> Option<Value> {
         bw.insert("egressBurst".into(), json!(burst(r)));
     }
     (!bw.is_empty()).then_some(Value::Object(bw))
+}
+
+/// DNS aliases are names as container names are.
+pub fn check_aliases(field: &'static str, aliases: &[String]) -> Result<(), NetworkError> {
+    for a in aliases {
+        crate::runtime::names::validate_container_name(a).map_err(|reason| {
+            NetworkError::Invalid {
+                field,
+                reason: format!("{a:?}: {reason}"),
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether a CNI result gave an IPv6 address.

@@ -216,15 +216,7 @@ impl Actor {
     async fn start(&mut self, cause: StartCause) -> Result<(), RuntimeError> {
         let id = self.id.clone();
         let rt = self.rt.clone();
-        let rec = rt
-            .inner
-            .store
-            .container(&id)
-            .await?
-            .ok_or_else(|| RuntimeError::NotFound {
-                kind: "container",
-                reference: id.clone(),
-            })?;
+        let rec = rt.record_of(&id).await?;
         if cause == StartCause::Policy
             && (self.running() || rec.stopped_by_user || rec.container.next_restart_at.is_none())
         {
@@ -431,12 +423,7 @@ impl Actor {
     async fn connect(&mut self, network: &str, aliases: Vec<String>) -> Result<(), RuntimeError> {
         use crate::network::{Connection, NetworkError, NetworkMode};
         let rt = self.rt.clone();
-        let Some(rec) = rt.inner.store.container(&self.id).await? else {
-            return Err(RuntimeError::NotFound {
-                kind: "container",
-                reference: self.id.clone(),
-            });
-        };
+        let rec = self.rt.record_of(&self.id).await?;
         let mut config = rec.container.config;
         if !matches!(config.network.mode, NetworkMode::Network { .. }) {
             return Err(RuntimeError::invalid(
@@ -456,10 +443,7 @@ impl Actor {
             }
             .into());
         }
-        for a in &aliases {
-            super::names::validate_container_name(a)
-                .map_err(|r| RuntimeError::invalid("aliases", format!("{a:?}: {r}")))?;
-        }
+        crate::network::check_aliases("aliases", &aliases)?;
         config.network.connected.push(Connection {
             name: n.name.clone(),
             aliases,
@@ -488,12 +472,7 @@ impl Actor {
     async fn disconnect(&mut self, network: &str) -> Result<(), RuntimeError> {
         use crate::network::{NetworkError, NetworkMode};
         let rt = self.rt.clone();
-        let Some(rec) = rt.inner.store.container(&self.id).await? else {
-            return Err(RuntimeError::NotFound {
-                kind: "container",
-                reference: self.id.clone(),
-            });
-        };
+        let rec = self.rt.record_of(&self.id).await?;
         let mut config = rec.container.config;
         let n = rt.inner.network.get(network).await?;
         if matches!(&config.network.mode, NetworkMode::Network { name } if *name == n.name) {
@@ -537,12 +516,7 @@ impl Actor {
     async fn remove(&mut self, force: bool) -> Result<(), RuntimeError> {
         let id = self.id.clone();
         let rt = self.rt.clone();
-        let Some(rec) = rt.inner.store.container(&id).await? else {
-            return Err(RuntimeError::NotFound {
-                kind: "container",
-                reference: id,
-            });
-        };
+        let rec = self.rt.record_of(&self.id).await?;
         let name = rec.container.name;
         self.restart_at = None;
         if let Some(mut run) = self.run.take() {
@@ -613,6 +587,18 @@ impl Actor {
 }
 
 impl Runtime {
+    /// Container `id`'s row; gone is a 404.
+    async fn record_of(&self, id: &str) -> Result<crate::store::ContainerRecord, RuntimeError> {
+        self.inner
+            .store
+            .container(id)
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound {
+                kind: "container",
+                reference: id.to_owned(),
+            })
+    }
+
     /// Starts the actor of container `id`. `running`: a live shim serves its current
     /// run (the reconcile found it), so the actor watches for its exit at once.
     /// `restart_at`: a restart the policy has pending.

@@ -420,20 +420,11 @@ impl Runtime {
         };
         // Held until the row is in: two creates must not both take a free host port.
         let ports_guard = self.inner.network.lock().await;
-        let taken = self.published_ports().await?;
-        let taken_ips = self.fixed_addresses().await?;
+        let taken = self.taken_by_others().await?;
         let (network, mut warnings) = self
             .inner
             .network
-            .plan(
-                &req.network,
-                peer,
-                &image.exposed_ports,
-                &crate::network::Taken {
-                    ports: taken,
-                    addresses: taken_ips,
-                },
-            )
+            .plan(&req.network, peer, &image.exposed_ports, &taken)
             .await?;
         if (req.resources.network_ingress_bps.is_some()
             || req.resources.network_egress_bps.is_some())
@@ -532,48 +523,19 @@ impl Runtime {
         Ok(CreateResponse { id, name, warnings })
     }
 
-    /// Every container's fixed address: (id, network, address).
-    async fn fixed_addresses(
-        &self,
-    ) -> Result<Vec<(String, String, std::net::Ipv4Addr)>, RuntimeError> {
-        Ok(self
-            .inner
-            .store
-            .list_containers(true)
-            .await?
-            .into_iter()
-            .filter_map(|r| {
-                let n = r.container.config.network;
-                match (n.mode, n.ip) {
-                    (crate::network::NetworkMode::Network { name }, Some(ip)) => {
-                        Some((r.container.id, name, ip))
-                    }
-                    _ => None,
-                }
-            })
-            .collect())
-    }
-
-    /// Every container's published ports, with its id.
-    async fn published_ports(
-        &self,
-    ) -> Result<Vec<(String, crate::network::PortMapping)>, RuntimeError> {
-        Ok(self
-            .inner
-            .store
-            .list_containers(true)
-            .await?
-            .into_iter()
-            .flat_map(|r| {
-                let id = r.container.id;
-                r.container
-                    .config
-                    .network
-                    .ports
-                    .into_iter()
-                    .map(move |p| (id.clone(), p))
-            })
-            .collect())
+    /// The host ports and fixed addresses every container holds, read in one pass.
+    async fn taken_by_others(&self) -> Result<crate::network::Taken, RuntimeError> {
+        let mut taken = crate::network::Taken::default();
+        for r in self.inner.store.list_containers(true).await? {
+            let (id, n) = (r.container.id, r.container.config.network);
+            if let (crate::network::NetworkMode::Network { name }, Some(ip)) = (&n.mode, n.ip) {
+                taken.addresses.push((id.clone(), name.clone(), ip));
+            }
+            taken
+                .ports
+                .extend(n.ports.into_iter().map(|p| (id.clone(), p)));
+        }
+        Ok(taken)
     }
 
     /// Creates a user-defined network.
