@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cgroups;
+pub mod compat;
 pub mod config;
 pub mod events;
 pub mod fault;

@@ -216,6 +216,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let app = router(AppState {
         runtime,
         limits: config.limits(),
+        docker: Default::default(),
     });
     let server = tokio::spawn(async move {
         axum::serve(listener, app)

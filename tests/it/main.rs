@@ -11,6 +11,7 @@ mod boxctl;
 mod crash;
 mod delegation;
 mod devices;
+mod docker_cli;
 mod engine;
 mod errors;
 mod exec;

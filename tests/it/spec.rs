@@ -481,6 +481,7 @@ fn spec_schemas_match_models() {
         tty: true,
         open_stdin: true,
         stdin_once: true,
+        auto_remove: true,
         cap_add: vec!["NET_ADMIN".into()],
         cap_drop: vec!["CHOWN".into()],
         security_opt: vec!["no-new-privileges=false".into()],

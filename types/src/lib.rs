@@ -376,6 +376,10 @@ pub struct CreateContainer {
     /// Close the app's stdin when the attached client closes its side.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_once: bool,
+    /// Remove the container once its run ends and its restart policy does not start
+    /// it again (also after a failed start), as Docker's `--rm`; done by the daemon.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_remove: bool,
     /// User namespace: `"host"` (default), `"auto"`, or `{uid_map, gid_map}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsRequest>,
@@ -635,6 +639,9 @@ pub struct ContainerConfig {
     /// The app's stdin closes when the attached client closes its side.
     #[serde(default)]
     pub stdin_once: bool,
+    /// The daemon removes the container when its run ends.
+    #[serde(default)]
+    pub auto_remove: bool,
     /// The container's user namespace; absent: it shares the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsConfig>,

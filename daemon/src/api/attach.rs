@@ -96,7 +96,14 @@ pub(super) async fn attach(
             tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
-                        serve_stream(TokioIo::new(upgraded), input, output, framed).await;
+                        serve_stream(
+                            TokioIo::new(upgraded),
+                            input,
+                            output,
+                            framed,
+                            std::future::ready(()),
+                        )
+                        .await;
                     }
                     Err(e) => tracing::debug!(error = %e, "attach upgrade failed"),
                 }

@@ -209,13 +209,14 @@ pub(super) async fn logs(
         follow: parse_bool("follow", q.follow.as_deref(), false)?,
         tail,
         since: q.since.as_deref().map(parse_since).transpose()?,
+        until: None,
         stdout: parse_bool("stdout", q.stdout.as_deref(), true)?,
         stderr: parse_bool("stderr", q.stderr.as_deref(), true)?,
         format,
         timestamps: parse_bool("timestamps", q.timestamps.as_deref(), false)?,
     };
     let content_type = match format {
-        LogFormat::Raw => "text/plain; charset=utf-8",
+        LogFormat::Raw | LogFormat::Docker { .. } => "text/plain; charset=utf-8",
         LogFormat::Ndjson => "application/x-ndjson",
     };
     let stream = s.runtime.logs(&id, opts).await?;

@@ -120,6 +120,7 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
             open_stdin: req.open_stdin,
             stdin_once: req.stdin_once,
         },
+        auto_remove: req.auto_remove,
         userns,
     })
 }
@@ -247,6 +248,7 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         tty: c.tty,
         open_stdin: c.open_stdin,
         stdin_once: c.stdin_once,
+        auto_remove: c.auto_remove,
         userns: c.userns.map(|u| wire::UsernsConfig {
             mode: u.mode,
             uid_map: u.uid_map.into_iter().map(id_mapping_out).collect(),

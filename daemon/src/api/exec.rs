@@ -40,7 +40,7 @@ pub const RAW: &str = "application/vnd.docker.raw-stream";
 const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
 
 /// Whether the request asks to upgrade the connection to a raw stream.
-pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     let has = |name, word: &str| {
         headers.get_all(name).iter().any(|v| {
             v.to_str()
@@ -103,12 +103,15 @@ impl DetachScanner {
 
 /// Serves one upgraded connection: client bytes -> `input` (if any), `output` ->
 /// client, until the output ends (the process ended) or the client detaches. Returns
-/// whether the client detached.
+/// whether the client detached. `before_close` is awaited after the output ended and
+/// before the connection is closed (an exec's exit is then recorded, and a client that
+/// asks for it on seeing the close finds it).
 pub(crate) async fn serve_stream<IO>(
     io: IO,
     input: Option<mpsc::Sender<ExecInput>>,
     mut output: mpsc::Receiver<ExecOutput>,
     framed: bool,
+    before_close: impl std::future::Future<Output = ()> + Send,
 ) -> bool
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
@@ -160,6 +163,9 @@ where
         }
     };
     let _ = wr.flush().await;
+    if !detached {
+        before_close.await;
+    }
     let _ = wr.shutdown().await;
     reader.abort();
     detached
@@ -191,11 +197,14 @@ pub(super) async fn create(
     match upgrade {
         Some(on_upgrade) => {
             let input = stdin.then_some(handle.input);
-            let output = handle.output;
+            let (output, ended) = (handle.output, handle.ended);
             tokio::spawn(async move {
                 match on_upgrade.await {
                     Ok(upgraded) => {
-                        serve_stream(TokioIo::new(upgraded), input, output, framed).await;
+                        let ended = async {
+                            let _ = ended.await;
+                        };
+                        serve_stream(TokioIo::new(upgraded), input, output, framed, ended).await;
                     }
                     Err(e) => tracing::debug!(error = %e, "exec upgrade failed"),
                 }

@@ -23,6 +23,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 
 pub use error::ApiError;
+pub(crate) use exec::{frame_header, serve_stream, wants_upgrade, MULTIPLEXED, RAW};
 
 use crate::runtime::Runtime;
 
@@ -97,6 +98,8 @@ pub struct AppState {
     pub runtime: Runtime,
     /// Request body limits.
     pub limits: Limits,
+    /// State of the Docker Engine API face.
+    pub docker: crate::compat::DockerState,
 }
 
 /// Builds the API router.
@@ -166,7 +169,14 @@ pub fn router(state: AppState) -> Router {
         "/v1/networks/{name}/disconnect",
         post(networks::disconnect),
     );
-    r.0.fallback(no_route).with_state(state)
+    let routes =
+        r.0.merge(crate::compat::router())
+            .fallback(no_route)
+            .with_state(state);
+    // The Docker face's version prefix is stripped before the routes see the path.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(crate::compat::version_prefix))
 }
 
 /// Registers routes, checking each against [`ROUTES`]. A path registered twice (for
@@ -188,10 +198,17 @@ impl Routes {
     }
 }
 
-async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::NoRoute {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
+async fn no_route(method: Method, uri: Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = uri.path();
+    if path == "/v1" || path.starts_with("/v1/") {
+        ApiError::NoRoute {
+            method: method.to_string(),
+            path: path.to_owned(),
+        }
+        .into_response()
+    } else {
+        crate::compat::no_route()
     }
 }
 
@@ -312,7 +329,11 @@ mod tests {
         )
         .await
         .unwrap();
-        router(AppState { runtime, limits })
+        router(AppState {
+            runtime,
+            limits,
+            docker: Default::default(),
+        })
     }
 
     async fn call(

@@ -61,6 +61,86 @@ pub struct AttachHandle {
     pub output: mpsc::Receiver<ExecOutput>,
 }
 
+/// Attach sessions in progress per container. A container that removes itself when
+/// its run ends (`auto_remove`) waits for them: its log goes with it, and an attach
+/// made before the start (`docker run`) may still be replaying what the app printed.
+#[derive(Default)]
+pub(super) struct AttachHolds {
+    counts: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    released: tokio::sync::Notify,
+}
+
+/// One attach session's hold on its container; released when dropped.
+pub(super) struct AttachHold {
+    rt: Runtime,
+    id: String,
+}
+
+impl AttachHolds {
+    /// Whether an attach session of container `id` is in progress.
+    pub(super) fn busy(&self, id: &str) -> bool {
+        self.counts
+            .lock()
+            .expect("attach holds poisoned")
+            .contains_key(id)
+    }
+}
+
+impl Drop for AttachHold {
+    fn drop(&mut self) {
+        let holds = &self.rt.inner.attaches;
+        {
+            let mut counts = holds.counts.lock().expect("attach holds poisoned");
+            if let Some(n) = counts.get_mut(&self.id) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&self.id);
+                }
+            }
+        }
+        holds.released.notify_waiters();
+    }
+}
+
+impl Runtime {
+    fn hold_attach(&self, id: &str) -> AttachHold {
+        let holds = &self.inner.attaches;
+        *holds
+            .counts
+            .lock()
+            .expect("attach holds poisoned")
+            .entry(id.to_owned())
+            .or_insert(0) += 1;
+        AttachHold {
+            rt: self.clone(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// Returns once no attach session of container `id` is left, or after `limit`.
+    pub(super) async fn attaches_done(&self, id: &str, limit: Duration) {
+        let holds = &self.inner.attaches;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let released = holds.released.notified();
+            tokio::pin!(released);
+            // Registered before the count is read: a release in between wakes it.
+            released.as_mut().enable();
+            let busy = holds
+                .counts
+                .lock()
+                .expect("attach holds poisoned")
+                .contains_key(id);
+            if !busy {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Writes `stdio.json` for the shim from the container's config.
 pub(super) fn write_stdio_config(
     state_dir: &Path,
@@ -238,11 +318,13 @@ impl Runtime {
             return Ok(handle);
         }
         let from = opts.logs.then_some(0);
+        let hold = self.hold_attach(&c.id);
         if c.state == ContainerState::Running {
             // Connected before the answer, so a refusal (stdin in use) is the answer.
             match connect(&state_dir, &opts).await {
                 Ok(Some(conn)) => {
                     tokio::spawn(async move {
+                        let _hold = hold;
                         if let Some(from) = from {
                             if !replay(&log_path, from, Some(conn.log_offset), &opts, &tx).await {
                                 return;
@@ -258,6 +340,7 @@ impl Runtime {
                     let rt = self.clone();
                     let id = c.id.clone();
                     tokio::spawn(async move {
+                        let _hold = hold;
                         rt.until_not_running(&id).await;
                         replay(&log_path, from, None, &opts, &tx).await;
                     });
@@ -272,6 +355,7 @@ impl Runtime {
         let rt = self.clone();
         let id = c.id.clone();
         tokio::spawn(async move {
+            let _hold = hold;
             rt.attach_when_started(id, state_dir, log_path, from, opts, input_rx, tx)
                 .await
         });

@@ -71,6 +71,9 @@ pub struct ExecHandle {
     pub input: mpsc::Sender<ExecInput>,
     /// Its output; ends when the process ended and its output was drained.
     pub output: mpsc::Receiver<ExecOutput>,
+    /// Resolves once the exit is recorded (`exec_inspect` then has the exit code),
+    /// which comes just after the output ends.
+    pub ended: tokio::sync::oneshot::Receiver<()>,
 }
 
 struct Entry {
@@ -334,17 +337,20 @@ impl Runtime {
         tokio::spawn(feed_helper(to_helper, input_rx));
         let rt = self.clone();
         let (exec_id, container_id, name) = (id.clone(), c.id.clone(), c.name.clone());
+        let (ended_tx, ended) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let report = pump_output(from_helper, output_tx).await;
             let _ = child.wait().await;
             rt.exec_ended(&exec_id, &container_id, &name, report, oom_before)
                 .await;
+            let _ = ended_tx.send(());
         });
         Ok(ExecHandle {
             id,
             tty: req.tty,
             input: input_tx,
             output: output_rx,
+            ended,
         })
     }
 

@@ -43,6 +43,9 @@ const KILL_GRACE: Duration = Duration::from_secs(10);
 /// How long a forced delete waits for the shim to report the exit after SIGKILL before it
 /// kills the shim itself (an unresponsive or stopped shim).
 const FORCE_GRACE: Duration = Duration::from_secs(3);
+/// How long an auto-removed container waits for its attached clients to read the end
+/// of its output.
+const ATTACH_DRAIN: Duration = Duration::from_secs(30);
 /// Commands queued per container before senders wait.
 const QUEUE: usize = 64;
 
@@ -66,6 +69,8 @@ pub(super) enum Command {
     },
     /// Disconnect it from a connected network.
     Disconnect { network: String, reply: Reply },
+    /// Remove it if it asked for that and its run is over (attach sessions done).
+    AutoRemove { reply: Reply },
 }
 
 /// The actors of the containers that exist, by id.
@@ -140,6 +145,10 @@ impl Actor {
         if self.running() {
             // Adopted from the reconcile: watch its memory events again.
             self.rt.ensure_observers(&self.id).await;
+        } else if let Next::Gone = self.auto_remove(false).await {
+            // Its run ended while the daemon was down (or the daemon died before
+            // removing it).
+            return;
         }
         loop {
             let stop_deadline = self.stopping.as_ref().map(|s| s.deadline);
@@ -149,6 +158,9 @@ impl Actor {
                 exit = run_exit(&mut self.run) => {
                     self.run = None;
                     self.on_exit(exit).await;
+                    if let Next::Gone = self.auto_remove(false).await {
+                        break;
+                    }
                 }
                 () = sleep_until(stop_deadline) => self.on_stop_deadline().await,
                 () = sleep_until(self.restart_at) => {
@@ -169,7 +181,12 @@ impl Actor {
         match cmd {
             Command::Start { cause, reply } => {
                 let res = self.start(cause).await;
+                let failed = res.is_err();
                 let _ = reply.send(res);
+                if failed {
+                    // Nothing ran, so an attached client has nothing to read.
+                    return self.auto_remove_when(true, false).await;
+                }
             }
             Command::Stop { timeout, reply } => self.stop(timeout, reply).await,
             Command::Kill { signal, reply } => {
@@ -188,6 +205,11 @@ impl Actor {
                 let res = self.disconnect(&network).await;
                 let _ = reply.send(res);
             }
+            Command::AutoRemove { reply } => {
+                let next = self.auto_remove_when(false, false).await;
+                let _ = reply.send(Ok(()));
+                return next;
+            }
             Command::Remove { force, reply } => {
                 let res = self.remove(force).await;
                 let gone = res.is_ok();
@@ -198,6 +220,58 @@ impl Actor {
             }
         }
         Next::Continue
+    }
+
+    /// Removes the container if it asked for that (`auto_remove`) and its run is over
+    /// for good: it exited and the policy starts it no more, or (`failed_start`) a
+    /// start just failed. Runs after each exit and when the actor starts, so a daemon
+    /// killed between the exit and the removal removes it at its next start.
+    async fn auto_remove(&mut self, failed_start: bool) -> Next {
+        self.auto_remove_when(failed_start, true).await
+    }
+
+    /// [`Self::auto_remove`]; `wait_attaches`: put the removal off while attach sessions
+    /// read the output (false once they are done or their time is up).
+    async fn auto_remove_when(&mut self, failed_start: bool, wait_attaches: bool) -> Next {
+        if self.running() || self.restart_at.is_some() {
+            return Next::Continue;
+        }
+        let due = match self.rt.inner.store.container(&self.id).await {
+            Ok(Some(rec)) => {
+                rec.container.config.auto_remove
+                    && (failed_start
+                        || matches!(
+                            rec.container.state,
+                            ContainerState::Exited | ContainerState::Dead
+                        ))
+            }
+            _ => false,
+        };
+        if !due {
+            return Next::Continue;
+        }
+        if wait_attaches && self.rt.inner.attaches.busy(&self.id) {
+            // An attached client is still reading what the app printed (from the log,
+            // which goes with the container): remove once it is done. A daemon that
+            // dies first removes the container when it starts again.
+            let rt = self.rt.clone();
+            let id = self.id.clone();
+            tokio::spawn(async move {
+                rt.attaches_done(&id, ATTACH_DRAIN).await;
+                if let Err(err) = rt.remove_if_auto(&id).await {
+                    tracing::warn!(id, error = %crate::error_chain(&err), "auto-remove failed");
+                }
+            });
+            return Next::Continue;
+        }
+        match self.remove(false).await {
+            Ok(()) => Next::Gone,
+            Err(err) => {
+                let id = &self.id;
+                tracing::warn!(id, error = %crate::error_chain(&err), "auto-remove failed");
+                Next::Continue
+            }
+        }
     }
 
     fn running(&self) -> bool {
@@ -686,6 +760,15 @@ impl Runtime {
             .await
     }
 
+    /// Removes a container that asked to be removed when its run ends, if that run is
+    /// over (see `Actor::auto_remove`).
+    pub(super) async fn remove_if_auto(&self, id: &str) -> Result<(), RuntimeError> {
+        match self.call(id, |reply| Command::AutoRemove { reply }).await {
+            Err(RuntimeError::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
     /// Removes a container and everything it owns.
     pub async fn remove(&self, reference: &str, force: bool) -> Result<(), RuntimeError> {
         self.call(reference, |reply| Command::Remove { force, reply })
@@ -834,7 +917,7 @@ impl Runtime {
                 .emit("container", action, id, &attrs)
                 .await;
         }
-        self.notify_exit(id);
+        self.notify_exit(id).await;
         Ok(())
     }
 

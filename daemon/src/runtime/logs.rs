@@ -61,6 +61,13 @@ pub enum LogFormat {
     Raw,
     /// One `LogEntry` JSON per line.
     Ndjson,
+    /// Docker's stream: each entry in its own frame (stream byte, three zero bytes,
+    /// big-endian u32 length) so stdout and stderr stay apart, or, for a container with
+    /// a terminal (`framed: false`), the raw bytes as [`LogFormat::Raw`].
+    Docker {
+        /// Frame each entry.
+        framed: bool,
+    },
 }
 
 /// What to send.
@@ -72,6 +79,8 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Only entries at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Only entries at or before this time.
+    pub until: Option<DateTime<Utc>>,
     /// Include stdout.
     pub stdout: bool,
     /// Include stderr.
@@ -88,6 +97,7 @@ impl Default for LogOptions {
             follow: false,
             tail: None,
             since: None,
+            until: None,
             stdout: true,
             stderr: true,
             format: LogFormat::Raw,
@@ -102,7 +112,9 @@ impl LogOptions {
             LogStream::Stdout => self.stdout,
             LogStream::Stderr => self.stderr,
         };
-        stream_ok && self.since.is_none_or(|t| entry.time >= t)
+        stream_ok
+            && self.since.is_none_or(|t| entry.time >= t)
+            && self.until.is_none_or(|t| entry.time <= t)
     }
 
     /// Appends the entry as the client gets it.
@@ -112,7 +124,26 @@ impl LogOptions {
                 serde_json::to_writer(&mut *out, entry).expect("log entry serialises");
                 out.push(b'\n');
             }
-            LogFormat::Raw => {
+            LogFormat::Docker { framed: true } => {
+                let stream = match entry.stream {
+                    LogStream::Stdout => 1,
+                    LogStream::Stderr => 2,
+                };
+                let stamp = self.timestamps.then(|| {
+                    entry
+                        .time
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                });
+                let len = entry.line.len() + stamp.as_ref().map_or(0, |t| t.len() + 1);
+                let n = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+                out.extend_from_slice(&[stream, 0, 0, 0, n[0], n[1], n[2], n[3]]);
+                if let Some(t) = stamp {
+                    out.extend_from_slice(t.as_bytes());
+                    out.push(b' ');
+                }
+                out.extend_from_slice(entry.line.as_bytes());
+            }
+            LogFormat::Raw | LogFormat::Docker { framed: false } => {
                 if self.timestamps {
                     let time = entry
                         .time
@@ -585,6 +616,31 @@ mod tests {
             collect(path.clone(), ts).await,
             "2026-01-01T00:00:03.000000000Z three\n"
         );
+
+        let until = LogOptions {
+            until: Some("2026-01-01T00:00:02Z".parse().unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(collect(path.clone(), until).await, "one\ntwo\n");
+        // Docker's frames: stream byte 1 or 2, three zeros, big-endian length.
+        let framed = LogOptions {
+            format: LogFormat::Docker { framed: true },
+            tail: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            collect(path.clone(), framed).await.as_bytes(),
+            b"\x02\0\0\0\0\0\0\x04two\n\x01\0\0\0\0\0\0\x06three\n"
+        );
+        let framed_ts = LogOptions {
+            format: LogFormat::Docker { framed: true },
+            timestamps: true,
+            tail: Some(1),
+            ..Default::default()
+        };
+        let out = collect(path.clone(), framed_ts).await;
+        assert_eq!(&out.as_bytes()[..8], b"\x01\0\0\0\0\0\0\x25");
+        assert_eq!(&out[8..], "2026-01-01T00:00:03.000000000Z three\n");
 
         let nd = LogOptions {
             format: LogFormat::Ndjson,

@@ -104,7 +104,7 @@ struct Inner {
     paths: Paths,
     info: HostInfo,
     /// Per container: a counter bumped on every recorded exit (waiters watch it).
-    exits: Mutex<HashMap<String, watch::Sender<u64>>>,
+    exits: Mutex<HashMap<String, watch::Sender<ExitSeen>>>,
     /// Per container: the actor that makes its transitions (see `lifecycle`).
     actors: lifecycle::Actors,
     /// Transitions that found the store in a state their writer did not expect.
@@ -121,6 +121,8 @@ struct Inner {
     filters: seccomp::CompiledFilters,
     /// Networks and the attachments of runs to them.
     network: NetworkManager,
+    /// Attach sessions in progress, per container (see `attach::AttachHold`).
+    attaches: attach::AttachHolds,
 }
 
 /// Facts about the host, read once.
@@ -201,6 +203,7 @@ impl Runtime {
                 reconciled: Mutex::new(Vec::new()),
                 filters: Default::default(),
                 network,
+                attaches: Default::default(),
             }),
         };
         let live = rt.reconcile().await?;
@@ -367,18 +370,29 @@ impl Runtime {
         self.observed_of(id).await
     }
 
-    fn exit_watch(&self, id: &str) -> watch::Receiver<u64> {
+    /// Exits of container `id` as they are recorded; the sender is dropped when the
+    /// container is removed, so `changed()` failing means "removed".
+    fn exit_watch(&self, id: &str) -> watch::Receiver<ExitSeen> {
         let mut exits = self.inner.exits.lock().expect("exits poisoned");
         exits
             .entry(id.to_owned())
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| watch::channel(ExitSeen::default()).0)
             .subscribe()
     }
 
-    fn notify_exit(&self, id: &str) {
+    async fn notify_exit(&self, id: &str) {
+        // The outcome travels with the notice: a waiter for `removed` may only look
+        // after the row is gone.
+        let last = match self.inner.store.container(id).await {
+            Ok(Some(rec)) => Some(wait_response(&rec.container)),
+            _ => None,
+        };
         let exits = self.inner.exits.lock().expect("exits poisoned");
         if let Some(tx) = exits.get(id) {
-            tx.send_modify(|n| *n += 1);
+            tx.send_modify(|seen| {
+                seen.count += 1;
+                seen.last = last;
+            });
         }
     }
 
@@ -684,6 +698,7 @@ impl Runtime {
             tty: req.stdio.tty,
             open_stdin: req.stdio.open_stdin,
             stdin_once: req.stdio.stdin_once,
+            auto_remove: req.auto_remove,
             // Set by `create` once the request's `userns` is resolved.
             userns: None,
             // Set by `create` once ports are checked against the other containers'.
@@ -692,6 +707,57 @@ impl Runtime {
     }
 
     // ----- wait -------------------------------------------------------------------
+
+    /// Blocks until `condition` holds (Docker's wait conditions) and reports the exit
+    /// of the last run. The container is resolved first, so a 404 comes before any
+    /// waiting.
+    pub async fn wait_until(
+        &self,
+        reference: &str,
+        condition: WaitCondition,
+    ) -> Result<WaitResponse, RuntimeError> {
+        let c = self.resolve(reference).await?.container;
+        let id = c.id.clone();
+        let mut exits = self.exit_watch(&id);
+        exits.borrow_and_update();
+        // Re-read after subscribing: an exit or a removal between the two is not missed.
+        let Some(rec) = self.inner.store.container(&id).await? else {
+            // Removed in between: drop the watch this call may have made.
+            self.inner.exits.lock().expect("exits poisoned").remove(&id);
+            return match condition {
+                WaitCondition::Removed => Ok(wait_response(&c)),
+                _ => Err(RuntimeError::NotFound {
+                    kind: "container",
+                    reference: reference.to_owned(),
+                }),
+            };
+        };
+        let mut last = wait_response(&rec.container);
+        let mut running = rec.container.state == ContainerState::Running;
+        loop {
+            if condition == WaitCondition::NotRunning && !running {
+                return Ok(last);
+            }
+            if exits.changed().await.is_err() {
+                // The container was removed.
+                return match condition {
+                    WaitCondition::Removed => Ok(last),
+                    _ => Err(RuntimeError::NotFound {
+                        kind: "container",
+                        reference: reference.to_owned(),
+                    }),
+                };
+            }
+            let seen = exits.borrow_and_update().clone();
+            if let Some(exit) = seen.last {
+                last = exit;
+            }
+            running = false;
+            if condition == WaitCondition::NextExit {
+                return Ok(last);
+            }
+        }
+    }
 
     /// Blocks until the container is not running (and has run), then reports its exit.
     pub async fn wait(&self, reference: &str) -> Result<WaitResponse, RuntimeError> {
@@ -752,6 +818,36 @@ impl Runtime {
             }
         };
         Ok(logs::stream(path, opts, running))
+    }
+}
+
+/// What [`Runtime::wait_until`] waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitCondition {
+    /// The container is not running (at once if it is not).
+    #[default]
+    NotRunning,
+    /// The next exit, even of a container not yet started.
+    NextExit,
+    /// The container is removed.
+    Removed,
+}
+
+/// The exits of a container seen so far, and the last one's outcome.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExitSeen {
+    count: u64,
+    last: Option<WaitResponse>,
+}
+
+fn wait_response(c: &Container) -> WaitResponse {
+    WaitResponse {
+        exit_code: c.exit_code.unwrap_or(if c.state == ContainerState::Dead {
+            -1
+        } else {
+            0
+        }),
+        oom_killed: c.oom_killed,
     }
 }
 

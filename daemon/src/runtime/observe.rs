@@ -280,6 +280,17 @@ impl Runtime {
         })
     }
 
+    /// Host pids of the processes in a container's cgroup (for `top`).
+    pub async fn container_pids(&self, reference: &str) -> Result<Vec<i32>, RuntimeError> {
+        let id = self.resolve(reference).await?.container.id;
+        let rt = self.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || rt.inner.cgroups.pids(&id))
+                .await
+                .expect("pids read panicked")?,
+        )
+    }
+
     /// `GET /v1/containers/{id}/exits`: one record per run, oldest first.
     pub async fn exits(&self, reference: &str) -> Result<Vec<ExitInfo>, RuntimeError> {
         let c = self.resolve(reference).await?.container;

@@ -56,6 +56,9 @@ pub struct ContainerSpec {
     pub memory_warning_percent: Option<u8>,
     /// Stdio of the app.
     pub stdio: Stdio,
+    /// Remove the container when its run ends (and the restart policy does not
+    /// start it again), or when a start fails: Docker's `AutoRemove`.
+    pub auto_remove: bool,
     /// The user namespace.
     pub userns: UsernsRequest,
     /// Network mode, ports, names, address and DNS settings.
@@ -257,6 +260,9 @@ pub struct ContainerConfig {
     /// Stdin closed with the attached client's.
     #[serde(default)]
     pub stdin_once: bool,
+    /// Removed by the daemon when its run ends.
+    #[serde(default)]
+    pub auto_remove: bool,
     /// The user namespace; absent: the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsConfig>,

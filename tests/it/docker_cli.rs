@@ -1,0 +1,608 @@
+//! The Docker Engine API face driven by the real clients: the docker CLI
+//! (`/usr/local/bin/docker` or Debian's) and docker-py, pointed at a test daemon's
+//! socket with `DOCKER_HOST`. Every CLI call runs under a deadline and is killed with
+//! SIGKILL when it passes it (the CLI forwards SIGTERM to the container instead of
+//! dying).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use boxd_tests::{assert_no_leaks, fixtures, require, require_root, wait_for_async, TestDaemon};
+use serde_json::Value;
+
+/// How long one CLI call may take.
+const CALL_DEADLINE: Duration = Duration::from_secs(60);
+
+fn docker_bin() -> Option<PathBuf> {
+    ["/usr/local/bin/docker", "/usr/bin/docker"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+struct Out {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn ok(self, what: &str) -> String {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        self.stdout
+    }
+}
+
+/// The docker CLI against `d`, with its own (empty) client config dir.
+struct Docker<'a> {
+    bin: PathBuf,
+    d: &'a TestDaemon,
+    config: PathBuf,
+}
+
+impl<'a> Docker<'a> {
+    fn new(d: &'a TestDaemon) -> Option<Docker<'a>> {
+        let config = d.dir.join("docker-config");
+        std::fs::create_dir_all(&config).ok()?;
+        Some(Docker {
+            bin: docker_bin()?,
+            d,
+            config,
+        })
+    }
+
+    async fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Out {
+        use tokio::io::AsyncWriteExt;
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.d.socket.display()))
+            .env("DOCKER_CONFIG", &self.config)
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(if stdin.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            // SIGKILL when the deadline passes (the future is dropped).
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("run docker");
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin piped");
+            pipe.write_all(input).await.expect("write stdin");
+            drop(pipe);
+        }
+        let out = tokio::time::timeout(CALL_DEADLINE, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("docker {args:?} did not finish within {CALL_DEADLINE:?}"))
+            .expect("docker output");
+        Out {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Out {
+        self.run_with(args, None).await
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        self.run(args).await.ok(&format!("docker {args:?}"))
+    }
+
+    /// Loads the busybox test image and names it `busybox`, as a user would.
+    async fn busybox(&self) {
+        let archive = fixtures().join("busybox-docker-archive.tar");
+        let out = self.ok(&["load", "-i", path_str(&archive)]).await;
+        let loaded = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Loaded image: "))
+            .unwrap_or_else(|| panic!("docker load printed no image: {out}"))
+            .trim()
+            .to_owned();
+        self.ok(&["tag", &loaded, "busybox"]).await;
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+macro_rules! docker_or_skip {
+    ($d:expr) => {
+        match Docker::new(&$d) {
+            Some(docker) => docker,
+            None => {
+                require!(false, "the docker CLI is not installed");
+                return;
+            }
+        }
+    };
+}
+
+#[tokio::test]
+async fn root_docker_cli_version_info_and_run() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+
+    let v = docker
+        .ok(&[
+            "version",
+            "--format",
+            "{{.Server.APIVersion}} {{.Server.Os}}",
+        ])
+        .await;
+    assert_eq!(v.trim(), format!("{} linux", boxd::compat::API_VERSION));
+    let info = docker
+        .ok(&[
+            "info",
+            "--format",
+            "{{.Swarm.LocalNodeState}} {{.CgroupVersion}} {{.Containers}}",
+        ])
+        .await;
+    let words: Vec<&str> = info.split_whitespace().collect();
+    assert_eq!(words[0], "inactive", "{info}");
+    assert!(words[1] == "1" || words[1] == "2", "{info}");
+    assert_eq!(words[2], "0", "{info}");
+
+    docker.busybox().await;
+    // Foreground --rm: output, exit code, and the container is gone.
+    assert_eq!(
+        docker
+            .ok(&["run", "--rm", "busybox", "echo", "hello"])
+            .await,
+        "hello\n"
+    );
+    let out = docker
+        .run(&["run", "--rm", "busybox", "sh", "-c", "exit 3"])
+        .await;
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
+    let out = docker
+        .run(&["run", "--rm", "busybox", "no-such-command"])
+        .await;
+    assert_eq!(
+        out.code,
+        Some(127),
+        "command not found is 127: {}",
+        out.stderr
+    );
+    // Stdin piped into -i, its EOF closes the app's stdin.
+    let out = docker
+        .run_with(
+            &["run", "-i", "--rm", "busybox", "sh"],
+            Some(b"echo piped\nexit 4\n"),
+        )
+        .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(4), "piped\n"),
+        "{}",
+        out.stderr
+    );
+    // Every --rm container above was removed by the daemon.
+    assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
+
+    // Detached with limits, seen through both faces.
+    let id = docker
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-m",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--cpus",
+            "1.5",
+            "-e",
+            "GREETING=hi",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .await;
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    let v1 = d.inspect("web").await;
+    assert_eq!(v1["id"], id);
+    assert_eq!(v1["state"], "running");
+    assert_eq!(v1["resources"]["memory_bytes"], 64 << 20);
+    assert_eq!(v1["resources"]["pids_max"], 50);
+    let mem = d.read_cgroup("memory", id, "memory.limit_in_bytes");
+    let mem = if mem.is_empty() {
+        d.read_cgroup("memory", id, "memory.max")
+    } else {
+        mem
+    };
+    assert_eq!(mem.trim(), (64u64 << 20).to_string());
+    let f = docker
+        .ok(&[
+            "inspect", "-f",
+            "{{.Name}} {{.State.Status}} {{.State.Running}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.RestartPolicy.Name}} {{.Config.Image}}",
+            "web",
+        ])
+        .await;
+    assert_eq!(
+        f.trim(),
+        "/web running true 67108864 50 1500000000 on-failure busybox"
+    );
+    let ps = docker
+        .ok(&["ps", "--format", "{{.Names}} {{.Status}}"])
+        .await;
+    assert!(ps.starts_with("web Up "), "{ps}");
+    assert_eq!(docker.ok(&["ps", "-q"]).await.trim(), &id[..12]);
+    assert_eq!(
+        docker
+            .ok(&["ps", "-a", "--filter", "name=nosuch", "-q"])
+            .await,
+        ""
+    );
+    assert_eq!(
+        docker
+            .ok(&[
+                "ps",
+                "-a",
+                "--filter",
+                "status=running",
+                "--format",
+                "{{.Names}}"
+            ])
+            .await,
+        "web\n"
+    );
+
+    // exec: plain, exit code, detached, environment of the container.
+    assert_eq!(
+        docker
+            .ok(&["exec", "web", "sh", "-c", "echo $GREETING"])
+            .await,
+        "hi\n"
+    );
+    let out = docker.run(&["exec", "web", "sh", "-c", "exit 7"]).await;
+    assert_eq!(out.code, Some(7), "{}", out.stderr);
+    docker
+        .ok(&["exec", "-d", "web", "sh", "-c", "echo detached > /tmp/d"])
+        .await;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            docker.run(&["exec", "web", "cat", "/tmp/d"]).await.stdout == "detached\n"
+        })
+        .await,
+        "timed out waiting for the detached exec to write"
+    );
+    // top lists the container's processes.
+    let top = docker.ok(&["top", "web"]).await;
+    assert!(top.contains("PID") && top.contains("sleep 300"), "{top}");
+    // stats --no-stream renders a row with the memory limit.
+    let stats = docker
+        .ok(&[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "web",
+        ])
+        .await;
+    assert!(
+        stats.starts_with("web ") && stats.contains("/ 64MiB"),
+        "{stats}"
+    );
+
+    // kill delivers the signal it names; stop, restart, wait; rm -f.
+    docker
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "trap",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got-hup' HUP; while true; do sleep 0.1; done",
+        ])
+        .await;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            docker.ok(&["top", "trap"]).await.contains("sleep")
+        })
+        .await,
+        "timed out waiting for the trap to be set"
+    );
+    docker.ok(&["kill", "-s", "HUP", "trap"]).await;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            docker.ok(&["logs", "trap"]).await.contains("got-hup")
+        })
+        .await,
+        "timed out waiting for the HUP to be logged"
+    );
+    assert_eq!(
+        docker
+            .ok(&["inspect", "-f", "{{.State.Running}}", "trap"])
+            .await
+            .trim(),
+        "true"
+    );
+    docker.ok(&["stop", "-t", "1", "trap"]).await;
+    // A stop of a stopped container changes nothing and still succeeds.
+    assert_eq!(docker.ok(&["stop", "trap"]).await.trim(), "trap");
+    assert_eq!(docker.ok(&["wait", "trap"]).await.trim(), "137");
+    let out = docker.run(&["kill", "trap"]).await;
+    assert_eq!(
+        out.code,
+        Some(1),
+        "kill of a stopped container fails: {}",
+        out.stdout
+    );
+    docker.ok(&["restart", "-t", "1", "trap"]).await;
+    assert_eq!(
+        docker
+            .ok(&["inspect", "-f", "{{.State.Running}}", "trap"])
+            .await
+            .trim(),
+        "true"
+    );
+    let out = docker.run(&["rm", "trap"]).await;
+    assert_eq!(
+        out.code,
+        Some(1),
+        "rm of a running container fails: {}",
+        out.stdout
+    );
+    docker.ok(&["rm", "-f", "trap", "web"]).await;
+    assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
+    let list = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
+    assert_eq!(list, Value::Array(vec![]));
+    assert_no_leaks(&d);
+}
+
+#[tokio::test]
+async fn root_docker_cli_logs_and_events() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    let since = chrono::Utc::now().timestamp() - 1;
+    docker
+        .ok(&[
+            "run",
+            "--name",
+            "talk",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out1; echo err1 >&2; echo out2",
+        ])
+        .await;
+    // stdout and stderr stay apart (the framing), tail and timestamps.
+    let out = docker.run(&["logs", "talk"]).await;
+    assert_eq!(out.code, Some(0));
+    assert_eq!(out.stdout, "out1\nout2\n");
+    assert_eq!(out.stderr, "err1\n");
+    // -f of a running container streams until it exits.
+    docker
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "slow",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line$i; sleep 0.2; done",
+        ])
+        .await;
+    assert_eq!(
+        docker.ok(&["logs", "-f", "slow"]).await,
+        "line1\nline2\nline3\n"
+    );
+    // (stdout and stderr are separate pipes: only one stream has an order to tail.)
+    assert_eq!(docker.ok(&["logs", "--tail", "1", "slow"]).await, "line3\n");
+    let t = docker.ok(&["logs", "-t", "--tail", "1", "slow"]).await;
+    let (stamp, line) = t.trim_end().split_once(' ').expect("a timestamp");
+    assert!(chrono::DateTime::parse_from_rfc3339(stamp).is_ok(), "{t}");
+    assert_eq!(line, "line3");
+
+    // The events of the runs above, in Docker's shape, bounded by --until.
+    let until = chrono::Utc::now().timestamp() + 1;
+    let events = docker
+        .ok(&[
+            "events",
+            "--since",
+            &since.to_string(),
+            "--until",
+            &until.to_string(),
+            "--filter",
+            "container=talk",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .await;
+    let actions: Vec<&str> = events.lines().collect();
+    for want in [
+        "container create talk",
+        "container start talk",
+        "container die talk",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {events}");
+    }
+    docker.ok(&["rm", "talk", "slow"]).await;
+    assert_no_leaks(&d);
+}
+
+#[tokio::test]
+async fn root_docker_cli_images() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    let images = docker
+        .ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .await;
+    assert!(images.lines().any(|l| l == "busybox:latest"), "{images}");
+    docker.ok(&["tag", "busybox", "mine:v1"]).await;
+    assert_eq!(
+        docker
+            .ok(&["images", "-q", "--filter", "reference=mine"])
+            .await
+            .lines()
+            .count(),
+        1
+    );
+    let id = docker.ok(&["inspect", "-f", "{{.Id}}", "mine:v1"]).await;
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    // Untag keeps the image while another name points at it.
+    let out = docker.ok(&["rmi", "mine:v1"]).await;
+    assert!(out.contains("Untagged: mine:v1"), "{out}");
+    assert!(!out.contains("Deleted"), "{out}");
+    // import of a root filesystem tarball, then run it.
+    let rootfs = fixtures().join("busybox-rootfs.tar.gz");
+    let rootfs_tar = d.dir.join("rootfs.tar");
+    let gz = std::fs::read(&rootfs).unwrap();
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
+    std::fs::write(&rootfs_tar, plain).unwrap();
+    let out = docker
+        .ok(&["import", path_str(&rootfs_tar), "imported:v2"])
+        .await;
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(
+        docker
+            .ok(&["run", "--rm", "imported:v2", "/bin/echo", "from-import"])
+            .await,
+        "from-import\n"
+    );
+    // An image in use is a conflict; removing the container frees it.
+    docker
+        .ok(&["create", "--name", "user", "imported:v2", "/bin/true"])
+        .await;
+    let out = docker.run(&["rmi", "imported:v2"]).await;
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    docker.ok(&["rm", "user"]).await;
+    let out = docker.ok(&["rmi", "imported:v2"]).await;
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    // Prune of stopped containers.
+    docker
+        .ok(&["create", "--name", "old", "busybox", "true"])
+        .await;
+    let out = docker.ok(&["container", "prune", "-f"]).await;
+    assert!(out.contains("Deleted Containers"), "{out}");
+    assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
+    assert_no_leaks(&d);
+}
+
+#[tokio::test]
+async fn root_docker_cli_refuses_what_boxd_does_not_do() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    let out = docker
+        .run(&["run", "--rm", "--privileged", "busybox", "true"])
+        .await;
+    assert_eq!(out.code, Some(125));
+    assert!(
+        out.stderr.contains("Privileged is not supported"),
+        "{}",
+        out.stderr
+    );
+    let out = docker
+        .run(&["run", "--rm", "--pid", "host", "busybox", "true"])
+        .await;
+    assert!(out.stderr.contains("PidMode"), "{}", out.stderr);
+    // Nothing was made by the refused creates.
+    assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
+    // An API version newer than boxd's is refused with Docker's words.
+    let out = tokio::process::Command::new(&docker.bin)
+        .args(["ps"])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+        .env("DOCKER_CONFIG", &docker.config)
+        .env("DOCKER_API_VERSION", "1.49")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("client version 1.49 is too new"), "{err}");
+}
+
+#[tokio::test]
+async fn root_docker_py_drives_boxd() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let python_has_docker = std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    require!(
+        python_has_docker,
+        "docker-py (python3 -c 'import docker') is not installed"
+    );
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    let script = r#"
+import sys, docker
+c = docker.DockerClient(base_url=sys.argv[1], version="auto", timeout=60)
+assert c.ping()
+assert c.version()["ApiVersion"]
+names = [t for i in c.images.list() for t in i.tags]
+assert "busybox:latest" in names, names
+# run to the end, output returned
+out = c.containers.run("busybox", ["sh", "-c", "echo py-out"], remove=True)
+assert out == b"py-out\n", out
+# detached: get, exec_run, logs(stream), stop, wait, remove
+ctr = c.containers.run("busybox", ["sh", "-c", "echo started; sleep 300"], detach=True, name="py", labels={"app": "py"})
+assert c.containers.get("py").id == ctr.id
+code, output = ctr.exec_run(["sh", "-c", "echo in-exec; exit 2"])
+assert (code, output) == (2, b"in-exec\n"), (code, output)
+for chunk in ctr.logs(stream=True, follow=False):
+    assert chunk == b"started\n", chunk
+    break
+assert [x.name for x in c.containers.list(filters={"label": "app=py"})] == ["py"]
+ctr.stop(timeout=1)
+assert ctr.wait()["StatusCode"] == 137
+ctr.reload()
+assert ctr.status == "exited", ctr.status
+ctr.remove()
+assert c.containers.list(all=True) == []
+# networks
+n = c.networks.create("pynet")
+assert c.networks.get("pynet").id == n.id
+n.remove()
+print("ok")
+"#;
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("python3")
+            .args(["-c", script, &format!("unix://{}", d.socket.display())])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("docker-py finished in time")
+    .expect("run python3");
+    assert!(
+        out.status.success(),
+        "docker-py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let _ = docker;
+    assert_no_leaks(&d);
+}
