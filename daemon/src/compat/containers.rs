@@ -770,12 +770,7 @@ fn ports_out(c: &Container) -> Vec<Port> {
         .collect()
 }
 
-fn endpoint_out(
-    s: &AppState,
-    c: &Container,
-    e: &Endpoint,
-    network_id: Option<String>,
-) -> EndpointSettings {
+fn endpoint_out(c: &Container, e: &Endpoint, network_id: Option<String>) -> EndpointSettings {
     let (ip, prefix) = split_cidr(e.address.as_deref());
     let (ip6, prefix6) = split_cidr(e.address6.as_deref());
     let mut aliases: Vec<String> = c.config.network.aliases_on(&e.network).to_vec();
@@ -841,7 +836,7 @@ async fn networks_of(
                 network: n.clone(),
                 ..Default::default()
             });
-        let mut settings = endpoint_out(s, c, &e, id);
+        let mut settings = endpoint_out(c, &e, id);
         if e.address.is_none() {
             settings.endpoint_id = Some(String::new());
         }
