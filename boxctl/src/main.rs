@@ -75,6 +75,14 @@ enum Command {
     Stop(cmd::stop::Args),
     /// Send a signal to containers.
     Kill(cmd::kill::Args),
+    /// Pause every process of containers (cgroup freezer).
+    Pause(cmd::pause::Args),
+    /// Unpause paused containers.
+    Unpause(cmd::pause::UnpauseArgs),
+    /// Rename a container.
+    Rename(cmd::rename::Args),
+    /// Change the limits and restart policy of containers.
+    Update(cmd::update::Args),
     /// Remove containers.
     Rm(cmd::rm::Args),
     /// Wait for containers to exit and print their exit codes.
@@ -144,6 +152,10 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Start(args) => cmd::start::run(ctx, args).await,
         Command::Stop(args) => cmd::stop::run(ctx, args).await,
         Command::Kill(args) => cmd::kill::run(ctx, args).await,
+        Command::Pause(args) => cmd::pause::run(ctx, args).await,
+        Command::Unpause(args) => cmd::pause::run_unpause(ctx, args).await,
+        Command::Rename(args) => cmd::rename::run(ctx, args).await,
+        Command::Update(args) => cmd::update::run(ctx, args).await,
         Command::Rm(args) => cmd::rm::run(ctx, args).await,
         Command::Wait(args) => cmd::wait::run(ctx, args).await,
         Command::Events(args) => cmd::events::run(ctx, args).await,

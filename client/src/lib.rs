@@ -65,6 +65,7 @@ use models::{
 use models::{ContainerStats, ExitInfo};
 use models::{LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
 use models::{Network, NetworkConnect, NetworkCreate, NetworkDisconnect};
+use models::{UpdateContainer, UpdateResponse};
 
 pub use boxd_types::DEFAULT_SOCKET;
 
@@ -395,6 +396,36 @@ impl Client {
         }
         let path = format!("{}{query}", container_path(id, "/kill"));
         self.no_content(Method::POST, path).await
+    }
+
+    /// `POST /v1/containers/{id}/pause`: freezes every process of a running container
+    /// (409 `not_running`, `already_paused`).
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.no_content(Method::POST, container_path(id, "/pause"))
+            .await
+    }
+
+    /// `POST /v1/containers/{id}/unpause`: thaws a paused container (409 `not_paused`).
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        self.no_content(Method::POST, container_path(id, "/unpause"))
+            .await
+    }
+
+    /// `POST /v1/containers/{id}/rename?name=`: renames a container, running or not (409
+    /// `name_in_use`).
+    pub async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let mut query = Query::default();
+        query.push("name", name);
+        let path = format!("{}{query}", container_path(id, "/rename"));
+        self.no_content(Method::POST, path).await
+    }
+
+    /// `POST /v1/containers/{id}/update`: changes limits (live when it runs) and the
+    /// restart policy; answers the limits the host cannot honour exactly (409
+    /// `limit_below_usage` when the kernel cannot reclaim down to a new memory limit).
+    pub async fn update(&self, id: &str, body: &UpdateContainer) -> Result<UpdateResponse> {
+        let req = json_request(Method::POST, container_path(id, "/update"), body)?;
+        decode(self.send(req).await?).await
     }
 
     /// `POST /v1/containers/{id}/wait`: blocks until the container exits.

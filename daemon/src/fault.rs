@@ -25,6 +25,9 @@ pub const CRASH_POINTS: &[&str] = &[
     "network.after_first_plugin",
     "network.after_add",
     "network.after_del",
+    "pause.after_freeze",
+    "unpause.after_thaw",
+    "update.after_cgroup",
 ];
 
 /// Dies here if `BOXD_CRASH_AT` says so (fault-injection debug builds only).

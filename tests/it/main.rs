@@ -24,6 +24,7 @@ mod lifecycle;
 mod limits;
 mod network;
 mod observe;
+mod ops;
 mod restart;
 mod restart_policy;
 mod security;

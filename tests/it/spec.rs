@@ -280,6 +280,7 @@ fn container(full: bool) -> Container {
         } else {
             ContainerState::Created
         },
+        paused: full,
         pid: full.then_some(4242),
         exit_code: full.then_some(137),
         exit_signal: full.then_some(9),
@@ -518,6 +519,25 @@ fn spec_schemas_match_models() {
         ..Default::default()
     };
     check_model(&spec, "CreateContainer", &create_full, &create_min);
+    let update_full = boxd_client::models::UpdateContainer {
+        memory_bytes: Some(64 << 20),
+        memory_swap_bytes: Some(-1),
+        pids_max: Some(10),
+        cpu_quota_us: Some(50_000),
+        cpu_period_us: Some(100_000),
+        cpu_shares: Some(512),
+        restart_policy: Some("always".into()),
+    };
+    check_model(
+        &spec,
+        "UpdateContainer",
+        &update_full,
+        &boxd_client::models::UpdateContainer::default(),
+    );
+    let updated = boxd_client::models::UpdateResponse {
+        warnings: vec!["swap limit not applied".into()],
+    };
+    check_model(&spec, "UpdateResponse", &updated, &updated);
     let created = CreateResponse {
         id: "ab".repeat(32),
         name: "web".into(),

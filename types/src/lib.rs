@@ -563,6 +563,45 @@ pub struct CreateResponse {
     pub warnings: Vec<String>,
 }
 
+/// `POST /v1/containers/{id}/update` body: the limits to change (the same fields and
+/// rules as `resources` at create) and the restart policy. An absent field keeps its
+/// value. A running container's cgroup is changed at once; every container keeps the
+/// new values for its next starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateContainer {
+    /// Memory limit in bytes (at least 6 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Memory plus swap in bytes, as Docker's `--memory-swap`; `-1`: unlimited swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_swap_bytes: Option<i64>,
+    /// Maximum number of processes; `-1`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_max: Option<i64>,
+    /// CPU quota in microseconds per period; `-1`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota_us: Option<i64>,
+    /// CPU period in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period_us: Option<u64>,
+    /// Relative CPU weight (2..=262144).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
+    /// `no`, `on-failure[:MAX_RETRIES]`, `always` or `unless-stopped`; applies to the
+    /// exits from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<String>,
+}
+
+/// `200` answer to `POST /v1/containers/{id}/update`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateResponse {
+    /// Limits this host cannot honour exactly, said plainly.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
 /// Lifecycle state of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -769,6 +808,11 @@ pub struct Container {
     pub image_id: String,
     /// Lifecycle state.
     pub state: ContainerState,
+    /// Whether it is paused (`POST /v1/containers/{id}/pause`): its cgroup is frozen.
+    /// A paused container's `state` stays `running`, as Docker's `State.Running`
+    /// stays true beside `State.Paused`.
+    #[serde(default)]
+    pub paused: bool,
     /// Host pid of the container's first process while running.
     pub pid: Option<u32>,
     /// Exit code of the last run (128+N when killed by signal N).

@@ -106,15 +106,16 @@ pub fn ports(c: &Container) -> String {
 }
 
 /// The STATUS cell, in docker's words: "Up 3 minutes", "Exited (0) 2 minutes ago",
-/// "Exited (137) 1 second ago (OOM killed)", "Created", "Dead".
+/// "Exited (137) 1 second ago (OOM killed)", "Up 3 seconds (Paused)", "Created", "Dead".
 pub fn status(c: &Container, now: DateTime<Utc>) -> String {
     let oom = if c.oom_killed { " (OOM killed)" } else { "" };
+    let paused = if c.paused { " (Paused)" } else { "" };
     match c.state {
         ContainerState::Created => "Created".into(),
         ContainerState::Dead => "Dead".into(),
         ContainerState::Running => match c.started_at {
-            Some(started) => format!("Up {}", human_duration(now - started)),
-            None => "Up".into(),
+            Some(started) => format!("Up {}{paused}", human_duration(now - started)),
+            None => format!("Up{paused}"),
         },
         ContainerState::Exited => {
             let code = c
@@ -147,6 +148,7 @@ mod tests {
             image: "busybox".into(),
             image_id: "sha256:00".into(),
             state,
+            paused: false,
             pid: None,
             exit_code: None,
             exit_signal: None,
@@ -176,6 +178,9 @@ mod tests {
         c.state = ContainerState::Running;
         c.started_at = Some(now() - TimeDelta::minutes(3));
         assert_eq!(status(&c, now()), "Up 3 minutes");
+        c.paused = true;
+        assert_eq!(status(&c, now()), "Up 3 minutes (Paused)");
+        c.paused = false;
 
         c.state = ContainerState::Exited;
         c.exit_code = Some(0);

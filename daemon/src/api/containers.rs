@@ -7,7 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_types::{Container, CreateContainer, CreateResponse, WaitResponse};
+use boxd_types::{
+    Container, CreateContainer, CreateResponse, UpdateContainer, UpdateResponse, WaitResponse,
+};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
@@ -141,6 +143,50 @@ pub(super) async fn wait(
     Path(id): Path<String>,
 ) -> Result<Json<WaitResponse>, ApiError> {
     Ok(Json(s.runtime.wait(&id).await?))
+}
+
+pub(super) async fn pause(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.runtime.pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn unpause(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.runtime.unpause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RenameQuery {
+    name: Option<String>,
+}
+
+pub(super) async fn rename(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<RenameQuery>,
+) -> Result<StatusCode, ApiError> {
+    let name = q
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("give the new name: ?name=NEW".to_owned()))?;
+    s.runtime.rename(&id, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateContainer>,
+) -> Result<Json<UpdateResponse>, ApiError> {
+    let update = convert::update_in(req)?;
+    let warnings = s.runtime.update(&id, update).await?;
+    Ok(Json(UpdateResponse { warnings }))
 }
 
 #[derive(Debug, Deserialize)]

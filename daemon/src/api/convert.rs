@@ -125,6 +125,35 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
     })
 }
 
+/// `POST /v1/containers/{id}/update` body → the engine's update.
+pub fn update_in(req: wire::UpdateContainer) -> Result<spec::ResourceUpdate, ApiError> {
+    let restart_policy = req
+        .restart_policy
+        .as_deref()
+        .map(|p| {
+            p.parse::<RestartPolicy>()
+                .map_err(|reason| ApiError::BadRequest(format!("invalid restart_policy: {reason}")))
+        })
+        .transpose()?;
+    let update = spec::ResourceUpdate {
+        memory_bytes: req.memory_bytes,
+        memory_swap_bytes: req.memory_swap_bytes,
+        pids_max: req.pids_max,
+        cpu_quota_us: req.cpu_quota_us,
+        cpu_period_us: req.cpu_period_us,
+        cpu_shares: req.cpu_shares,
+        restart_policy,
+    };
+    if !update.touches_limits() && update.restart_policy.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to update: give at least one of memory_bytes, memory_swap_bytes, \
+             pids_max, cpu_quota_us, cpu_period_us, cpu_shares, restart_policy"
+                .to_owned(),
+        ));
+    }
+    Ok(update)
+}
+
 fn port_in(p: &wire::PortSpec) -> Result<crate::network::PortRequest, ApiError> {
     let bad = |why: String| ApiError::BadRequest(format!("invalid ports: {why}"));
     let host_ip = p
@@ -209,6 +238,7 @@ pub fn container_out(
         image: c.image,
         image_id: c.image_id,
         state: state_out(c.state),
+        paused: c.paused,
         pid: c.pid,
         exit_code: c.exit_code,
         exit_signal: c.exit_signal,
@@ -415,6 +445,32 @@ mod tests {
         assert!(s.stdio.tty && s.stdio.open_stdin && s.stdio.stdin_once);
         assert!(matches!(s.userns, spec::UsernsRequest::Maps { .. }));
         assert_eq!(s.memory_warning_percent, Some(50));
+    }
+
+    #[test]
+    fn update_body_reaches_the_engine_and_an_empty_one_is_refused() {
+        let body: wire::UpdateContainer = serde_json::from_value(serde_json::json!({
+            "memory_bytes": 67108864, "memory_swap_bytes": -1, "pids_max": 10,
+            "cpu_quota_us": 50000, "cpu_period_us": 100000, "cpu_shares": 512,
+            "restart_policy": "always"
+        }))
+        .unwrap();
+        let u = update_in(body).unwrap();
+        assert_eq!(u.memory_bytes, Some(64 << 20));
+        assert_eq!(u.memory_swap_bytes, Some(-1));
+        assert_eq!((u.pids_max, u.cpu_shares), (Some(10), Some(512)));
+        assert_eq!(u.restart_policy, Some(RestartPolicy::Always));
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!({"restart_policy": "sometimes"}),
+        ] {
+            let req: wire::UpdateContainer = serde_json::from_value(body).unwrap();
+            assert!(matches!(update_in(req), Err(ApiError::BadRequest(_))));
+        }
+        assert!(serde_json::from_value::<wire::UpdateContainer>(
+            serde_json::json!({"disk_bytes": 1})
+        )
+        .is_err());
     }
 
     #[test]

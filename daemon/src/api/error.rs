@@ -92,6 +92,10 @@ impl ApiError {
                 R::NameInUse(_)
                 | R::AlreadyRunning(_)
                 | R::NotRunning(_)
+                | R::AlreadyPaused(_)
+                | R::NotPaused(_)
+                | R::ContainerPaused(_)
+                | R::LimitBelowUsage { .. }
                 | R::ContainerRunning(_)
                 | R::ImageInUse { .. }
                 | R::StdinInUse(_) => StatusCode::CONFLICT,
@@ -151,6 +155,10 @@ impl ApiError {
                 R::NameInUse(_) => "name_in_use",
                 R::AlreadyRunning(_) => "already_running",
                 R::NotRunning(_) => "not_running",
+                R::AlreadyPaused(_) => "already_paused",
+                R::NotPaused(_) => "not_paused",
+                R::ContainerPaused(_) => "container_paused",
+                R::LimitBelowUsage { .. } => "limit_below_usage",
                 R::ContainerRunning(_) => "container_running",
                 R::ImageInUse { .. } => "image_in_use",
                 R::StdinInUse(_) => "stdin_in_use",

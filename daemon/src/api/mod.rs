@@ -74,6 +74,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/containers/{id}/stop"),
     ("POST", "/v1/containers/{id}/kill"),
     ("POST", "/v1/containers/{id}/wait"),
+    ("POST", "/v1/containers/{id}/pause"),
+    ("POST", "/v1/containers/{id}/unpause"),
+    ("POST", "/v1/containers/{id}/rename"),
+    ("POST", "/v1/containers/{id}/update"),
     ("GET", "/v1/containers/{id}/logs"),
     ("GET", "/v1/containers/{id}/stats"),
     ("GET", "/v1/containers/{id}/exits"),
@@ -138,6 +142,22 @@ pub fn router(state: AppState) -> Router {
     r.add("POST", "/v1/containers/{id}/stop", post(containers::stop));
     r.add("POST", "/v1/containers/{id}/kill", post(containers::kill));
     r.add("POST", "/v1/containers/{id}/wait", post(containers::wait));
+    r.add("POST", "/v1/containers/{id}/pause", post(containers::pause));
+    r.add(
+        "POST",
+        "/v1/containers/{id}/unpause",
+        post(containers::unpause),
+    );
+    r.add(
+        "POST",
+        "/v1/containers/{id}/rename",
+        post(containers::rename),
+    );
+    r.add(
+        "POST",
+        "/v1/containers/{id}/update",
+        post(containers::update),
+    );
     r.add("GET", "/v1/containers/{id}/logs", get(containers::logs));
     r.add("GET", "/v1/containers/{id}/stats", get(stats::container));
     r.add("GET", "/v1/containers/{id}/exits", get(stats::exits));

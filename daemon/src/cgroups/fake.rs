@@ -24,6 +24,12 @@ pub enum FakeCall {
     Remove { id: String },
     /// `remove_parent()`.
     RemoveParent,
+    /// `freeze(id)`.
+    Freeze { id: String },
+    /// `thaw(id)`.
+    Thaw { id: String },
+    /// `update(id, resources)`.
+    Update { id: String, resources: Resources },
 }
 
 #[derive(Debug, Default)]
@@ -34,6 +40,9 @@ struct State {
     pids: BTreeMap<String, Vec<i32>>,
     fail_create: BTreeSet<String>,
     fail_remove: BTreeSet<String>,
+    frozen: BTreeSet<String>,
+    fail_freeze: BTreeSet<String>,
+    busy_update: BTreeSet<String>,
     warnings: Vec<String>,
 }
 
@@ -116,6 +125,17 @@ impl FakeCgroups {
         self.state().fail_remove.insert(id.to_owned());
     }
 
+    /// Makes every later `freeze(id)` time out (the group stays thawed).
+    pub fn fail_freeze(&self, id: &str) {
+        self.state().fail_freeze.insert(id.to_owned());
+    }
+
+    /// Makes every later `update(id, …)` fail as the kernel does when a memory limit is
+    /// below what the group uses (EBUSY).
+    pub fn busy_update(&self, id: &str) {
+        self.state().busy_update.insert(id.to_owned());
+    }
+
     /// Warnings every later `create` returns.
     pub fn set_warnings(&self, warnings: Vec<String>) {
         self.state().warnings = warnings;
@@ -192,6 +212,7 @@ impl CgroupManager for FakeCgroups {
         }
         st.groups.remove(id);
         st.pids.remove(id);
+        st.frozen.remove(id);
         if self.real_files {
             let dir = self.dir(id);
             match fs::remove_dir_all(&dir) {
@@ -229,6 +250,57 @@ impl CgroupManager for FakeCgroups {
         Ok(self.state().pids.get(id).cloned().unwrap_or_default())
     }
 
+    fn freeze(&self, id: &str) -> Result<(), CgroupError> {
+        check_id(id)?;
+        let mut st = self.state();
+        st.calls.push(FakeCall::Freeze { id: id.to_owned() });
+        if !st.groups.contains_key(id) {
+            return Err(CgroupError::NoGroup { path: self.dir(id) });
+        }
+        if st.fail_freeze.contains(id) {
+            return Err(CgroupError::FreezeTimeout {
+                path: self.dir(id),
+                waited: std::time::Duration::ZERO,
+            });
+        }
+        st.frozen.insert(id.to_owned());
+        Ok(())
+    }
+
+    fn thaw(&self, id: &str) -> Result<(), CgroupError> {
+        check_id(id)?;
+        let mut st = self.state();
+        st.calls.push(FakeCall::Thaw { id: id.to_owned() });
+        st.frozen.remove(id);
+        Ok(())
+    }
+
+    fn frozen(&self, id: &str) -> Result<bool, CgroupError> {
+        Ok(self.state().frozen.contains(id))
+    }
+
+    fn update(&self, id: &str, resources: &Resources) -> Result<Vec<String>, CgroupError> {
+        check_id(id)?;
+        super::validate(resources)?;
+        let mut st = self.state();
+        st.calls.push(FakeCall::Update {
+            id: id.to_owned(),
+            resources: resources.clone(),
+        });
+        if !st.groups.contains_key(id) {
+            return Err(CgroupError::NoGroup { path: self.dir(id) });
+        }
+        if st.busy_update.contains(id) {
+            return Err(CgroupError::SetLimit {
+                path: self.dir(id),
+                file: "memory.limit_in_bytes",
+                source: Box::new(io::Error::from_raw_os_error(libc::EBUSY)),
+            });
+        }
+        st.groups.insert(id.to_owned(), resources.clone());
+        Ok(st.warnings.clone())
+    }
+
     fn remove_parent(&self) -> Result<(), CgroupError> {
         let mut st = self.state();
         st.calls.push(FakeCall::RemoveParent);
@@ -239,6 +311,53 @@ impl CgroupManager for FakeCgroups {
             });
         }
         Ok(())
+    }
+}
+
+/// A fake shared with the test that handed it to the runtime, so the test can script
+/// failures and read the recorded calls afterwards.
+impl CgroupManager for std::sync::Arc<FakeCgroups> {
+    fn version(&self) -> CgroupVersion {
+        self.as_ref().version()
+    }
+    fn controllers(&self) -> Vec<String> {
+        self.as_ref().controllers()
+    }
+    fn parent(&self) -> &str {
+        self.as_ref().parent()
+    }
+    fn create(&self, id: &str, resources: &Resources) -> Result<ContainerCgroup, CgroupError> {
+        self.as_ref().create(id, resources)
+    }
+    fn remove(&self, id: &str) -> Result<(), CgroupError> {
+        self.as_ref().remove(id)
+    }
+    fn exists(&self, id: &str) -> bool {
+        self.as_ref().exists(id)
+    }
+    fn list(&self) -> Result<Vec<String>, CgroupError> {
+        self.as_ref().list()
+    }
+    fn oom_kill_count(&self, id: &str) -> Result<u64, CgroupError> {
+        self.as_ref().oom_kill_count(id)
+    }
+    fn pids(&self, id: &str) -> Result<Vec<i32>, CgroupError> {
+        self.as_ref().pids(id)
+    }
+    fn remove_parent(&self) -> Result<(), CgroupError> {
+        self.as_ref().remove_parent()
+    }
+    fn freeze(&self, id: &str) -> Result<(), CgroupError> {
+        self.as_ref().freeze(id)
+    }
+    fn thaw(&self, id: &str) -> Result<(), CgroupError> {
+        self.as_ref().thaw(id)
+    }
+    fn frozen(&self, id: &str) -> Result<bool, CgroupError> {
+        self.as_ref().frozen(id)
+    }
+    fn update(&self, id: &str, resources: &Resources) -> Result<Vec<String>, CgroupError> {
+        self.as_ref().update(id, resources)
     }
 }
 
@@ -276,6 +395,31 @@ mod tests {
                 FakeCall::Remove { id: "a".into() },
             ]
         );
+    }
+
+    #[test]
+    fn freezes_thaws_and_updates_existing_groups_only() {
+        let fake = FakeCgroups::new(CgroupVersion::V2);
+        assert!(matches!(fake.freeze("a"), Err(CgroupError::NoGroup { .. })));
+        fake.create("a", &Resources::default()).unwrap();
+        fake.freeze("a").unwrap();
+        assert!(fake.frozen("a").unwrap());
+        fake.thaw("a").unwrap();
+        assert!(!fake.frozen("a").unwrap());
+        let r = Resources {
+            pids_max: Some(5),
+            ..Resources::default()
+        };
+        fake.update("a", &r).unwrap();
+        assert_eq!(fake.groups()["a"], r);
+        fake.busy_update("a");
+        assert!(fake.update("a", &r).unwrap_err().is_busy());
+        fake.fail_freeze("a");
+        assert!(matches!(
+            fake.freeze("a"),
+            Err(CgroupError::FreezeTimeout { .. })
+        ));
+        assert!(!fake.frozen("a").unwrap());
     }
 
     #[test]

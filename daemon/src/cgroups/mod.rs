@@ -80,6 +80,23 @@ pub trait CgroupManager: Send + Sync + 'static {
     fn pids(&self, id: &str) -> Result<Vec<i32>, CgroupError>;
     /// Removes the parent group itself; fails if it still has child groups.
     fn remove_parent(&self) -> Result<(), CgroupError>;
+    /// Freezes every process of the group (v1: `freezer.state` FROZEN; v2: writes 1 to
+    /// `cgroup.freeze`) and waits, bounded, until the kernel reports the group frozen. A
+    /// group that does not get there is thawed again and [`CgroupError::FreezeTimeout`]
+    /// returned, so a failure leaves it running as before. Blocks: call it off the async
+    /// workers.
+    fn freeze(&self, id: &str) -> Result<(), CgroupError>;
+    /// Thaws the group (v1 THAWED, v2 `cgroup.freeze` 0). Idempotent.
+    fn thaw(&self, id: &str) -> Result<(), CgroupError>;
+    /// Whether a freeze of the group is asked for (v1 FROZEN or FREEZING, v2
+    /// `cgroup.freeze` 1): the kernel's record of a pause, read back after a daemon
+    /// restart. A group that does not exist is not frozen.
+    fn frozen(&self, id: &str) -> Result<bool, CgroupError>;
+    /// Writes `resources` into the existing group of a running container, as `create`
+    /// does (same checks, same write order). Returns the limits not honoured exactly.
+    /// A memory limit under what the group uses and cannot reclaim fails with a
+    /// [`CgroupError::SetLimit`] whose [`CgroupError::is_busy`] is true.
+    fn update(&self, id: &str, resources: &Resources) -> Result<Vec<String>, CgroupError>;
 }
 
 /// What a container's process needs to join its group.
@@ -200,6 +217,16 @@ pub enum CgroupError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The group did not reach the frozen state in time (a task in uninterruptible
+    /// sleep, say); it was thawed again.
+    #[error("cgroup {path} did not freeze within {waited:?}; it was thawed again")]
+    FreezeTimeout {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
+    /// The container's group does not exist (the container does not run).
+    #[error("cgroup {path} does not exist")]
+    NoGroup { path: PathBuf },
     /// Writing `cgroup.kill` or sending SIGKILL failed.
     #[error("failed to kill the processes of cgroup {path}")]
     KillProcesses {
@@ -224,6 +251,35 @@ pub enum CgroupError {
         children: Vec<String>,
     },
 }
+
+impl CgroupError {
+    /// Whether the kernel refused a limit with EBUSY: on v1 a memory limit below what
+    /// the group uses and the kernel could not reclaim (mm/memcontrol.c:
+    /// `mem_cgroup_resize_max` gives up with -EBUSY).
+    pub fn is_busy(&self) -> bool {
+        let CgroupError::SetLimit { source, .. } = self else {
+            return false;
+        };
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+        while let Some(e) = cur {
+            let errno = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::raw_os_error)
+                .or_else(|| {
+                    e.downcast_ref::<FileError>()
+                        .and_then(FileError::raw_os_error)
+                });
+            if errno == Some(libc::EBUSY) {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
+    }
+}
+
+/// How long [`CgroupManager::freeze`] waits for the kernel to report the group frozen.
+pub const FREEZE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Detects the hierarchy and returns the manager for it: pure v2 when
 /// `/sys/fs/cgroup/cgroup.controllers` exists, else v1/hybrid with controllers found in

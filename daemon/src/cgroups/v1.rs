@@ -310,6 +310,43 @@ impl V1Manager {
     }
 }
 
+/// Freezes the group at `dir` for a pause and waits until the kernel reports FROZEN.
+///
+/// A freeze that races forks can sit in FREEZING; runc's v1 freezer
+/// (libcontainer/cgroups/fs/freezer.go, `Set`) writes FROZEN again in a loop and, every
+/// 50 tries, thaws for a moment to let such a group through. Past `timeout` the group is
+/// thawed and the pause fails, so the container runs on as before.
+pub(crate) fn freeze_dir(dir: &Path, timeout: Duration) -> Result<(), CgroupError> {
+    let file = dir.join("freezer.state");
+    let err = |action: &'static str| {
+        move |e: files::FileError| CgroupError::Freeze {
+            path: dir.to_owned(),
+            action,
+            source: Box::new(e),
+        }
+    };
+    let start = Instant::now();
+    for round in 0u32.. {
+        if round % 50 == 49 {
+            files::write_value(&file, "THAWED").map_err(err("thaw"))?;
+            thread::sleep(Duration::from_millis(10));
+        }
+        files::write_value(&file, "FROZEN").map_err(err("freeze"))?;
+        if files::read_string(&file).map_err(err("freeze"))?.trim() == "FROZEN" {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            files::write_value(&file, "THAWED").map_err(err("thaw"))?;
+            return Err(CgroupError::FreezeTimeout {
+                path: dir.to_owned(),
+                waited: timeout,
+            });
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    unreachable!("the loop returns")
+}
+
 /// Freezes and waits (bounded) until the kernel reports FROZEN. A task stuck in
 /// uninterruptible sleep can hold the group in FREEZING; the kill goes ahead anyway and
 /// the next round catches what is left.
@@ -436,6 +473,55 @@ impl CgroupManager for V1Manager {
         Ok(pids)
     }
 
+    fn freeze(&self, id: &str) -> Result<(), CgroupError> {
+        check_id(id)?;
+        let dir = self.required_dir("freezer", id)?;
+        if !dir.is_dir() {
+            return Err(CgroupError::NoGroup { path: dir });
+        }
+        freeze_dir(&dir, super::FREEZE_TIMEOUT)
+    }
+
+    fn thaw(&self, id: &str) -> Result<(), CgroupError> {
+        check_id(id)?;
+        let dir = self.required_dir("freezer", id)?;
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        files::write_value(&dir.join("freezer.state"), "THAWED").map_err(|e| CgroupError::Freeze {
+            path: dir.clone(),
+            action: "thaw",
+            source: Box::new(e),
+        })
+    }
+
+    fn frozen(&self, id: &str) -> Result<bool, CgroupError> {
+        check_id(id)?;
+        let Some(dir) = self.dir("freezer", id).filter(|d| d.is_dir()) else {
+            return Ok(false);
+        };
+        let state =
+            files::read_string(&dir.join("freezer.state")).map_err(|e| CgroupError::Freeze {
+                path: dir.clone(),
+                action: "read the freezer state of",
+                source: Box::new(e),
+            })?;
+        // FREEZING counts: a freeze was asked for and not undone.
+        Ok(state.trim() != "THAWED")
+    }
+
+    fn update(&self, id: &str, resources: &Resources) -> Result<Vec<String>, CgroupError> {
+        check_id(id)?;
+        limits::validate(resources)?;
+        let dir = self.required_dir("memory", id)?;
+        if !dir.is_dir() {
+            return Err(CgroupError::NoGroup { path: dir });
+        }
+        let mut warnings = Vec::new();
+        self.apply(id, resources, &mut warnings)?;
+        Ok(warnings)
+    }
+
     fn remove_parent(&self) -> Result<(), CgroupError> {
         let parents: Vec<PathBuf> = self
             .unique_mounts()
@@ -504,6 +590,50 @@ mod tests {
         assert_eq!(m.controllers(), vec!["cpu", "cpuacct", "memory", "pids"]);
         assert_eq!(m.dirs("c1").len(), 3);
         assert_eq!(m.dirs("c1")[0], PathBuf::from("/cg/cpu,cpuacct/boxd/c1"));
+    }
+
+    #[test]
+    fn freeze_writes_frozen_and_frozen_reads_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let mounts = [
+            mount(&format!("{root}/cpu"), &["cpu"]),
+            mount(&format!("{root}/memory"), &["memory"]),
+            mount(&format!("{root}/pids"), &["pids"]),
+            mount(&format!("{root}/freezer"), &["freezer"]),
+        ];
+        let m = V1Manager::new(&mounts, "boxd").unwrap();
+        assert!(matches!(m.freeze("c1"), Err(CgroupError::NoGroup { .. })));
+        assert!(!m.frozen("c1").unwrap());
+        m.thaw("c1").unwrap();
+        let g = dir.path().join("freezer/boxd/c1");
+        fs::create_dir_all(&g).unwrap();
+        fs::write(g.join("freezer.state"), "THAWED").unwrap();
+        assert!(!m.frozen("c1").unwrap());
+        m.freeze("c1").unwrap();
+        assert_eq!(
+            fs::read_to_string(g.join("freezer.state")).unwrap(),
+            "FROZEN"
+        );
+        assert!(m.frozen("c1").unwrap());
+        m.thaw("c1").unwrap();
+        assert!(!m.frozen("c1").unwrap());
+    }
+
+    #[test]
+    fn a_freezer_less_host_cannot_pause() {
+        let mounts = [
+            mount("/cg/cpu", &["cpu"]),
+            mount("/cg/memory", &["memory"]),
+            mount("/cg/pids", &["pids"]),
+        ];
+        let m = V1Manager::new(&mounts, "boxd").unwrap();
+        assert!(matches!(
+            m.freeze("c1"),
+            Err(CgroupError::MissingController {
+                controller: "freezer"
+            })
+        ));
     }
 
     #[test]

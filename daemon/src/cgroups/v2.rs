@@ -229,6 +229,37 @@ impl V2Manager {
     }
 }
 
+/// Freezes the group at `dir` for a pause (`cgroup.freeze` 1, Linux 5.2) and waits until
+/// `cgroup.events` says `frozen 1`: the write only asks, and the kernel freezes the
+/// tasks one by one (Documentation/admin-guide/cgroup-v2.rst, "cgroup.freeze"). Past
+/// `timeout` the group is thawed again and the pause fails.
+pub(crate) fn freeze_dir(dir: &Path, timeout: Duration) -> Result<(), CgroupError> {
+    let err = |action: &'static str| {
+        move |e: FileError| CgroupError::Freeze {
+            path: dir.to_owned(),
+            action,
+            source: Box::new(e),
+        }
+    };
+    let freeze = dir.join("cgroup.freeze");
+    let events = dir.join("cgroup.events");
+    files::write_value(&freeze, "1").map_err(err("freeze"))?;
+    let start = Instant::now();
+    loop {
+        if files::read_counter(&events, "frozen").map_err(err("freeze"))? == 1 {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            files::write_value(&freeze, "0").map_err(err("thaw"))?;
+            return Err(CgroupError::FreezeTimeout {
+                path: dir.to_owned(),
+                waited: timeout,
+            });
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
 impl CgroupManager for V2Manager {
     fn version(&self) -> CgroupVersion {
         CgroupVersion::V2
@@ -338,6 +369,53 @@ impl CgroupManager for V2Manager {
         })
     }
 
+    fn freeze(&self, id: &str) -> Result<(), CgroupError> {
+        check_id(id)?;
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            return Err(CgroupError::NoGroup { path: dir });
+        }
+        freeze_dir(&dir, super::FREEZE_TIMEOUT)
+    }
+
+    fn thaw(&self, id: &str) -> Result<(), CgroupError> {
+        check_id(id)?;
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        files::write_value(&dir.join("cgroup.freeze"), "0").map_err(|e| CgroupError::Freeze {
+            path: dir.clone(),
+            action: "thaw",
+            source: Box::new(e),
+        })
+    }
+
+    fn frozen(&self, id: &str) -> Result<bool, CgroupError> {
+        check_id(id)?;
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            return Ok(false);
+        }
+        let asked =
+            files::read_string(&dir.join("cgroup.freeze")).map_err(|e| CgroupError::Freeze {
+                path: dir.clone(),
+                action: "read the freeze state of",
+                source: Box::new(e),
+            })?;
+        Ok(asked.trim() == "1")
+    }
+
+    fn update(&self, id: &str, resources: &Resources) -> Result<Vec<String>, CgroupError> {
+        check_id(id)?;
+        limits::validate(resources)?;
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            return Err(CgroupError::NoGroup { path: dir });
+        }
+        self.apply(&dir, resources)
+    }
+
     fn remove_parent(&self) -> Result<(), CgroupError> {
         let dir = self.parent_dir();
         let children = files::child_dirs(&dir).map_err(CgroupError::ListCgroups)?;
@@ -383,6 +461,24 @@ mod tests {
 
     fn read(path: PathBuf) -> String {
         fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn freeze_waits_for_frozen_and_thaws_back_on_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = dir.path();
+        fs::write(g.join("cgroup.freeze"), "0").unwrap();
+        fs::write(g.join("cgroup.events"), "populated 1\nfrozen 1\n").unwrap();
+        freeze_dir(g, Duration::from_millis(50)).unwrap();
+        assert_eq!(read(g.join("cgroup.freeze")), "1");
+
+        // The kernel never reports frozen: the pause fails and the group runs on.
+        fs::write(g.join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        assert!(matches!(
+            freeze_dir(g, Duration::from_millis(20)),
+            Err(CgroupError::FreezeTimeout { .. })
+        ));
+        assert_eq!(read(g.join("cgroup.freeze")), "0");
     }
 
     #[test]

@@ -44,6 +44,25 @@ pub enum RuntimeError {
     /// Signal to a container that is not running.
     #[error("container {0} is not running")]
     NotRunning(String),
+    /// Pause of a paused container.
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    /// Unpause of a container that is not paused.
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    /// An operation that needs the container's processes to run (exec), on a paused one.
+    #[error("container {0} is paused; unpause it first")]
+    ContainerPaused(String),
+    /// A new limit the kernel refused because the container uses more than it allows
+    /// (memory it could not reclaim). Nothing changed.
+    #[error("container {container} uses more than the new limits allow and the kernel could not reclaim enough; nothing was changed (free some memory, or choose a higher limit)")]
+    LimitBelowUsage {
+        /// The container's name.
+        container: String,
+        /// The refused write (boxed: it would double the size of every result).
+        #[source]
+        source: Box<CgroupError>,
+    },
     /// A stop whose SIGKILL went unanswered (the shim does not report the exit).
     #[error("container {0} did not exit after SIGKILL: its shim does not answer; remove it with force=true")]
     StopTimedOut(String),

@@ -221,6 +221,10 @@ impl Runtime {
         if c.state != ContainerState::Running {
             return Err(RuntimeError::NotRunning(c.name));
         }
+        // The exec'd process would join a frozen cgroup and hang there (Docker: 409).
+        if c.paused {
+            return Err(RuntimeError::ContainerPaused(c.name));
+        }
         if req.cmd.first().is_none_or(|a| a.is_empty()) {
             return Err(RuntimeError::invalid("cmd", "give a command to run"));
         }

@@ -26,7 +26,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::runtime::spec::{Container, ContainerState};
+use crate::runtime::spec::{Container, ContainerState, ResourceUpdate};
 use boxd_shim::protocol::{files, ExitRecord, ShimConfig, StartReport};
 use chrono::{DateTime, TimeZone, Utc};
 use tokio::sync::{mpsc, oneshot};
@@ -49,7 +49,7 @@ const ATTACH_DRAIN: Duration = Duration::from_secs(30);
 /// Commands queued per container before senders wait.
 const QUEUE: usize = 64;
 
-type Reply = oneshot::Sender<Result<(), RuntimeError>>;
+type Reply<T = ()> = oneshot::Sender<Result<T, RuntimeError>>;
 
 /// What a caller asks of a container's actor.
 pub(super) enum Command {
@@ -71,6 +71,17 @@ pub(super) enum Command {
     Disconnect { network: String, reply: Reply },
     /// Remove it if it asked for that and its run is over (attach sessions done).
     AutoRemove { reply: Reply },
+    /// Freeze its cgroup.
+    Pause { reply: Reply },
+    /// Thaw its cgroup.
+    Unpause { reply: Reply },
+    /// Give it another name.
+    Rename { name: String, reply: Reply },
+    /// Change its limits (live if it runs) and restart policy; answers the warnings.
+    Update {
+        update: ResourceUpdate,
+        reply: Reply<Vec<String>>,
+    },
 }
 
 /// The actors of the containers that exist, by id.
@@ -209,6 +220,22 @@ impl Actor {
                 let next = self.auto_remove_when(false, false).await;
                 let _ = reply.send(Ok(()));
                 return next;
+            }
+            Command::Pause { reply } => {
+                let res = self.pause().await;
+                let _ = reply.send(res);
+            }
+            Command::Unpause { reply } => {
+                let res = self.unpause().await;
+                let _ = reply.send(res);
+            }
+            Command::Rename { name, reply } => {
+                let res = self.rename(name).await;
+                let _ = reply.send(res);
+            }
+            Command::Update { update, reply } => {
+                let res = self.update(update).await;
+                let _ = reply.send(res);
             }
             Command::Remove { force, reply } => {
                 let res = self.remove(force).await;
@@ -420,6 +447,8 @@ impl Actor {
         let deadline = super::shim::deadline_within(timeout);
         match self.rt.signal_running(&id, signal, deadline).await {
             Ok(_) => {
+                // A frozen app only acts on the signal once thawed (Docker does the same).
+                self.thaw_after_signal().await;
                 self.stopping = Some(Stopping {
                     deadline: Instant::now() + timeout,
                     killed: false,
@@ -445,6 +474,8 @@ impl Actor {
             if let Err(e) = self.rt.signal_running(&id, libc::SIGKILL, deadline).await {
                 tracing::warn!(id, error = %crate::error_chain(&e), "failed to send SIGKILL");
             }
+            // Paused again during the stop: SIGKILL needs the tasks thawed to act.
+            self.thaw_after_signal().await;
             return;
         }
         // SIGKILL went unanswered: the shim does not report (stopped, or hung). The
@@ -465,10 +496,11 @@ impl Actor {
         }
         // A signal meant to end the container counts as the user stopping it, as with
         // Docker; one meant for the app (SIGHUP to reload, say) does not.
-        if matches!(
+        let ends = matches!(
             signal,
             libc::SIGKILL | libc::SIGTERM | libc::SIGINT | libc::SIGQUIT
-        ) {
+        );
+        if ends {
             self.restart_at = None;
             self.rt.inner.store.set_stopped_by_user(&id).await?;
         }
@@ -478,6 +510,12 @@ impl Actor {
             .await?
         {
             return Err(RuntimeError::NotRunning(name));
+        }
+        // A paused container that is told to end is thawed, so the signal acts (a frozen
+        // task does not even die of SIGKILL until thawed). Any other signal stays pending
+        // until the user unpauses it, as with Docker.
+        if ends {
+            self.thaw_after_signal().await;
         }
         self.rt
             .inner
@@ -490,6 +528,175 @@ impl Actor {
             )
             .await;
         Ok(())
+    }
+
+    /// Ends a pause after a signal meant to end the container: thaws the cgroup (the
+    /// signal, already queued, then acts) and records it. A failure is logged: the
+    /// stop's deadline, or a forced delete, still kills the cgroup.
+    async fn thaw_after_signal(&mut self) {
+        let id = self.id.clone();
+        match self.rt.inner.store.container(&id).await {
+            Ok(Some(rec)) if rec.container.paused => {}
+            _ => return,
+        }
+        let cid = id.clone();
+        if let Err(e) = self.rt.cgroups_blocking(move |cg| cg.thaw(&cid)).await {
+            tracing::warn!(id, error = %crate::error_chain(&e), "failed to thaw a paused container");
+            return;
+        }
+        if let Err(e) = self.rt.inner.store.set_paused(&id, false).await {
+            self.rt.anomaly(&id, &e);
+        }
+    }
+
+    // ----- pause / unpause --------------------------------------------------------
+
+    async fn pause(&mut self) -> Result<(), RuntimeError> {
+        let id = self.id.clone();
+        let rec = self.rt.record_of(&id).await?;
+        let name = rec.container.name;
+        if !self.running() {
+            return Err(RuntimeError::NotRunning(name));
+        }
+        if rec.container.paused {
+            return Err(RuntimeError::AlreadyPaused(name));
+        }
+        // The freezer first, the row after: a crash between leaves a frozen group with
+        // a row that says running, which the reconcile reads back from the freezer.
+        let cid = id.clone();
+        self.rt.cgroups_blocking(move |cg| cg.freeze(&cid)).await?;
+        crate::fault::crash_point("pause.after_freeze");
+        if let Err(e) = self.rt.inner.store.set_paused(&id, true).await {
+            // Undo, so the container runs as the row says.
+            let cid = id.clone();
+            if let Err(t) = self.rt.cgroups_blocking(move |cg| cg.thaw(&cid)).await {
+                tracing::warn!(id, error = %crate::error_chain(&t), "failed to thaw after a failed pause");
+            }
+            if let StoreError::UnexpectedState { .. } = &e {
+                self.rt.anomaly(&id, &e);
+            }
+            return Err(e.into());
+        }
+        self.rt
+            .inner
+            .events
+            .emit("container", "pause", &id, &[("name", name)])
+            .await;
+        Ok(())
+    }
+
+    async fn unpause(&mut self) -> Result<(), RuntimeError> {
+        let id = self.id.clone();
+        let rec = self.rt.record_of(&id).await?;
+        let name = rec.container.name;
+        if !self.running() || !rec.container.paused {
+            return Err(RuntimeError::NotPaused(name));
+        }
+        let cid = id.clone();
+        self.rt.cgroups_blocking(move |cg| cg.thaw(&cid)).await?;
+        crate::fault::crash_point("unpause.after_thaw");
+        if let Err(e) = self.rt.inner.store.set_paused(&id, false).await {
+            if let StoreError::UnexpectedState { .. } = &e {
+                self.rt.anomaly(&id, &e);
+            }
+            return Err(e.into());
+        }
+        self.rt
+            .inner
+            .events
+            .emit("container", "unpause", &id, &[("name", name)])
+            .await;
+        Ok(())
+    }
+
+    // ----- rename / update --------------------------------------------------------
+
+    async fn rename(&mut self, name: String) -> Result<(), RuntimeError> {
+        super::names::validate_container_name(&name)
+            .map_err(|r| RuntimeError::invalid("name", r))?;
+        let id = self.id.clone();
+        let old = self.rt.record_of(&id).await?.container.name;
+        if old == name {
+            return Err(RuntimeError::invalid(
+                "name",
+                format!("{name:?} is already the container's name"),
+            ));
+        }
+        // The embedded DNS reads names from the store at each query, so the new name
+        // resolves (and the old one no longer does) from here on. The hostname and
+        // the run's /etc/hosts keep the old name until the next start, as with Docker.
+        self.rt
+            .inner
+            .store
+            .rename_container(&id, &name)
+            .await
+            .map_err(|e| match e {
+                StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
+                other => other.into(),
+            })?;
+        self.rt
+            .inner
+            .events
+            .emit(
+                "container",
+                "rename",
+                &id,
+                &[("name", name), ("oldName", old)],
+            )
+            .await;
+        Ok(())
+    }
+
+    async fn update(&mut self, update: ResourceUpdate) -> Result<Vec<String>, RuntimeError> {
+        let id = self.id.clone();
+        let rt = self.rt.clone();
+        let c = rt.record_of(&id).await?.container;
+        let resources = update.merged(&c.resources);
+        crate::cgroups::validate(&resources)
+            .map_err(|e| RuntimeError::invalid("resources", e.to_string()))?;
+        let policy = update.restart_policy.unwrap_or(c.restart_policy);
+        let live = self.running() && update.touches_limits();
+        let warnings = if live {
+            let (cid, r) = (id.clone(), resources.clone());
+            match rt.cgroups_blocking(move |cg| cg.update(&cid, &r)).await {
+                Ok(w) => w,
+                Err(e) => {
+                    // A write that failed midway may have changed some limits: put back
+                    // what the row says, so the live group and the row agree.
+                    rt.restore_limits(&id, &c.resources).await;
+                    return Err(if e.is_busy() {
+                        RuntimeError::LimitBelowUsage {
+                            container: c.name,
+                            source: Box::new(e),
+                        }
+                    } else {
+                        e.into()
+                    });
+                }
+            }
+        } else {
+            rt.create_warnings(&resources)
+        };
+        crate::fault::crash_point("update.after_cgroup");
+        if let Err(e) = rt.inner.store.set_resources(&id, &resources, &policy).await {
+            if live {
+                rt.restore_limits(&id, &c.resources).await;
+            }
+            return Err(e.into());
+        }
+        // A restart the old policy scheduled is dropped when the new one would not make it.
+        if update.restart_policy.is_some()
+            && self.restart_at.is_some()
+            && policy == super::restart::RestartPolicy::No
+        {
+            self.restart_at = None;
+            rt.inner.store.set_next_restart(&id, None).await?;
+        }
+        rt.inner
+            .events
+            .emit("container", "update", &id, &[("name", c.name)])
+            .await;
+        Ok(warnings)
     }
 
     // ----- networks ---------------------------------------------------------------
@@ -604,7 +811,10 @@ impl Actor {
                 .signal_running(&id, libc::SIGKILL, super::shim::CONTROL_DEADLINE)
                 .await
             {
-                Ok(_) => true,
+                Ok(_) => {
+                    self.thaw_after_signal().await;
+                    true
+                }
                 Err(e) => {
                     tracing::warn!(id, error = %crate::error_chain(&e), "shim did not take SIGKILL");
                     false
@@ -699,11 +909,11 @@ impl Runtime {
 
     /// Sends a command to a container's actor and waits for the answer. The command
     /// runs to its end even if this future is dropped.
-    async fn call(
+    async fn call<T>(
         &self,
         reference: &str,
-        make: impl FnOnce(Reply) -> Command,
-    ) -> Result<(), RuntimeError> {
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, RuntimeError> {
         let id = self.resolve(reference).await?.container.id;
         let gone = || RuntimeError::NotFound {
             kind: "container",
@@ -766,6 +976,60 @@ impl Runtime {
         match self.call(id, |reply| Command::AutoRemove { reply }).await {
             Err(RuntimeError::NotFound { .. }) => Ok(()),
             other => other,
+        }
+    }
+
+    /// Pauses a running container: freezes every process in its cgroup (409
+    /// `not_running`, `already_paused`).
+    pub async fn pause(&self, reference: &str) -> Result<(), RuntimeError> {
+        self.call(reference, |reply| Command::Pause { reply }).await
+    }
+
+    /// Unpauses a paused container (409 `not_paused`).
+    pub async fn unpause(&self, reference: &str) -> Result<(), RuntimeError> {
+        self.call(reference, |reply| Command::Unpause { reply })
+            .await
+    }
+
+    /// Renames a container (400 for a malformed name, 409 `name_in_use`), running or not.
+    pub async fn rename(&self, reference: &str, name: &str) -> Result<(), RuntimeError> {
+        let name = name.to_owned();
+        self.call(reference, |reply| Command::Rename { name, reply })
+            .await
+    }
+
+    /// Changes a container's limits and restart policy: written into the live cgroup if
+    /// it runs, and stored for its next starts either way. Returns the limits this host
+    /// cannot honour exactly.
+    pub async fn update(
+        &self,
+        reference: &str,
+        update: ResourceUpdate,
+    ) -> Result<Vec<String>, RuntimeError> {
+        self.call(reference, |reply| Command::Update { update, reply })
+            .await
+    }
+
+    /// Runs a cgroup operation off the async workers (freezing waits, a memory write can
+    /// make the kernel reclaim).
+    pub(super) async fn cgroups_blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn crate::cgroups::CgroupManager) -> Result<T, crate::cgroups::CgroupError>
+            + Send
+            + 'static,
+    ) -> Result<T, crate::cgroups::CgroupError> {
+        let rt = self.clone();
+        tokio::task::spawn_blocking(move || op(rt.inner.cgroups.as_ref()))
+            .await
+            .expect("cgroup operation panicked")
+    }
+
+    /// Writes `resources` back into a running container's group after a failed update;
+    /// a failure is logged (the next start applies the row's limits anyway).
+    async fn restore_limits(&self, id: &str, resources: &crate::runtime::spec::Resources) {
+        let (cid, r) = (id.to_owned(), resources.clone());
+        if let Err(e) = self.cgroups_blocking(move |cg| cg.update(&cid, &r)).await {
+            tracing::warn!(id, error = %crate::error_chain(&e), "failed to restore limits after a failed update");
         }
     }
 

@@ -17,7 +17,7 @@ use super::launcher::{BoxFuture, Launcher};
 use super::shim::{ShimError, ShimLauncher};
 use super::{HostInfo, Runtime, RuntimeError};
 use crate::cgroups::fake::FakeCgroups;
-use crate::cgroups::CgroupVersion;
+use crate::cgroups::{CgroupManager, CgroupVersion};
 use crate::events::EventBus;
 use crate::image::ImageStore;
 use crate::store::{Store, MIGRATOR};
@@ -198,6 +198,7 @@ async fn next_event(events: &mut broadcast::Receiver<Event>, id: &str, action: &
 struct Env {
     rt: Runtime,
     fake: Arc<FakeLauncher>,
+    cgroups: Arc<FakeCgroups>,
     events: broadcast::Receiver<Event>,
     _dir: tempfile::TempDir,
 }
@@ -206,6 +207,16 @@ async fn runtime_in(
     pool: SqlitePool,
     dir: &Path,
     fake: Arc<FakeLauncher>,
+) -> (Runtime, broadcast::Receiver<Event>) {
+    let cgroups = Arc::new(FakeCgroups::new(CgroupVersion::V1));
+    runtime_with(pool, dir, fake, cgroups).await
+}
+
+async fn runtime_with(
+    pool: SqlitePool,
+    dir: &Path,
+    fake: Arc<FakeLauncher>,
+    cgroups: Arc<FakeCgroups>,
 ) -> (Runtime, broadcast::Receiver<Event>) {
     // The image's one layer: an empty root (the user is root; nothing is read).
     let layer = dir
@@ -230,7 +241,7 @@ async fn runtime_in(
         store,
         bus,
         ImageStore::new(dir.join("root/images")).unwrap(),
-        Box::new(FakeCgroups::new(CgroupVersion::V1)),
+        Box::new(cgroups),
         ShimLauncher::new("/nonexistent/boxd-shim".into()),
         fake,
         info,
@@ -248,10 +259,12 @@ async fn env_with(pool: SqlitePool, fake: Arc<FakeLauncher>) -> Env {
         .await
         .unwrap();
     store.tag_image("test:latest", IMAGE_ID).await.unwrap();
-    let (rt, events) = runtime_in(pool, dir.path(), fake.clone()).await;
+    let cgroups = Arc::new(FakeCgroups::new(CgroupVersion::V1));
+    let (rt, events) = runtime_with(pool, dir.path(), fake.clone(), cgroups.clone()).await;
     Env {
         rt,
         fake,
+        cgroups,
         events,
         _dir: dir,
     }
@@ -560,4 +573,194 @@ async fn an_unexpected_state_is_refused_and_reported(pool: SqlitePool) {
         "{:?}",
         check.problems
     );
+}
+
+// ----- pause, rename, update ---------------------------------------------------------
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn pause_and_unpause_freeze_the_cgroup_and_say_so(pool: SqlitePool) {
+    use crate::cgroups::fake::FakeCall;
+    let mut env = env_with(pool, Arc::default()).await;
+    let id = env.create(None).await;
+    let err = env.rt.pause(&id).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::NotRunning(_)), "{err:?}");
+    env.rt.start(&id).await.unwrap();
+    let err = env.rt.unpause(&id).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::NotPaused(_)), "{err:?}");
+
+    env.rt.pause(&id).await.unwrap();
+    env.event(&id, "pause").await;
+    let c = env.rt.container(&id).await.unwrap();
+    assert_eq!((c.state, c.paused), (ContainerState::Running, true));
+    assert!(env.cgroups.frozen(&id).unwrap());
+    let err = env.rt.pause(&id).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::AlreadyPaused(_)), "{err:?}");
+    let err = env
+        .rt
+        .exec(
+            &id,
+            serde_json::from_value(serde_json::json!({"cmd": ["true"]})).unwrap(),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, RuntimeError::ContainerPaused(_)), "{err:?}");
+
+    env.rt.unpause(&id).await.unwrap();
+    env.event(&id, "unpause").await;
+    assert!(!env.rt.container(&id).await.unwrap().paused);
+    assert!(!env.cgroups.frozen(&id).unwrap());
+
+    // A freeze that does not take leaves the container running, not paused.
+    env.cgroups.fail_freeze(&id);
+    assert!(env.rt.pause(&id).await.is_err());
+    assert!(!env.rt.container(&id).await.unwrap().paused);
+    assert!(env
+        .cgroups
+        .calls()
+        .iter()
+        .any(|c| matches!(c, FakeCall::Freeze { .. })));
+    assert!(env.rt.system_check().await.unwrap().ok);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_paused_container_is_thawed_by_stop_but_not_by_a_reload_signal(pool: SqlitePool) {
+    use crate::cgroups::fake::FakeCall;
+    let mut env = env_with(pool, Arc::default()).await;
+    let id = env.create(None).await;
+    env.rt.start(&id).await.unwrap();
+    env.rt.pause(&id).await.unwrap();
+
+    // SIGHUP waits for the unpause, as with Docker.
+    env.fake.st().ignored.push(libc::SIGHUP);
+    env.rt.kill(&id, libc::SIGHUP).await.unwrap();
+    assert!(env.rt.container(&id).await.unwrap().paused);
+
+    // A stop sends its signal, then thaws so the app can act on it.
+    env.rt.stop(&id, Duration::from_secs(5)).await.unwrap();
+    let calls = env.cgroups.calls();
+    assert!(
+        calls.contains(&FakeCall::Thaw { id: id.clone() }),
+        "{calls:?}"
+    );
+    let c = env.rt.container(&id).await.unwrap();
+    assert_eq!((c.state, c.paused), (ContainerState::Exited, false));
+    env.event(&id, "die").await;
+
+    // A forced delete of a paused container goes through too.
+    env.rt.start(&id).await.unwrap();
+    env.rt.pause(&id).await.unwrap();
+    env.rt.remove(&id, true).await.unwrap();
+    assert!(!env.cgroup_exists(&id));
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn rename_checks_the_name_and_takes_effect_at_once(pool: SqlitePool) {
+    let mut env = env_with(pool, Arc::default()).await;
+    let id = env.create(None).await;
+    let other = env.create(None).await;
+    let other_name = env.rt.container(&other).await.unwrap().name;
+    let old = env.rt.container(&id).await.unwrap().name;
+    env.rt.start(&id).await.unwrap();
+
+    env.rt.rename(&old, "front").await.unwrap();
+    let e = env.event(&id, "rename").await;
+    assert_eq!(e.attributes["name"], "front");
+    assert_eq!(e.attributes["oldName"], old);
+    assert_eq!(env.rt.container("front").await.unwrap().id, id);
+    assert!(matches!(
+        env.rt.container(&old).await.unwrap_err(),
+        RuntimeError::NotFound { .. }
+    ));
+    let err = env.rt.rename("front", &other_name).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::NameInUse(_)), "{err:?}");
+    for bad in ["-x", "a/b", "front"] {
+        let err = env.rt.rename("front", bad).await.unwrap_err();
+        assert!(
+            matches!(err, RuntimeError::Invalid { .. }),
+            "{bad}: {err:?}"
+        );
+    }
+    assert_eq!(env.state(&id).await, ContainerState::Running);
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn update_writes_the_live_cgroup_and_the_row(pool: SqlitePool) {
+    use crate::cgroups::fake::FakeCall;
+    use crate::runtime::spec::ResourceUpdate;
+    let mut env = env_with(pool, Arc::default()).await;
+    let id = env.create(None).await;
+
+    // Stopped: stored only.
+    let u = ResourceUpdate {
+        pids_max: Some(10),
+        ..Default::default()
+    };
+    env.rt.update(&id, u).await.unwrap();
+    env.event(&id, "update").await;
+    assert_eq!(
+        env.rt.container(&id).await.unwrap().resources.pids_max,
+        Some(10)
+    );
+    assert!(!env
+        .cgroups
+        .calls()
+        .iter()
+        .any(|c| matches!(c, FakeCall::Update { .. })));
+
+    // Running: written into the group, merged with what was there.
+    env.rt.start(&id).await.unwrap();
+    let u = ResourceUpdate {
+        memory_bytes: Some(64 << 20),
+        ..Default::default()
+    };
+    env.rt.update(&id, u).await.unwrap();
+    let live = env.cgroups.groups()[&id].clone();
+    assert_eq!(
+        (live.memory_bytes, live.pids_max),
+        (Some(64 << 20), Some(10))
+    );
+    assert_eq!(env.rt.container(&id).await.unwrap().resources, live);
+
+    // Invalid values are a 400 before anything is written.
+    let u = ResourceUpdate {
+        memory_bytes: Some(1024),
+        ..Default::default()
+    };
+    let err = env.rt.update(&id, u).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Invalid { .. }), "{err:?}");
+
+    // The kernel refuses (EBUSY): nothing changes, the row included.
+    env.cgroups.busy_update(&id);
+    let u = ResourceUpdate {
+        memory_bytes: Some(8 << 20),
+        ..Default::default()
+    };
+    let err = env.rt.update(&id, u).await.unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::LimitBelowUsage { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        env.rt.container(&id).await.unwrap().resources.memory_bytes,
+        Some(64 << 20)
+    );
+}
+
+#[sqlx::test(migrator = "MIGRATOR")]
+async fn a_new_restart_policy_applies_to_the_next_exit(pool: SqlitePool) {
+    use crate::runtime::spec::ResourceUpdate;
+    let mut env = env_with(pool, Arc::default()).await;
+    let id = env.create(None).await;
+    env.rt.start(&id).await.unwrap();
+    let u = ResourceUpdate {
+        restart_policy: Some("on-failure".parse().unwrap()),
+        ..Default::default()
+    };
+    env.rt.update(&id, u).await.unwrap();
+    env.fake.exit(&env.state_dir(&id), 1);
+    env.event(&id, "die").await;
+    env.event(&id, "restart").await;
+    assert_eq!(env.state(&id).await, ContainerState::Running);
+    assert_eq!(env.rt.container(&id).await.unwrap().restart_count, 1);
 }

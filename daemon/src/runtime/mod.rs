@@ -469,6 +469,7 @@ impl Runtime {
             image: req.image.clone(),
             image_id: image.id.clone(),
             state: ContainerState::Created,
+            paused: false,
             pid: None,
             exit_code: None,
             exit_signal: None,

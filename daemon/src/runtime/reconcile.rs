@@ -46,6 +46,30 @@ fn list_dir(dir: &Path) -> Vec<String> {
 }
 
 impl Runtime {
+    /// A live container's pause is what its freezer says: a crash between a freeze (or
+    /// thaw) and its row leaves them apart, and the freezer is the kernel's truth.
+    async fn reconcile_pause(
+        &self,
+        c: &crate::runtime::spec::Container,
+    ) -> Result<(), RuntimeError> {
+        let frozen = match self.inner.cgroups.frozen(&c.id) {
+            Ok(frozen) => frozen,
+            Err(e) => {
+                tracing::warn!(id = c.id, error = %crate::error_chain(&e), "cannot read whether a container is paused");
+                return Ok(());
+            }
+        };
+        if frozen != c.paused {
+            self.inner.store.set_paused(&c.id, frozen).await?;
+            self.note(format!(
+                "container {} is {} (as its cgroup freezer says)",
+                c.name,
+                if frozen { "paused" } else { "not paused" }
+            ));
+        }
+        Ok(())
+    }
+
     /// Returns the ids of the containers whose shim is alive (their actors watch them).
     pub(super) async fn reconcile(&self) -> Result<HashSet<String>, RuntimeError> {
         let inner = &self.inner;
@@ -113,6 +137,7 @@ impl Runtime {
                             self.note(format!("re-attached to running container {}", c.name));
                         }
                         live.insert(c.id.clone());
+                        self.reconcile_pause(&c).await?;
                     } else if c.state == ContainerState::Running && rebooted {
                         // The state dir is on tmpfs: after a reboot nothing is left of the
                         // run. It ended with the host; its code is unknown (Docker: 255).

@@ -186,6 +186,50 @@ pub struct Resources {
     pub network_egress_bps: Option<u64>,
 }
 
+/// What `update` changes; `None` leaves a value as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceUpdate {
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<u64>,
+    /// Memory plus swap in bytes; `-1`: unlimited swap.
+    pub memory_swap_bytes: Option<i64>,
+    /// Maximum number of processes; `-1`: no limit.
+    pub pids_max: Option<i64>,
+    /// CPU quota in microseconds per period; `-1`: no limit.
+    pub cpu_quota_us: Option<i64>,
+    /// CPU period in microseconds.
+    pub cpu_period_us: Option<u64>,
+    /// Relative CPU weight on Docker's shares scale.
+    pub cpu_shares: Option<u64>,
+    /// The restart policy, for exits from now on.
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+impl ResourceUpdate {
+    /// `current` with the values this update gives.
+    pub fn merged(&self, current: &Resources) -> Resources {
+        Resources {
+            memory_bytes: self.memory_bytes.or(current.memory_bytes),
+            memory_swap_bytes: self.memory_swap_bytes.or(current.memory_swap_bytes),
+            pids_max: self.pids_max.or(current.pids_max),
+            cpu_quota_us: self.cpu_quota_us.or(current.cpu_quota_us),
+            cpu_period_us: self.cpu_period_us.or(current.cpu_period_us),
+            cpu_shares: self.cpu_shares.or(current.cpu_shares),
+            ..current.clone()
+        }
+    }
+
+    /// Whether it changes any cgroup limit (not only the policy).
+    pub fn touches_limits(&self) -> bool {
+        self.memory_bytes.is_some()
+            || self.memory_swap_bytes.is_some()
+            || self.pids_max.is_some()
+            || self.cpu_quota_us.is_some()
+            || self.cpu_period_us.is_some()
+            || self.cpu_shares.is_some()
+    }
+}
+
 /// Lifecycle state of a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContainerState {
@@ -361,6 +405,8 @@ pub struct Container {
     pub image_id: String,
     /// Lifecycle state.
     pub state: ContainerState,
+    /// Its cgroup is frozen (`pause`): still `Running`, but none of its processes run.
+    pub paused: bool,
     /// Host pid of its first process while running.
     pub pid: Option<u32>,
     /// Exit code of the last run.

@@ -42,6 +42,7 @@ struct Row {
     stopped_by_user: bool,
     next_restart_at: Option<DateTime<Utc>>,
     spec_version: i64,
+    paused: bool,
 }
 
 impl Row {
@@ -75,6 +76,9 @@ impl Row {
                 image: self.image,
                 image_id: self.image_id,
                 state,
+                // Only a running container can be paused; the writers keep it so, and a
+                // hand-edited row is read that way too.
+                paused: self.paused && state == ContainerState::Running,
                 pid: self.pid.and_then(|p| u32::try_from(p).ok()),
                 exit_code: self.exit_code.and_then(|c| i32::try_from(c).ok()),
                 exit_signal: self.exit_signal.and_then(|c| i32::try_from(c).ok()),
@@ -98,7 +102,7 @@ impl Row {
 
 const COLUMNS: &str = "id, name, image, image_id, state, config, resources, pid, shim_pid, \
      exit_code, exit_signal, oom_killed, error, created_at, started_at, finished_at, \
-     restart_policy, restart_count, stopped_by_user, next_restart_at, spec_version";
+     restart_policy, restart_count, stopped_by_user, next_restart_at, spec_version, paused";
 
 /// How an exit is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,7 +246,8 @@ impl Store {
         ];
         let res = sqlx::query(&format!(
             "UPDATE containers SET state = 'running', pid = ?, shim_pid = ?, started_at = ?, \
-             finished_at = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, error = NULL \
+             finished_at = NULL, exit_code = NULL, exit_signal = NULL, oom_killed = 0, error = NULL, \
+             paused = 0 \
              WHERE id = ? AND state IN ({})",
             states_in(FROM)
         ))
@@ -262,7 +267,8 @@ impl Store {
         const FROM: &[ContainerState] = &[ContainerState::Running, ContainerState::Created];
         let res = sqlx::query(&format!(
             "UPDATE containers SET state = 'exited', pid = NULL, shim_pid = NULL, exit_code = ?, \
-             exit_signal = ?, oom_killed = ?, finished_at = ? WHERE id = ? AND state IN ({})",
+             exit_signal = ?, oom_killed = ?, finished_at = ?, paused = 0 \
+             WHERE id = ? AND state IN ({})",
             states_in(FROM)
         ))
         .bind(exit.exit_code)
@@ -285,7 +291,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let res = sqlx::query(&format!(
             "UPDATE containers SET state = 'dead', pid = NULL, shim_pid = NULL, error = ?, \
-             finished_at = coalesce(finished_at, ?) WHERE id = ? AND state IN ({})",
+             finished_at = coalesce(finished_at, ?), paused = 0 WHERE id = ? AND state IN ({})",
             states_in(from)
         ))
         .bind(error)
@@ -309,6 +315,68 @@ impl Store {
             .execute(self.pool())
             .await
             .map_err(query_err("record container config"))?;
+        Ok(())
+    }
+
+    /// Records a pause (`true`) or an unpause of a `running` container.
+    pub async fn set_paused(&self, id: &str, paused: bool) -> Result<(), StoreError> {
+        const FROM: &[ContainerState] = &[ContainerState::Running];
+        let res = sqlx::query(&format!(
+            "UPDATE containers SET paused = ? WHERE id = ? AND state IN ({})",
+            states_in(FROM)
+        ))
+        .bind(paused)
+        .bind(id)
+        .execute(self.pool())
+        .await
+        .map_err(query_err("record container pause"))?;
+        expect_one(
+            res.rows_affected(),
+            if paused {
+                "record the pause of"
+            } else {
+                "record the unpause of"
+            },
+            id,
+            FROM,
+        )
+    }
+
+    /// Renames a container; `NameInUse` if another container has the name.
+    pub async fn rename_container(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        let res = sqlx::query("UPDATE containers SET name = ? WHERE id = ?")
+            .bind(name)
+            .bind(id)
+            .execute(self.pool())
+            .await;
+        match res {
+            Ok(r) if r.rows_affected() == 1 => Ok(()),
+            Ok(_) => Err(StoreError::UnexpectedState {
+                op: "rename",
+                id: id.to_owned(),
+                expected: "any".to_owned(),
+            }),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::NameInUse(name.to_owned()))
+            }
+            Err(e) => Err(query_err("rename container")(e)),
+        }
+    }
+
+    /// Replaces a container's resource limits and restart policy (`update`).
+    pub async fn set_resources(
+        &self,
+        id: &str,
+        resources: &Resources,
+        policy: &crate::runtime::restart::RestartPolicy,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE containers SET resources = ?, restart_policy = ? WHERE id = ?")
+            .bind(serde_json::to_string(resources).expect("resources serialise"))
+            .bind(policy.to_string())
+            .bind(id)
+            .execute(self.pool())
+            .await
+            .map_err(query_err("record container resources"))?;
         Ok(())
     }
 
@@ -462,6 +530,7 @@ mod tests {
             image: "busybox".into(),
             image_id: "sha256:aa".into(),
             state: ContainerState::Created,
+            paused: false,
             pid: None,
             exit_code: None,
             exit_signal: None,
@@ -491,6 +560,57 @@ mod tests {
             .await
             .unwrap();
         store
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn pause_rename_and_resources(pool: SqlitePool) {
+        let store = store_with_image(pool).await;
+        let a = "ab".repeat(32);
+        store.insert_container(&sample(&a, "web")).await.unwrap();
+        store
+            .insert_container(&sample(&"ac".repeat(32), "db"))
+            .await
+            .unwrap();
+        // Only a running container can be paused.
+        assert!(matches!(
+            store.set_paused(&a, true).await,
+            Err(StoreError::UnexpectedState { .. })
+        ));
+        store.set_running(&a, 10, 9, Utc::now()).await.unwrap();
+        store.set_paused(&a, true).await.unwrap();
+        assert!(store.container(&a).await.unwrap().unwrap().container.paused);
+        // An exit ends the pause.
+        let exit = ExitUpdate {
+            exit_code: 137,
+            signal: Some(9),
+            oom_killed: false,
+            finished_at: Utc::now(),
+        };
+        store.set_exited(&a, &exit).await.unwrap();
+        assert!(!store.container(&a).await.unwrap().unwrap().container.paused);
+
+        assert!(matches!(
+            store.rename_container(&a, "db").await,
+            Err(StoreError::NameInUse(n)) if n == "db"
+        ));
+        store.rename_container(&a, "front").await.unwrap();
+        assert!(matches!(
+            store.resolve_container("front").await.unwrap(),
+            Resolved::One(_)
+        ));
+        assert!(matches!(
+            store.resolve_container("web").await.unwrap(),
+            Resolved::None
+        ));
+
+        let r = Resources {
+            pids_max: Some(7),
+            ..Default::default()
+        };
+        let policy: crate::runtime::restart::RestartPolicy = "always".parse().unwrap();
+        store.set_resources(&a, &r, &policy).await.unwrap();
+        let c = store.container(&a).await.unwrap().unwrap().container;
+        assert_eq!((c.resources, c.restart_policy), (r, policy));
     }
 
     #[sqlx::test(migrator = "MIGRATOR")]

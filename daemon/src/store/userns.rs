@@ -87,6 +87,7 @@ mod tests {
             image: "busybox".into(),
             image_id: "sha256:x".into(),
             state: ContainerState::Created,
+            paused: false,
             pid: None,
             exit_code: None,
             exit_signal: None,
