@@ -25,6 +25,9 @@ pub const CRASH_POINTS: &[&str] = &[
     "network.after_first_plugin",
     "network.after_add",
     "network.after_del",
+    "volume.after_insert",
+    "volume.after_row_delete",
+    "volume.during_copy_up",
 ];
 
 /// Dies here if `BOXD_CRASH_AT` says so (fault-injection debug builds only).

@@ -32,6 +32,7 @@ pub mod stats;
 pub mod stop;
 pub mod tag;
 pub mod version;
+pub mod volume;
 pub mod wait;
 pub mod why;
 

@@ -94,6 +94,8 @@ impl ApiError {
                 | R::NotRunning(_)
                 | R::ContainerRunning(_)
                 | R::ImageInUse { .. }
+                | R::VolumeInUse { .. }
+                | R::VolumeExists { .. }
                 | R::StdinInUse(_) => StatusCode::CONFLICT,
                 // The daemon is a gateway to the shim, and the shim did not answer.
                 R::ShimUnresponsive { .. }
@@ -153,6 +155,8 @@ impl ApiError {
                 R::NotRunning(_) => "not_running",
                 R::ContainerRunning(_) => "container_running",
                 R::ImageInUse { .. } => "image_in_use",
+                R::VolumeInUse { .. } => "volume_in_use",
+                R::VolumeExists { .. } => "name_in_use",
                 R::StdinInUse(_) => "stdin_in_use",
                 R::ShimUnresponsive { .. } => "shim_unresponsive",
                 R::Shim(ShimError::Timeout { .. }) => "shim_unresponsive",

@@ -14,6 +14,7 @@ mod images;
 mod networks;
 mod stats;
 mod system;
+mod volumes;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -88,6 +89,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/networks/{name}"),
     ("POST", "/v1/networks/{name}/connect"),
     ("POST", "/v1/networks/{name}/disconnect"),
+    ("POST", "/v1/volumes"),
+    ("GET", "/v1/volumes"),
+    ("POST", "/v1/volumes/prune"),
+    ("GET", "/v1/volumes/{name}"),
+    ("DELETE", "/v1/volumes/{name}"),
 ];
 
 /// Shared state of the handlers.
@@ -166,6 +172,19 @@ pub fn router(state: AppState) -> Router {
         "/v1/networks/{name}/disconnect",
         post(networks::disconnect),
     );
+    r.add(
+        "POST",
+        "/v1/volumes",
+        post(volumes::create).get(volumes::list),
+    );
+    r.add("GET", "/v1/volumes", get(volumes::list));
+    r.add("POST", "/v1/volumes/prune", post(volumes::prune));
+    r.add(
+        "GET",
+        "/v1/volumes/{name}",
+        get(volumes::inspect).delete(volumes::remove),
+    );
+    r.add("DELETE", "/v1/volumes/{name}", delete(volumes::remove));
     r.0.fallback(no_route).with_state(state)
 }
 
