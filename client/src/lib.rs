@@ -448,7 +448,9 @@ impl Client {
     ) -> Result<()> {
         let mut query = Query::default();
         query.push("force", force);
-        query.push("v", volumes);
+        if volumes {
+            query.push("v", true);
+        }
         let path = format!("{}{query}", container_path(id, ""));
         self.no_content(Method::DELETE, path).await
     }
