@@ -31,3 +31,4 @@ mod shim_protocol;
 mod spec;
 mod systemd;
 mod userns;
+mod volumes;
