@@ -423,31 +423,44 @@ async fn materialise(paths: &VolumePaths, v: &Volume) -> Result<(), VolumeError>
             name: v.name.clone(),
             source,
         })?;
-    if mounted_in(&self_mountinfo(), &data) {
-        return Ok(());
+    if !mounted_in(&self_mountinfo(), &data) {
+        mount_image(&image, &data).await?;
     }
-    let out = tokio::process::Command::new("mount")
+    // mkfs.ext4 makes lost+found; a fresh volume is empty, as a plain one (and so gets
+    // the copy-up). e2fsck makes it again if it ever needs it. Not only right after the
+    // mount: a crash may have come between the two.
+    if v.populated == Populated::Fresh {
+        let _ = std::fs::remove_dir(data.join("lost+found"));
+    }
+    Ok(())
+}
+
+/// `mount -t ext4 -o loop IMAGE DATA`: util-linux sets up an auto-clearing loop device,
+/// so the last unmount frees it (the daemon forbids `unsafe`, so no loop ioctls here).
+async fn mount_image(image: &Path, data: &Path) -> Result<(), VolumeError> {
+    // util-linux's own place first: a daemon's PATH may be bare (as for mkfs.ext4 in `disk`).
+    let mount = ["/usr/bin/mount", "/bin/mount"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .map_or_else(|| PathBuf::from("mount"), Path::to_path_buf);
+    let out = tokio::process::Command::new(mount)
         .args(["-t", "ext4", "-o", "loop"])
-        .arg(&image)
-        .arg(&data)
+        .arg(image)
+        .arg(data)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output()
         .await
         .map_err(|source| VolumeError::RunMount {
-            path: data.clone(),
+            path: data.to_owned(),
             source,
         })?;
     if !out.status.success() {
         return Err(VolumeError::Mount {
-            path: data,
+            path: data.to_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         });
-    }
-    // mkfs.ext4 makes lost+found; a fresh volume is empty, as a plain one (and so gets
-    // the copy-up). e2fsck makes it again if it ever needs it.
-    if v.populated == Populated::Fresh {
-        let _ = std::fs::remove_dir(data.join("lost+found"));
     }
     Ok(())
 }
@@ -766,6 +779,13 @@ impl Runtime {
             device: plan.device,
             populated: Populated::Fresh,
         };
+        // A dir of that name without a row is what a failed removal left: it must not
+        // give its old data to the new volume.
+        let dir = self.volume_paths().dir(&name);
+        if v.device.is_none() && std::fs::symlink_metadata(&dir).is_ok() {
+            unmount_below(&dir)?;
+            super::remove_dir_blocking(dir).await?;
+        }
         self.inner.store.insert_volume(&v).await?;
         crate::fault::crash_point("volume.after_insert");
         if let Err(e) = materialise(self.volume_paths(), &v).await {
