@@ -631,3 +631,34 @@ async fn first_container(d: &TestDaemon) -> String {
     let list = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
     list[0]["id"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn root_a_user_namespaced_container_owns_its_fresh_volumes() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let script = "stat -c '%u:%g' /etc/fixture.d /etc/fixture.d/a.conf /empty \
+                  && echo w > /etc/fixture.d/new && echo w > /empty/new && echo ok";
+    let id = d
+        .run(json!({"image": "busybox", "userns": "auto", "cmd": ["sh", "-c", format!("exec 2>&1; {script}")],
+                    "mounts": [volume_mount("nsfix", "/etc/fixture.d"), volume_mount("nsempty", "/empty")]}))
+        .await;
+    let w = d.wait(&id).await;
+    let out = d.stdout_of(&id).await;
+    assert_eq!(w["exit_code"], 0, "{out}");
+    // Inside, the copied files are root's as in the image, and the empty volume is too.
+    assert_eq!(out, "0:0\n0:0\n0:0\nok\n");
+    // On the host, they belong to the container's range, not to host root.
+    use std::os::unix::fs::MetadataExt;
+    let host_uid = std::fs::metadata(d.root.join("volumes/nsfix/_data/a.conf"))
+        .unwrap()
+        .uid();
+    assert_ne!(host_uid, 0);
+    assert_eq!(
+        std::fs::metadata(d.root.join("volumes/nsempty/_data"))
+            .unwrap()
+            .uid(),
+        host_uid
+    );
+    d.remove_container(&id).await;
+}

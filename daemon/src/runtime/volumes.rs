@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::disk::{self, DiskError};
-use super::spec::{Container, ContainerConfig, Mount, MountKind};
+use super::spec::{Container, ContainerConfig, IdMapping, Mount, MountKind, UsernsConfig};
 use super::{Runtime, RuntimeError};
 
 /// The only driver.
@@ -542,9 +542,31 @@ fn clear_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// How the image's owners become the volume's: as they are, or (a container with a user
+/// namespace) shifted to the host ids its maps give them, so that the container sees
+/// the image's owners in the volume as it does in its (idmapped) image layers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Owners<'a>(pub Option<&'a UsernsConfig>);
+
+impl Owners<'_> {
+    /// The host ids for the image's `uid`, `gid` (an id the maps do not cover stays).
+    pub fn host(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let shift = |map: &[IdMapping], id: u32| {
+            map.iter()
+                .find(|m| id >= m.container_id && id - m.container_id < m.size)
+                .map_or(id, |m| m.host_id.saturating_add(id - m.container_id))
+        };
+        match self.0 {
+            None => (uid, gid),
+            Some(c) => (shift(&c.uid_map, uid), shift(&c.gid_map, gid)),
+        }
+    }
+}
+
 /// Owner, mode and modification time of `meta` onto `path` (not followed if a link).
-fn copy_meta(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
-    std::os::unix::fs::lchown(path, Some(meta.uid()), Some(meta.gid()))?;
+fn copy_meta(path: &Path, meta: &std::fs::Metadata, owners: Owners) -> io::Result<()> {
+    let (uid, gid) = owners.host(meta.uid(), meta.gid());
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
     if meta.file_type().is_symlink() {
         return Ok(());
     }
@@ -564,7 +586,7 @@ fn copy_meta(path: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
 
 /// Copies one layer's directory `src` onto `dst`, applying its overlayfs whiteouts and
 /// opaque markers to what lower layers put there.
-fn merge_dir(src: &Path, dst: &Path) -> io::Result<()> {
+fn merge_dir(src: &Path, dst: &Path, owners: Owners) -> io::Result<()> {
     for entry in std::fs::read_dir(src)? {
         let entry = entry?;
         let s = entry.path();
@@ -581,16 +603,16 @@ fn merge_dir(src: &Path, dst: &Path) -> io::Result<()> {
             if std::fs::symlink_metadata(&d).is_err() {
                 std::fs::create_dir(&d)?;
             }
-            merge_dir(&s, &d)?;
-            copy_meta(&d, &meta)?;
+            merge_dir(&s, &d, owners)?;
+            copy_meta(&d, &meta, owners)?;
         } else if ft.is_symlink() {
             remove_any(&d)?;
             std::os::unix::fs::symlink(std::fs::read_link(&s)?, &d)?;
-            copy_meta(&d, &meta)?;
+            copy_meta(&d, &meta, owners)?;
         } else if ft.is_file() {
             remove_any(&d)?;
             std::fs::copy(&s, &d)?;
-            copy_meta(&d, &meta)?;
+            copy_meta(&d, &meta, owners)?;
         } else if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
             use nix::sys::stat::{Mode, SFlag};
             remove_any(&d)?;
@@ -608,7 +630,7 @@ fn merge_dir(src: &Path, dst: &Path) -> io::Result<()> {
                 meta.rdev(),
             )
             .map_err(io::Error::from)?;
-            copy_meta(&d, &meta)?;
+            copy_meta(&d, &meta, owners)?;
         }
         // Sockets are not copied (nothing listens on them in a volume).
     }
@@ -620,7 +642,7 @@ fn merge_dir(src: &Path, dst: &Path) -> io::Result<()> {
 /// (whiteouts, opaque dirs). `dest` gets the owner and mode of the image's directory.
 /// Returns whether the image has a directory there. Symbolic links on the way to
 /// `target` are not followed (nothing is copied through them).
-pub fn copy_up(lowers: &[PathBuf], target: &str, dest: &Path) -> io::Result<bool> {
+pub fn copy_up(lowers: &[PathBuf], target: &str, dest: &Path, owners: Owners) -> io::Result<bool> {
     let comps: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
     let Some((last, parents)) = comps.split_last() else {
         return Ok(false);
@@ -663,7 +685,7 @@ pub fn copy_up(lowers: &[PathBuf], target: &str, dest: &Path) -> io::Result<bool
                 if is_opaque(&p) {
                     clear_dir(dest)?;
                 }
-                merge_dir(&p, dest)?;
+                merge_dir(&p, dest, owners)?;
                 top = Some(m);
             }
             Ok(_) => {
@@ -676,7 +698,7 @@ pub fn copy_up(lowers: &[PathBuf], target: &str, dest: &Path) -> io::Result<bool
     }
     match top {
         Some(m) => {
-            copy_meta(dest, &m)?;
+            copy_meta(dest, &m, owners)?;
             Ok(true)
         }
         None => Ok(false),
@@ -1007,14 +1029,23 @@ impl Runtime {
                     .await?;
                 crate::fault::crash_point("volume.during_copy_up");
                 let (layers, target, dest) = (lowers.to_vec(), m.target.clone(), data.clone());
-                tokio::task::spawn_blocking(move || copy_up(&layers, &target, &dest))
-                    .await
-                    .expect("copy-up panicked")
-                    .map_err(|source| VolumeError::CopyUp {
-                        name: v.name.clone(),
-                        target: m.target.clone(),
-                        source,
-                    })?;
+                let userns = c.config.userns.clone();
+                let copied = tokio::task::spawn_blocking(move || {
+                    copy_up(&layers, &target, &dest, Owners(userns.as_ref()))
+                })
+                .await
+                .expect("copy-up panicked")
+                .map_err(|source| VolumeError::CopyUp {
+                    name: v.name.clone(),
+                    target: m.target.clone(),
+                    source,
+                })?;
+                // Nothing in the image there: a fresh volume of a user-namespaced
+                // container is its root's, as its upper dir is (Docker's userns-remap
+                // does the same). An operator's directory keeps its owner.
+                if !copied && v.device.is_none() {
+                    super::userns::chown_upper(&data, c.config.userns.as_ref())?;
+                }
             }
             if v.populated != Populated::Done {
                 self.inner
@@ -1329,7 +1360,7 @@ mod tests {
         }
         // Topmost first, as overlayfs's lowerdir.
         let lowers = vec![top.clone(), bottom.clone()];
-        assert!(copy_up(&lowers, "/etc/app", &dest).unwrap());
+        assert!(copy_up(&lowers, "/etc/app", &dest, Owners::default()).unwrap());
         assert_eq!(std::fs::read_to_string(dest.join("a.conf")).unwrap(), "a1");
         assert_eq!(std::fs::read_to_string(dest.join("sub/deep")).unwrap(), "d");
         assert_eq!(
@@ -1348,7 +1379,56 @@ mod tests {
         // Nothing at the path: nothing copied.
         let empty = tmp.path().join("e");
         std::fs::create_dir(&empty).unwrap();
-        assert!(!copy_up(&lowers, "/nothing/here", &empty).unwrap());
+        assert!(!copy_up(&lowers, "/nothing/here", &empty, Owners::default()).unwrap());
         assert!(dir_is_empty(&empty).unwrap());
+
+        // For a user-namespaced container the owners are shifted by its maps.
+        if root {
+            let map = |host_id| {
+                vec![IdMapping {
+                    container_id: 0,
+                    host_id,
+                    size: 65536,
+                }]
+            };
+            let config = UsernsConfig {
+                mode: "auto".into(),
+                uid_map: map(200_000),
+                gid_map: map(300_000),
+            };
+            let shifted = tmp.path().join("s");
+            std::fs::create_dir(&shifted).unwrap();
+            std::os::unix::fs::lchown(top.join("etc/app/link"), Some(5), Some(6)).unwrap();
+            assert!(copy_up(&lowers, "/etc/app", &shifted, Owners(Some(&config))).unwrap());
+            let owner = |p: &Path| {
+                let m = std::fs::symlink_metadata(p).unwrap();
+                (m.uid(), m.gid())
+            };
+            assert_eq!(owner(&shifted), (200_000, 300_000));
+            assert_eq!(owner(&shifted.join("a.conf")), (200_000, 300_000));
+            assert_eq!(owner(&shifted.join("link")), (200_005, 300_006));
+        }
+    }
+
+    #[test]
+    fn owners_shift_only_what_the_maps_cover() {
+        let config = UsernsConfig {
+            mode: "explicit".into(),
+            uid_map: vec![IdMapping {
+                container_id: 0,
+                host_id: 100_000,
+                size: 1000,
+            }],
+            gid_map: vec![IdMapping {
+                container_id: 10,
+                host_id: 50,
+                size: 5,
+            }],
+        };
+        let o = Owners(Some(&config));
+        assert_eq!(o.host(0, 10), (100_000, 50));
+        assert_eq!(o.host(999, 14), (100_999, 54));
+        assert_eq!(o.host(1000, 15), (1000, 15));
+        assert_eq!(Owners::default().host(7, 8), (7, 8));
     }
 }
