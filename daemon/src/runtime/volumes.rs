@@ -962,11 +962,21 @@ impl Runtime {
         Ok(made)
     }
 
-    /// Removes volumes a failed container create made (the caller holds the lock).
+    /// Removes volumes a failed container create made (the caller holds the lock),
+    /// but not one another container has named since.
     pub(super) async fn remove_volumes_made(&self, names: &[String]) {
-        let none = HashMap::new();
-        for n in names {
-            if let Err(e) = self.remove_volume_locked(n, &none).await {
+        if names.is_empty() {
+            return;
+        }
+        let users = match self.volume_users().await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), "failed to read volume users; volumes made for a failed create stay");
+                return;
+            }
+        };
+        for n in names.iter().filter(|n| !users.contains_key(*n)) {
+            if let Err(e) = self.remove_volume_locked(n, &users).await {
                 tracing::warn!(volume = n, error = %crate::error_chain(&e), "failed to remove a volume made for a failed create");
             }
         }
