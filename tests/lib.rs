@@ -999,12 +999,37 @@ impl TestDaemon {
                 eprintln!("teardown: umount {}: {e}", m.display());
             }
         }
+        // Loop devices of sized volumes: `mount -o loop` makes them auto-clearing, so the
+        // unmounts above free them; one still attached (a mount that never happened, a
+        // lazy unmount with a user left) is detached here.
+        for dev in loop_devices_backed_under(&self.dir) {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(&dev)
+                .stderr(Stdio::null())
+                .status();
+        }
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             if self.dir.exists() {
                 eprintln!("teardown: remove {}: {e}", self.dir.display());
             }
         }
     }
+}
+
+/// The loop devices (`/dev/loopN`) whose backing file is under `dir`.
+pub fn loop_devices_backed_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
+        .filter(|e| {
+            fs::read_to_string(e.path().join("loop/backing_file"))
+                .is_ok_and(|b| Path::new(b.trim().trim_end_matches(" (deleted)")).starts_with(dir))
+        })
+        .map(|e| PathBuf::from("/dev").join(e.file_name()))
+        .collect()
 }
 
 /// Deletes the links whose name starts with `prefix` (a test daemon's bridges) and the

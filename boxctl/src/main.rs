@@ -63,6 +63,9 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(cmd::network::Command),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(cmd::volume::Command),
     /// List containers.
     Ps(cmd::ps::Args),
     /// Show containers or images as JSON.
@@ -146,6 +149,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Create(args) => cmd::create::run(ctx, args).await,
         Command::Run(args) => cmd::run::run(ctx, args).await,
         Command::Network(command) => cmd::network::run(ctx, command).await,
+        Command::Volume(command) => cmd::volume::run(ctx, command).await,
         Command::Ps(args) => cmd::ps::run(ctx, args).await,
         Command::Inspect(args) => cmd::inspect::run(ctx, args).await,
         Command::Logs(args) => cmd::logs::run(ctx, args).await,

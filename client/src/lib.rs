@@ -66,6 +66,7 @@ use models::{ContainerStats, ExitInfo};
 use models::{LoadResponse, PruneResponse, PullProgress, PullRequest, TagRequest};
 use models::{Network, NetworkConnect, NetworkCreate, NetworkDisconnect};
 use models::{UpdateContainer, UpdateResponse};
+use models::{Volume, VolumeCreate, VolumePruneResponse};
 
 pub use boxd_types::DEFAULT_SOCKET;
 
@@ -468,6 +469,23 @@ impl Client {
         self.no_content(Method::DELETE, path).await
     }
 
+    /// `DELETE /v1/containers/{id}?force=&v=`: as [`Client::remove_container`]; with
+    /// `volumes`, the container's anonymous volumes go too (`docker rm -v`).
+    pub async fn remove_container_with_volumes(
+        &self,
+        id: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<()> {
+        let mut query = Query::default();
+        query.push("force", force);
+        if volumes {
+            query.push("v", true);
+        }
+        let path = format!("{}{query}", container_path(id, ""));
+        self.no_content(Method::DELETE, path).await
+    }
+
     /// `GET /v1/events`: the event stream, decoded as it arrives. It stays live forever
     /// unless `until` is set.
     pub async fn events(
@@ -569,6 +587,43 @@ impl Client {
         )?;
         self.send(req).await?;
         Ok(())
+    }
+
+    /// `POST /v1/volumes`: creates a volume, or returns the one of that name (Docker's
+    /// create is idempotent; 409 `name_in_use` when it has another driver).
+    pub async fn create_volume(&self, spec: &VolumeCreate) -> Result<Volume> {
+        let req = json_request(Method::POST, "/v1/volumes".into(), spec)?;
+        decode(self.send(req).await?).await
+    }
+
+    /// `GET /v1/volumes`: volumes passing every filter given, each a `(key, value)` of
+    /// `dangling` (`true`/`false`), `name` (a substring) or `label` (`k` or `k=v`).
+    pub async fn volumes(&self, filters: &[(String, String)]) -> Result<Vec<Volume>> {
+        let mut query = Query::default();
+        for (k, v) in filters {
+            query.push(k, v);
+        }
+        self.get_json(format!("/v1/volumes{query}")).await
+    }
+
+    /// `GET /v1/volumes/{name}`.
+    pub async fn volume(&self, name: &str) -> Result<Volume> {
+        self.get_json(volume_path(name)).await
+    }
+
+    /// `DELETE /v1/volumes/{name}?force=`: 409 `volume_in_use` while a container is
+    /// configured with it; `force` only makes a missing volume not an error.
+    pub async fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        let mut query = Query::default();
+        query.push("force", force);
+        self.no_content(Method::DELETE, format!("{}{query}", volume_path(name)))
+            .await
+    }
+
+    /// `POST /v1/volumes/prune`: removes every volume no container uses.
+    pub async fn prune_volumes(&self) -> Result<VolumePruneResponse> {
+        let req = request(Method::POST, "/v1/volumes/prune".into(), empty())?;
+        decode(self.send(req).await?).await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: String) -> Result<T> {
@@ -799,6 +854,10 @@ fn container_path(id: &str, suffix: &str) -> String {
         "/v1/containers/{}{suffix}",
         utf8_percent_encode(id, SEGMENT)
     )
+}
+
+fn volume_path(name: &str) -> String {
+    format!("/v1/volumes/{}", utf8_percent_encode(name, SEGMENT))
 }
 
 fn network_path(name: &str) -> String {

@@ -127,6 +127,7 @@ async fn create_sends_the_spec_as_json() {
         cmd: Some(vec!["sh".into(), "-c".into(), "echo hi".into()]),
         env: vec!["A=1".into()],
         mounts: vec![Mount {
+            kind: None,
             source: "/data".into(),
             target: "/mnt".into(),
             read_only: true,

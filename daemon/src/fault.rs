@@ -28,6 +28,9 @@ pub const CRASH_POINTS: &[&str] = &[
     "pause.after_freeze",
     "unpause.after_thaw",
     "update.after_cgroup",
+    "volume.after_insert",
+    "volume.after_row_delete",
+    "volume.during_copy_up",
 ];
 
 /// Dies here if `BOXD_CRASH_AT` says so (fault-injection debug builds only).

@@ -606,3 +606,109 @@ print("ok")
     let _ = docker;
     assert_no_leaks(&d);
 }
+
+#[tokio::test]
+async fn root_docker_cli_volumes_pause_update_rename() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    // A named volume keeps data across containers and is listed, in use, then removed.
+    assert_eq!(
+        docker.ok(&["volume", "create", "data"]).await.trim(),
+        "data"
+    );
+    docker
+        .ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "data:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /data/f",
+        ])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&[
+                "run",
+                "--rm",
+                "-v",
+                "data:/data:ro",
+                "busybox",
+                "cat",
+                "/data/f"
+            ])
+            .await,
+        "kept\n"
+    );
+    assert!(docker
+        .ok(&["volume", "ls", "-q"])
+        .await
+        .lines()
+        .any(|l| l == "data"));
+    docker
+        .ok(&[
+            "create",
+            "--name",
+            "holder",
+            "--mount",
+            "type=volume,src=data,dst=/d",
+            "busybox",
+            "true",
+        ])
+        .await;
+    let out = docker.run(&["volume", "rm", "data"]).await;
+    assert_eq!(
+        out.code,
+        Some(1),
+        "a volume in use is not removed: {}",
+        out.stdout
+    );
+    let mounts = docker
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
+            "holder",
+        ])
+        .await;
+    assert_eq!(mounts.trim(), "volume data /d");
+    docker.ok(&["rm", "holder"]).await;
+    docker.ok(&["volume", "rm", "data"]).await;
+    assert_eq!(docker.ok(&["volume", "ls", "-q"]).await, "");
+
+    // pause and unpause, update of a running container, rename.
+    docker
+        .ok(&[
+            "run", "-d", "--name", "p", "-m", "64m", "busybox", "sleep", "300",
+        ])
+        .await;
+    docker.ok(&["pause", "p"]).await;
+    assert_eq!(
+        docker
+            .ok(&["inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "p"])
+            .await
+            .trim(),
+        "paused true"
+    );
+    let ps = docker.ok(&["ps", "--format", "{{.Status}}"]).await;
+    assert!(ps.contains("(Paused)"), "{ps}");
+    docker.ok(&["unpause", "p"]).await;
+    docker
+        .ok(&["update", "-m", "96m", "--memory-swap", "-1", "p"])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["inspect", "-f", "{{.HostConfig.Memory}}", "p"])
+            .await
+            .trim(),
+        (96u64 << 20).to_string()
+    );
+    docker.ok(&["rename", "p", "q"]).await;
+    assert_eq!(docker.ok(&["ps", "--format", "{{.Names}}"]).await, "q\n");
+    docker.ok(&["rm", "-f", "q"]).await;
+    assert_no_leaks(&d);
+}

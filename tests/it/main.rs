@@ -33,3 +33,4 @@ mod shim_protocol;
 mod spec;
 mod systemd;
 mod userns;
+mod volumes;

@@ -259,6 +259,7 @@ fn full_resources() -> Resources {
 
 fn mount() -> Mount {
     Mount {
+        kind: Some("volume".into()),
         source: "/srv/data".into(),
         target: "/data".into(),
         read_only: true,
@@ -666,6 +667,36 @@ fn spec_schemas_match_models() {
         container: "web".into(),
     };
     check_model(&spec, "NetworkDisconnect", &disconnect, &disconnect);
+    let vcreate = boxd_client::models::VolumeCreate {
+        name: Some("data".into()),
+        driver: Some("local".into()),
+        driver_opts: BTreeMap::from([("size".to_owned(), "100m".to_owned())]),
+        labels: labels(),
+    };
+    check_model(
+        &spec,
+        "VolumeCreate",
+        &vcreate,
+        &boxd_client::models::VolumeCreate::default(),
+    );
+    let volume = |full: bool| boxd_client::models::Volume {
+        name: "data".into(),
+        driver: "local".into(),
+        mountpoint: "/var/lib/boxd/volumes/data/_data".into(),
+        created_at: time(),
+        labels: if full { labels() } else { BTreeMap::new() },
+        driver_opts: BTreeMap::new(),
+        scope: "local".into(),
+        anonymous: full,
+        size_bytes: full.then_some(100 << 20),
+        containers: if full { vec!["ab".repeat(32)] } else { vec![] },
+    };
+    check_model(&spec, "Volume", &volume(true), &volume(false));
+    let pruned = boxd_client::models::VolumePruneResponse {
+        volumes_deleted: vec!["data".into()],
+        space_reclaimed: 4096,
+    };
+    check_model(&spec, "VolumePruneResponse", &pruned, &pruned);
 }
 
 /// Every variant of a model enum is in the spec's enum, and the spec lists no other.

@@ -198,10 +198,15 @@ pub struct PruneResponse {
     pub space_reclaimed: u64,
 }
 
-/// A bind mount from the host into a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A mount into a container: a bind of a host path, or a volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
-    /// Absolute host path; must exist.
+    /// `bind` (the default when absent) or `volume`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// `bind`: an absolute host path that exists. `volume`: a volume's name (made if
+    /// missing); empty or absent for a new anonymous volume.
+    #[serde(default)]
     pub source: String,
     /// Absolute path inside the container.
     pub target: String,
@@ -520,6 +525,65 @@ pub struct Network {
     /// The operator's own CNI configuration list, for driver `cni`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflist: Option<serde_json::Value>,
+}
+
+/// `POST /v1/volumes` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeCreate {
+    /// Name (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`); a random 64-hex one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `local` (the default; the only driver).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Driver options: `size` (`100m`: a loop-mounted ext4 image of that size), or
+    /// `type=none`, `o=bind`, `device=/host/dir` (a host directory used in place).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A volume (`GET /v1/volumes`, `GET /v1/volumes/{name}`, the create answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Name.
+    pub name: String,
+    /// `local`.
+    pub driver: String,
+    /// Where its data is on the host.
+    pub mountpoint: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The driver options it was created with.
+    #[serde(default)]
+    pub driver_opts: BTreeMap<String, String>,
+    /// `local`.
+    pub scope: String,
+    /// Made without a name (for one container; `DELETE /v1/containers/{id}?v=true`
+    /// removes it with the container).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// Size limit in bytes (a sized volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// Ids of the containers (in any state) configured with it.
+    #[serde(default)]
+    pub containers: Vec<String>,
+}
+
+/// `POST /v1/volumes/prune` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumePruneResponse {
+    /// Names of the volumes removed.
+    pub volumes_deleted: Vec<String>,
+    /// Bytes freed on disk.
+    pub space_reclaimed: u64,
 }
 
 /// `POST /v1/networks/{name}/connect` body.

@@ -47,9 +47,14 @@ pub struct ContainerOpts {
     /// Hostname of the container.
     #[arg(short = 'h', long)]
     pub hostname: Option<String>,
-    /// Bind mount a host path: SRC:DST[:ro|rw] (a relative SRC is taken from the current directory).
+    /// Mount a volume or bind a host path: NAME:DST[:ro|rw] (a named volume, made if
+    /// missing), /HOST:DST[:ro|rw] or ./REL:DST (a bind; relative to the current
+    /// directory), or DST alone (a new anonymous volume).
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
     pub volume: Vec<String>,
+    /// Mount, as docker's --mount: type=volume|bind,src=NAME|PATH,dst=PATH[,readonly].
+    #[arg(long = "mount", value_name = "type=volume,src=NAME,dst=PATH")]
+    pub mount: Vec<String>,
     /// Memory limit (b, k, m, g suffixes; 1k = 1024).
     #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
@@ -158,6 +163,7 @@ pub fn build_with(
         .volume
         .iter()
         .map(|v| parse_volume(v, cwd))
+        .chain(opts.mount.iter().map(|m| parse_mount(m, cwd)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut ports = Vec::new();
     for spec in &opts.publish {
@@ -306,9 +312,23 @@ pub fn parse_label(spec: &str) -> anyhow::Result<(String, String)> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// Parses one `-v SRC:DST[:ro|rw]`; a relative SRC is made absolute against `cwd`.
+/// Parses one `-v SRC:DST[:ro|rw]` as docker does: a SRC starting with `/` is a host
+/// path, one starting with `.` or `~` a host path made absolute against `cwd` (or
+/// `$HOME`), anything else a volume's name; a lone absolute DST is a new anonymous
+/// volume.
 pub fn parse_volume(spec: &str, cwd: &Path) -> anyhow::Result<Mount> {
     let parts: Vec<&str> = spec.split(':').collect();
+    if let [dst] = parts.as_slice() {
+        if !dst.starts_with('/') {
+            bail!("invalid volume {spec:?}: expected SRC:DST[:ro] or an absolute DST");
+        }
+        return Ok(Mount {
+            kind: Some("volume".into()),
+            source: String::new(),
+            target: dst.to_string(),
+            read_only: false,
+        });
+    }
     let (src, dst, read_only) = match parts.as_slice() {
         [src, dst] => (*src, *dst, false),
         [src, dst, "ro"] => (*src, *dst, true),
@@ -322,9 +342,79 @@ pub fn parse_volume(spec: &str, cwd: &Path) -> anyhow::Result<Mount> {
     if !dst.starts_with('/') {
         bail!("invalid volume {spec:?}: destination must be an absolute path");
     }
+    if !src.starts_with(['/', '.', '~']) {
+        return Ok(Mount {
+            kind: Some("volume".into()),
+            source: src.to_string(),
+            target: dst.to_string(),
+            read_only,
+        });
+    }
+    let src = match src.strip_prefix('~') {
+        Some(rest) => {
+            let home = std::env::var("HOME").context("~ in a volume source needs $HOME")?;
+            format!("{home}{rest}")
+        }
+        None => src.to_string(),
+    };
     Ok(Mount {
-        source: absolute(Path::new(src), cwd).to_string_lossy().into_owned(),
+        kind: Some("bind".into()),
+        source: absolute(Path::new(&src), cwd)
+            .to_string_lossy()
+            .into_owned(),
         target: dst.to_string(),
+        read_only,
+    })
+}
+
+/// Parses one `--mount type=volume|bind,src=..,dst=..[,readonly]` (docker's keys and
+/// their aliases: source, destination, target, ro). A bind's relative source is made
+/// absolute against `cwd`; a volume without a source is a new anonymous one.
+pub fn parse_mount(spec: &str, cwd: &Path) -> anyhow::Result<Mount> {
+    let mut kind = "volume".to_string();
+    let (mut src, mut dst, mut read_only) = (String::new(), None, false);
+    for field in spec.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (field, None),
+        };
+        match (k, v) {
+            ("type", Some(t)) => kind = t.to_string(),
+            ("src" | "source", Some(s)) => src = s.to_string(),
+            ("dst" | "destination" | "target", Some(d)) => dst = Some(d.to_string()),
+            ("readonly" | "ro", None) => read_only = true,
+            ("readonly" | "ro", Some(b)) => {
+                read_only = match b {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid mount {spec:?}: {k}={b} is not true or false"),
+                }
+            }
+            _ => bail!("invalid mount {spec:?}: unknown field {field:?}"),
+        }
+    }
+    let Some(dst) = dst else {
+        bail!("invalid mount {spec:?}: dst is required");
+    };
+    if !dst.starts_with('/') {
+        bail!("invalid mount {spec:?}: dst must be an absolute path");
+    }
+    let source = match kind.as_str() {
+        "volume" => src,
+        "bind" => {
+            if src.is_empty() {
+                bail!("invalid mount {spec:?}: a bind needs src");
+            }
+            absolute(Path::new(&src), cwd)
+                .to_string_lossy()
+                .into_owned()
+        }
+        other => bail!("invalid mount {spec:?}: type {other:?} is not volume or bind"),
+    };
+    Ok(Mount {
+        kind: Some(kind),
+        source,
+        target: dst,
         read_only,
     })
 }
@@ -369,6 +459,32 @@ mod tests {
     }
 
     #[test]
+    fn mounts_parse_as_dockers() {
+        let cwd = Path::new("/w");
+        let m = parse_mount("type=volume,src=data,dst=/d,readonly", cwd).unwrap();
+        assert_eq!(
+            (
+                m.kind.as_deref(),
+                m.source.as_str(),
+                m.target.as_str(),
+                m.read_only
+            ),
+            (Some("volume"), "data", "/d", true)
+        );
+        let m = parse_mount("type=bind,source=./x,target=/x,ro=false", cwd).unwrap();
+        assert_eq!(
+            (m.kind.as_deref(), m.source.as_str(), m.read_only),
+            (Some("bind"), "/w/x", false)
+        );
+        let m = parse_mount("dst=/anon", cwd).unwrap();
+        assert_eq!((m.kind.as_deref(), m.source.as_str()), (Some("volume"), ""));
+        assert!(parse_mount("type=tmpfs,dst=/t", cwd).is_err());
+        assert!(parse_mount("type=volume,src=a", cwd).is_err());
+        assert!(parse_mount("type=bind,dst=/x", cwd).is_err());
+        assert!(parse_mount("type=volume,dst=/x,bogus=1", cwd).is_err());
+    }
+
+    #[test]
     fn swap_takes_minus_one() {
         assert_eq!(parse_swap("-1"), Ok(-1));
         assert_eq!(parse_swap("128m"), Ok(128 << 20));
@@ -402,7 +518,15 @@ mod tests {
         let m = parse_volume("../x/./y:/y:rw", cwd).unwrap();
         assert_eq!(m.source, "/home/u/x/y");
         assert!(!m.read_only);
-        assert!(parse_volume("/data", cwd).is_err());
+        // A lone destination is a new anonymous volume; a bare name a named one.
+        let m = parse_volume("/data", cwd).unwrap();
+        assert_eq!((m.kind.as_deref(), m.source.as_str()), (Some("volume"), ""));
+        let m = parse_volume("cache:/c:ro", cwd).unwrap();
+        assert_eq!(
+            (m.kind.as_deref(), m.source.as_str(), m.read_only),
+            (Some("volume"), "cache", true)
+        );
+        assert!(parse_volume("rel", cwd).is_err());
         assert!(parse_volume("/data:rel", cwd).is_err());
         assert!(parse_volume("/data:/mnt:rx", cwd).is_err());
         assert!(parse_volume(":/mnt", cwd).is_err());
@@ -479,7 +603,8 @@ mod tests {
         assert_eq!(spec.working_dir.as_deref(), Some("/srv"));
         assert_eq!(spec.user.as_deref(), Some("1000:1000"));
         assert_eq!(spec.hostname.as_deref(), Some("h"));
-        assert_eq!(spec.mounts[0].source, "/w/data");
+        assert_eq!(spec.mounts[0].source, "data");
+        assert_eq!(spec.mounts[0].kind.as_deref(), Some("volume"));
         assert_eq!(spec.labels["tier"], "web");
         assert_eq!(spec.restart_policy.as_deref(), Some("on-failure:3"));
         assert_eq!(spec.network.as_deref(), Some("front"));

@@ -35,6 +35,7 @@ pub mod stop;
 pub mod tag;
 pub mod update;
 pub mod version;
+pub mod volume;
 pub mod wait;
 pub mod why;
 

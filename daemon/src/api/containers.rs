@@ -192,6 +192,8 @@ pub(super) async fn update(
 #[derive(Debug, Deserialize)]
 pub(super) struct RemoveQuery {
     force: Option<String>,
+    /// Also remove its anonymous volumes (Docker's `rm -v`).
+    v: Option<String>,
 }
 
 pub(super) async fn remove(
@@ -200,7 +202,8 @@ pub(super) async fn remove(
     Query(q): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     let force = parse_bool("force", q.force.as_deref(), false)?;
-    s.runtime.remove(&id, force).await?;
+    let volumes = parse_bool("v", q.v.as_deref(), false)?;
+    s.runtime.remove_with_volumes(&id, force, volumes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -100,7 +100,11 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
         working_dir: req.working_dir,
         hostname: req.hostname,
         user: req.user,
-        mounts: req.mounts.into_iter().map(mount_in).collect(),
+        mounts: req
+            .mounts
+            .into_iter()
+            .map(mount_in)
+            .collect::<Result<_, _>>()?,
         resources: resources_in(req.resources),
         labels: req.labels,
         restart_policy,
@@ -225,6 +229,32 @@ pub fn network_out(
     }
 }
 
+/// `POST /v1/volumes` body → the engine's.
+pub fn volume_spec(req: wire::VolumeCreate) -> crate::runtime::volumes::VolumeSpec {
+    crate::runtime::volumes::VolumeSpec {
+        name: req.name.filter(|n| !n.is_empty()),
+        driver: req.driver.filter(|d| !d.is_empty()),
+        options: req.driver_opts,
+        labels: req.labels,
+    }
+}
+
+/// The engine's volume → `/v1`'s.
+pub fn volume_out(v: crate::runtime::volumes::VolumeInfo) -> wire::Volume {
+    wire::Volume {
+        mountpoint: v.mountpoint.to_string_lossy().into_owned(),
+        containers: v.containers,
+        name: v.volume.name,
+        driver: v.volume.driver,
+        created_at: v.volume.created_at,
+        labels: v.volume.labels,
+        driver_opts: v.volume.options,
+        scope: "local".to_owned(),
+        anonymous: v.volume.anonymous,
+        size_bytes: v.volume.size_bytes,
+    }
+}
+
 /// The engine's container (and what was observed of it) → `/v1`'s.
 pub fn container_out(
     c: spec::Container,
@@ -339,16 +369,33 @@ fn ulimit_in(u: wire::Ulimit) -> spec::Ulimit {
     }
 }
 
-fn mount_in(m: wire::Mount) -> spec::Mount {
-    spec::Mount {
+fn mount_in(m: wire::Mount) -> Result<spec::Mount, ApiError> {
+    let kind = match m.kind.as_deref() {
+        None | Some("bind") => spec::MountKind::Bind,
+        Some("volume") => spec::MountKind::Volume,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "invalid mounts.type: {other:?} must be \"bind\" or \"volume\""
+            )))
+        }
+    };
+    Ok(spec::Mount {
+        kind,
         source: m.source,
         target: m.target,
         read_only: m.read_only,
-    }
+    })
 }
 
 fn mount_out(m: spec::Mount) -> wire::Mount {
     wire::Mount {
+        kind: Some(
+            match m.kind {
+                spec::MountKind::Bind => "bind",
+                spec::MountKind::Volume => "volume",
+            }
+            .to_owned(),
+        ),
         source: m.source,
         target: m.target,
         read_only: m.read_only,
@@ -416,7 +463,8 @@ mod tests {
         let body: wire::CreateContainer = serde_json::from_value(serde_json::json!({
             "image": "busybox", "name": "n", "cmd": ["a"], "entrypoint": ["e"],
             "env": ["K=V"], "working_dir": "/w", "hostname": "h", "user": "1:2",
-            "mounts": [{"source": "/s", "target": "/t", "read_only": true}],
+            "mounts": [{"type": "bind", "source": "/s", "target": "/t", "read_only": true},
+                       {"type": "volume", "source": "data", "target": "/d"}],
             "resources": {"memory_bytes": 1, "memory_swap_bytes": -1, "memory_swappiness": 0,
                           "memory_high_bytes": 1, "pids_max": 2, "cpu_quota_us": 3,
                           "cpu_period_us": 4, "cpu_shares": 5, "disk_bytes": 6},
@@ -441,6 +489,10 @@ mod tests {
             s.mounts.into_iter().map(mount_out).collect::<Vec<_>>(),
             body.mounts
         );
+        // A mount without a type (as before volumes) is a bind.
+        let old: wire::Mount =
+            serde_json::from_value(serde_json::json!({"source": "/s", "target": "/t"})).unwrap();
+        assert_eq!(mount_in(old).unwrap().kind, spec::MountKind::Bind);
         assert_eq!(s.security.ulimits.len(), 1);
         assert!(s.stdio.tty && s.stdio.open_stdin && s.stdio.stdin_once);
         assert!(matches!(s.userns, spec::UsernsRequest::Maps { .. }));
@@ -478,6 +530,7 @@ mod tests {
         for body in [
             serde_json::json!({"image": "b", "restart_policy": "sometimes"}),
             serde_json::json!({"image": "b", "userns": "yes"}),
+            serde_json::json!({"image": "b", "mounts": [{"type": "tmpfs", "target": "/t"}]}),
         ] {
             let req: wire::CreateContainer = serde_json::from_value(body).unwrap();
             let err = create_spec(req).unwrap_err();

@@ -98,6 +98,8 @@ impl ApiError {
                 | R::LimitBelowUsage { .. }
                 | R::ContainerRunning(_)
                 | R::ImageInUse { .. }
+                | R::VolumeInUse { .. }
+                | R::VolumeExists { .. }
                 | R::StdinInUse(_) => StatusCode::CONFLICT,
                 // The daemon is a gateway to the shim, and the shim did not answer.
                 R::ShimUnresponsive { .. }
@@ -161,6 +163,8 @@ impl ApiError {
                 R::LimitBelowUsage { .. } => "limit_below_usage",
                 R::ContainerRunning(_) => "container_running",
                 R::ImageInUse { .. } => "image_in_use",
+                R::VolumeInUse { .. } => "volume_in_use",
+                R::VolumeExists { .. } => "name_in_use",
                 R::StdinInUse(_) => "stdin_in_use",
                 R::ShimUnresponsive { .. } => "shim_unresponsive",
                 R::Shim(ShimError::Timeout { .. }) => "shim_unresponsive",

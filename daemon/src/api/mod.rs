@@ -14,6 +14,7 @@ mod images;
 mod networks;
 mod stats;
 mod system;
+mod volumes;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -93,6 +94,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/networks/{name}"),
     ("POST", "/v1/networks/{name}/connect"),
     ("POST", "/v1/networks/{name}/disconnect"),
+    ("POST", "/v1/volumes"),
+    ("GET", "/v1/volumes"),
+    ("POST", "/v1/volumes/prune"),
+    ("GET", "/v1/volumes/{name}"),
+    ("DELETE", "/v1/volumes/{name}"),
 ];
 
 /// Shared state of the handlers.
@@ -189,6 +195,19 @@ pub fn router(state: AppState) -> Router {
         "/v1/networks/{name}/disconnect",
         post(networks::disconnect),
     );
+    r.add(
+        "POST",
+        "/v1/volumes",
+        post(volumes::create).get(volumes::list),
+    );
+    r.add("GET", "/v1/volumes", get(volumes::list));
+    r.add("POST", "/v1/volumes/prune", post(volumes::prune));
+    r.add(
+        "GET",
+        "/v1/volumes/{name}",
+        get(volumes::inspect).delete(volumes::remove),
+    );
+    r.add("DELETE", "/v1/volumes/{name}", delete(volumes::remove));
     let routes =
         r.0.merge(crate::compat::router())
             .fallback(no_route)
@@ -568,6 +587,69 @@ mod tests {
             (status, v["containers"].as_u64()),
             (StatusCode::OK, Some(0))
         );
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn volumes_are_made_listed_filtered_and_removed(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(pool, dir.path()).await;
+        let body = r#"{"name": "data", "labels": {"app": "web"}}"#;
+        let (status, v) = call(&app, "POST", "/v1/volumes", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        assert_eq!(
+            (
+                v["name"].as_str(),
+                v["driver"].as_str(),
+                v["scope"].as_str()
+            ),
+            (Some("data"), Some("local"), Some("local"))
+        );
+        let data = dir.path().join("root/volumes/data/_data");
+        assert_eq!(v["mountpoint"].as_str(), data.to_str());
+        assert!(data.is_dir());
+        // Idempotent, as Docker's.
+        let (status, again) = call(&app, "POST", "/v1/volumes", r#"{"name": "data"}"#).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again["created_at"], v["created_at"]);
+        // Anonymous: a random 64-hex name.
+        let (status, anon) = call(&app, "POST", "/v1/volumes", "{}").await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(anon["name"].as_str().unwrap().len(), 64);
+        assert_eq!(anon["anonymous"], true);
+        let (_, list) = call(&app, "GET", "/v1/volumes?label=app=web", "").await;
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        let (_, list) = call(&app, "GET", "/v1/volumes?dangling=true", "").await;
+        assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+        for (body, code) in [
+            (r#"{"name": "x"}"#, "bad_request"),
+            (r#"{"name": "v1", "driver": "nfs"}"#, "bad_request"),
+            (
+                r#"{"name": "v1", "driver_opts": {"o": "addr=1"}}"#,
+                "bad_request",
+            ),
+            (r#"{"name": "v1", "bogus": 1}"#, "invalid_json"),
+        ] {
+            let (status, e) = call(&app, "POST", "/v1/volumes", body).await;
+            assert_eq!(
+                (status, e["code"].as_str()),
+                (StatusCode::BAD_REQUEST, Some(code))
+            );
+        }
+        let (status, _) = call(&app, "DELETE", "/v1/volumes/data", "").await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert!(!data.exists());
+        let (status, e) = call(&app, "GET", "/v1/volumes/data", "").await;
+        assert_eq!(
+            (status, e["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
+        let (status, _) = call(&app, "DELETE", "/v1/volumes/data?force=true", "").await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, pruned) = call(&app, "POST", "/v1/volumes/prune", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(pruned["volumes_deleted"], serde_json::json!([anon["name"]]));
+        let (_, list) = call(&app, "GET", "/v1/volumes", "").await;
+        assert_eq!(list, serde_json::json!([]));
     }
 
     async fn call_with(

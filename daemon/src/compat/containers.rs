@@ -295,11 +295,6 @@ pub(super) fn create_spec(
             .is_some_and(|s| s != "SIGTERM" && s != "TERM" && s != "15"),
         "a container stops with its image's stop signal",
     )?;
-    refuse(
-        "Config.Volumes",
-        c.volumes.as_ref().is_some_and(|v| !v.is_empty()),
-        "anonymous volumes are not supported yet; bind-mount a host directory with Binds",
-    )?;
 
     // Resources.
     let mut resources = spec::Resources {
@@ -349,6 +344,17 @@ pub(super) fn create_spec(
     for bind in h.binds.clone().unwrap_or_default() {
         mounts.push(parse_bind(&bind)?);
     }
+    // `-v /path`: an anonymous volume, unless a bind or mount already covers the path.
+    for target in c.volumes.clone().unwrap_or_default().into_keys() {
+        if !mounts.iter().any(|m: &spec::Mount| m.target == target) {
+            mounts.push(spec::Mount {
+                kind: spec::MountKind::Volume,
+                source: String::new(),
+                target,
+                read_only: false,
+            });
+        }
+    }
     for m in h.mounts.clone().unwrap_or_default() {
         let target = m.target.clone().unwrap_or_default();
         match m.typ {
@@ -360,6 +366,7 @@ pub(super) fn create_spec(
                     )));
                 }
                 mounts.push(spec::Mount {
+                    kind: spec::MountKind::Bind,
                     source,
                     target,
                     read_only: m.read_only.unwrap_or(false),
@@ -378,9 +385,20 @@ pub(super) fn create_spec(
                 tmpfs.insert(target, opts.join(","));
             }
             Some(MountTypeEnum::VOLUME) => {
-                return Err(DockerError::bad(
-                    "Mounts of type volume are not supported yet; bind-mount a host directory",
-                ))
+                if m.volume_options
+                    .as_ref()
+                    .is_some_and(|o| o.no_copy == Some(true) || o.driver_config.is_some())
+                {
+                    return Err(DockerError::bad(
+                        "Mounts: VolumeOptions NoCopy and DriverConfig are not supported",
+                    ));
+                }
+                mounts.push(spec::Mount {
+                    kind: spec::MountKind::Volume,
+                    source: m.source.clone().unwrap_or_default(),
+                    target,
+                    read_only: m.read_only.unwrap_or(false),
+                });
             }
             other => {
                 return Err(DockerError::bad(format!(
@@ -492,7 +510,7 @@ fn parse_size(v: &str) -> Option<u64> {
     (n > 0.0).then_some((n * mult as f64) as u64)
 }
 
-/// `-v` binds: `/host:/ctr[:ro|rw|z|Z...]`.
+/// `-v` binds: `/host:/ctr[:ro|rw|z|Z...]`, or `name:/ctr[:ro]` for a named volume.
 fn parse_bind(bind: &str) -> Result<spec::Mount, DockerError> {
     let parts: Vec<&str> = bind.split(':').collect();
     let (source, target, opts) = match parts.as_slice() {
@@ -500,20 +518,23 @@ fn parse_bind(bind: &str) -> Result<spec::Mount, DockerError> {
         [s, t, o] => (*s, *t, *o),
         _ => {
             return Err(DockerError::bad(format!(
-                "invalid bind {bind:?}: use /host/path:/container/path[:ro]"
+                "invalid bind {bind:?}: use /host/path:/container/path[:ro] or volume:/container/path[:ro]"
             )))
         }
     };
-    if !source.starts_with('/') {
-        return Err(DockerError::bad(format!(
-            "bind {bind:?}: named volumes are not supported yet; give an absolute host path"
-        )));
-    }
+    let kind = if source.starts_with('/') {
+        spec::MountKind::Bind
+    } else {
+        spec::MountKind::Volume
+    };
     let mut read_only = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => read_only = true,
             "rw" | "z" | "Z" | "rprivate" | "private" | "delegated" | "cached" | "consistent" => {}
+            "nocopy" => return Err(DockerError::bad(format!(
+                "bind {bind:?}: nocopy is not supported (an empty volume is filled from the image)"
+            ))),
             other => {
                 return Err(DockerError::bad(format!(
                     "bind {bind:?}: option {other:?} is not supported (ro or rw)"
@@ -522,6 +543,7 @@ fn parse_bind(bind: &str) -> Result<spec::Mount, DockerError> {
         }
     }
     Ok(spec::Mount {
+        kind,
         source: source.to_owned(),
         target: target.to_owned(),
         read_only,
@@ -669,6 +691,7 @@ pub(super) async fn list(
 /// Docker's state word.
 fn state_word(c: &Container) -> &'static str {
     match c.state {
+        ContainerState::Running if c.paused => "paused",
         ContainerState::Created => "created",
         ContainerState::Running => "running",
         ContainerState::Exited => "exited",
@@ -719,8 +742,9 @@ fn status_text(c: &Container, now: DateTime<Utc>) -> String {
     match c.state {
         ContainerState::Created => "Created".into(),
         ContainerState::Running => format!(
-            "Up {}",
-            human_duration(now - c.started_at.unwrap_or(c.created_at))
+            "Up {}{}",
+            human_duration(now - c.started_at.unwrap_or(c.created_at)),
+            if c.paused { " (Paused)" } else { "" }
         ),
         ContainerState::Exited => format!(
             "Exited ({}) {} ago",
@@ -851,7 +875,12 @@ fn mounts_out(c: &Container) -> Vec<MountPoint> {
         .mounts
         .iter()
         .map(|m| MountPoint {
-            typ: Some(MountPointTypeEnum::BIND),
+            typ: Some(match m.kind {
+                spec::MountKind::Bind => MountPointTypeEnum::BIND,
+                spec::MountKind::Volume => MountPointTypeEnum::VOLUME,
+            }),
+            name: (m.kind == spec::MountKind::Volume).then(|| m.source.clone()),
+            driver: (m.kind == spec::MountKind::Volume).then(|| "local".to_owned()),
             source: Some(m.source.clone()),
             destination: Some(m.target.clone()),
             mode: Some(if m.read_only { "ro" } else { "" }.into()),
@@ -1011,12 +1040,13 @@ pub(super) async fn inspect_out(
     let state = DockerState {
         status: Some(match c.state {
             ContainerState::Created => ContainerStateStatusEnum::CREATED,
+            ContainerState::Running if c.paused => ContainerStateStatusEnum::PAUSED,
             ContainerState::Running => ContainerStateStatusEnum::RUNNING,
             ContainerState::Exited => ContainerStateStatusEnum::EXITED,
             ContainerState::Dead => ContainerStateStatusEnum::DEAD,
         }),
         running: Some(running),
-        paused: Some(false),
+        paused: Some(c.paused),
         restarting: Some(c.next_restart_at.is_some()),
         oom_killed: Some(c.oom_killed),
         dead: Some(c.state == ContainerState::Dead),
@@ -1414,8 +1444,11 @@ pub(super) async fn remove(
     if bool_value(q.link.as_deref()) {
         return Err(DockerError::bad("legacy links are not supported"));
     }
-    let _ = bool_value(q.v.as_deref());
-    match s.runtime.remove(&id, bool_value(q.force.as_deref())).await {
+    match s
+        .runtime
+        .remove_with_volumes(&id, bool_value(q.force.as_deref()), bool_value(q.v.as_deref()))
+        .await
+    {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(RuntimeError::ContainerRunning(name)) => Err(DockerError::new(
             StatusCode::CONFLICT,
@@ -1470,6 +1503,118 @@ pub(super) async fn prune(
         containers_deleted: Some(deleted),
         space_reclaimed: Some(0),
     }))
+}
+
+// ----- pause, rename, update ------------------------------------------------------
+
+pub(super) async fn pause(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, DockerError> {
+    s.runtime.pause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn unpause(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, DockerError> {
+    s.runtime.unpause(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RenameQuery {
+    name: Option<String>,
+}
+
+pub(super) async fn rename(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    DockerQuery(q): DockerQuery<RenameQuery>,
+) -> Result<StatusCode, DockerError> {
+    let name = q
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| DockerError::bad("name is required"))?;
+    s.runtime.rename(&id, name.trim_start_matches('/')).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The answer to an update: its warnings.
+#[derive(Debug, Serialize)]
+pub(super) struct UpdateAnswer {
+    #[serde(rename = "Warnings")]
+    warnings: Vec<String>,
+}
+
+/// Docker's update body: resources (0 = unchanged) and the restart policy.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct UpdateBody {
+    #[serde(flatten)]
+    resources: bollard_stubs::models::Resources,
+    #[serde(rename = "RestartPolicy", default)]
+    restart_policy: Option<DockerRestart>,
+}
+
+fn restart_policy_in(p: &DockerRestart) -> RestartPolicy {
+    match p.name {
+        None | Some(RestartPolicyNameEnum::EMPTY) | Some(RestartPolicyNameEnum::NO) => {
+            RestartPolicy::No
+        }
+        Some(RestartPolicyNameEnum::ALWAYS) => RestartPolicy::Always,
+        Some(RestartPolicyNameEnum::UNLESS_STOPPED) => RestartPolicy::UnlessStopped,
+        Some(RestartPolicyNameEnum::ON_FAILURE) => RestartPolicy::OnFailure {
+            max_retries: p.maximum_retry_count.filter(|n| *n > 0).map(|n| n as u32),
+        },
+    }
+}
+
+pub(super) async fn update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    DockerJson(body): DockerJson<UpdateBody>,
+) -> Result<Json<UpdateAnswer>, DockerError> {
+    let r = body.resources;
+    refuse(
+        "BlkioWeight",
+        r.blkio_weight.is_some_and(|n| n > 0),
+        "block I/O weights are not supported",
+    )?;
+    refuse(
+        "CpusetCpus",
+        r.cpuset_cpus.as_ref().is_some_and(|c| !c.is_empty()),
+        "cpusets are not supported",
+    )?;
+    refuse(
+        "MemoryReservation",
+        positive(r.memory_reservation).is_some(),
+        "soft memory reservations are not supported",
+    )?;
+    let nano = positive(r.nano_cpus);
+    if nano.is_some() && (positive(r.cpu_quota).is_some() || positive(r.cpu_period).is_some()) {
+        return Err(DockerError::bad(
+            "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+        ));
+    }
+    let (quota, period) = match nano {
+        Some(n) => (Some((n / 10_000).max(1000)), Some(100_000)),
+        None => (
+            positive(r.cpu_quota),
+            positive(r.cpu_period).map(|p| p as u64),
+        ),
+    };
+    let update = spec::ResourceUpdate {
+        memory_bytes: positive(r.memory).map(|n| n as u64),
+        memory_swap_bytes: r.memory_swap.filter(|n| *n != 0),
+        pids_max: r.pids_limit.filter(|n| *n != 0),
+        cpu_quota_us: quota,
+        cpu_period_us: period,
+        cpu_shares: positive(r.cpu_shares).map(|n| n as u64),
+        restart_policy: body.restart_policy.as_ref().map(restart_policy_in),
+    };
+    let warnings = s.runtime.update(&id, update).await?;
+    Ok(Json(UpdateAnswer { warnings }))
 }
 
 // ----- attach, logs ----------------------------------------------------------------

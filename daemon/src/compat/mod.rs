@@ -21,6 +21,7 @@ mod images;
 mod models;
 mod networks;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -75,6 +76,10 @@ pub fn router() -> Router<AppState> {
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/exec", post(exec::create))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))
@@ -97,6 +102,13 @@ pub fn router() -> Router<AppState> {
         )
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/auth", post(system::auth))
         .route(
             "/session",

@@ -171,18 +171,34 @@ pub(super) async fn info(State(s): State<AppState>) -> Result<Json<SystemInfo>, 
     }))
 }
 
-/// `GET /system/df`: what images and containers take (volumes once they exist).
+/// `GET /system/df`: what images, containers and volumes take.
 pub(super) async fn df(
     State(s): State<AppState>,
 ) -> Result<Json<SystemDataUsageResponse>, DockerError> {
     let images = super::images::summaries(&s, &Filters::default()).await?;
     let containers = super::containers::summaries(&s, true, &Filters::default(), true).await?;
+    let volumes = s
+        .runtime
+        .volumes(&Default::default())
+        .await?
+        .into_iter()
+        .map(|v| bollard_stubs::models::Volume {
+            name: v.volume.name,
+            driver: v.volume.driver,
+            mountpoint: v.mountpoint.display().to_string(),
+            usage_data: Some(bollard_stubs::models::VolumeUsageData {
+                size: -1,
+                ref_count: v.containers.len() as i64,
+            }),
+            ..Default::default()
+        })
+        .collect();
     let layers: i64 = images.iter().map(|i| i.size).sum();
     Ok(Json(SystemDataUsageResponse {
         layers_size: Some(layers),
         images: Some(images),
         containers: Some(containers),
-        volumes: Some(Vec::new()),
+        volumes: Some(volumes),
         build_cache: Some(Vec::new()),
     }))
 }

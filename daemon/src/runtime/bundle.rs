@@ -377,6 +377,7 @@ mod tests {
             hostname: "web".into(),
             user: String::new(),
             mounts: vec![UserMount {
+                kind: Default::default(),
                 source: "/srv".into(),
                 target: "/data".into(),
                 read_only: true,

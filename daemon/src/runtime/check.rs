@@ -77,6 +77,7 @@ impl Runtime {
                 problems.push(format!("container dir {name} belongs to no container"));
             }
         }
+        problems.extend(self.volume_problems().await?);
         problems.extend(
             inner
                 .anomalies

@@ -77,6 +77,25 @@ pub enum RuntimeError {
         /// How many containers use it.
         count: u64,
     },
+    /// Delete of a volume a container is configured with (running or not).
+    #[error("volume {name} is in use by container(s) {}; remove them first", containers.join(", "))]
+    VolumeInUse {
+        /// The volume.
+        name: String,
+        /// Names of the containers using it.
+        containers: Vec<String>,
+    },
+    /// Create of a volume whose name is taken by one of another driver.
+    #[error("a volume named {name} already exists with driver {driver}")]
+    VolumeExists {
+        /// The volume.
+        name: String,
+        /// The existing one's driver.
+        driver: String,
+    },
+    /// A volume's files could not be made, mounted, filled or removed.
+    #[error(transparent)]
+    Volume(#[from] super::volumes::VolumeError),
     /// Neither the request nor the image says what to run.
     #[error("no command specified: give cmd, or use an image with a default command")]
     NoCommand,

@@ -1039,6 +1039,22 @@ impl Runtime {
             .await
     }
 
+    /// As [`Runtime::remove`]; with `volumes`, its anonymous volumes go too once it is
+    /// gone (Docker's `rm -v`; named volumes always stay).
+    pub async fn remove_with_volumes(
+        &self,
+        reference: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), RuntimeError> {
+        let mounts = self.resolve(reference).await?.container.config.mounts;
+        self.remove(reference, force).await?;
+        if volumes {
+            self.remove_anonymous_volumes(&mounts).await;
+        }
+        Ok(())
+    }
+
     /// A transition found the store in a state it did not expect: logged, and kept for
     /// `GET /v1/system/check`.
     pub(super) fn anomaly(&self, id: &str, err: &StoreError) {
@@ -1221,7 +1237,9 @@ impl Runtime {
                 ),
             )
             .await?;
-        let mut spec = bundle::build_spec(&c.config, &user, &netns)?;
+        // Volume mounts become binds of their volumes' data (mounted and filled first).
+        let config = self.config_for_run(c, &lowers).await?;
+        let mut spec = bundle::build_spec(&config, &user, &netns)?;
         let files = self
             .inner
             .network
@@ -1233,7 +1251,7 @@ impl Runtime {
                 state_dir,
             )
             .await?;
-        bundle::add_file_mounts(&mut spec, &c.config, &files)?;
+        bundle::add_file_mounts(&mut spec, &config, &files)?;
         bundle::write_bundle(state_dir, &spec)?;
 
         let cgroup = self.inner.cgroups.create(id, &c.resources)?;

@@ -37,6 +37,7 @@ pub mod security;
 pub mod shim;
 pub mod spec;
 pub mod userns;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,8 @@ pub struct Paths {
     pub containers: PathBuf,
     /// `<state_dir>/containers`: per-container runtime state (tmpfs).
     pub state: PathBuf,
+    /// `<root>/volumes`: named volumes.
+    pub volumes: volumes::VolumePaths,
 }
 
 impl Paths {
@@ -123,6 +126,9 @@ struct Inner {
     network: NetworkManager,
     /// Attach sessions in progress, per container (see `attach::AttachHold`).
     attaches: attach::AttachHolds,
+    /// Held by every change to the set of volumes, by container creates while they
+    /// resolve their volumes until their row is in, and by copy-ups (see `volumes`).
+    volumes_lock: tokio::sync::Mutex<()>,
 }
 
 /// Facts about the host, read once.
@@ -173,8 +179,11 @@ impl Runtime {
         let paths = Paths {
             containers: info.root_dir.join("containers"),
             state: info.state_dir.join("containers"),
+            volumes: volumes::VolumePaths {
+                root: info.root_dir.join("volumes"),
+            },
         };
-        for dir in [&paths.containers, &paths.state] {
+        for dir in [&paths.containers, &paths.state, &paths.volumes.root] {
             std::fs::create_dir_all(dir).map_err(RuntimeError::io("create", dir))?;
         }
         let network = NetworkManager::new(
@@ -204,6 +213,7 @@ impl Runtime {
                 filters: Default::default(),
                 network,
                 attaches: Default::default(),
+                volumes_lock: tokio::sync::Mutex::new(()),
             }),
         };
         let live = rt.reconcile().await?;
@@ -432,6 +442,9 @@ impl Runtime {
             crate::network::ModeRequest::Container(r) => Some(self.resolve(r).await?.container.id),
             _ => None,
         };
+        // Held until the row is in: a volume this container names must not be removed
+        // before the row says it is used (taken before the ports lock, always).
+        let volumes_guard = self.inner.volumes_lock.lock().await;
         // Held until the row is in: two creates must not both take a free host port.
         let ports_guard = self.inner.network.lock().await;
         let taken = self.taken_by_others().await?;
@@ -461,6 +474,7 @@ impl Runtime {
             }
         }
         config.network = network;
+        let volumes_made = self.resolve_volume_mounts(&mut config.mounts).await?;
 
         let id = names::generate_container_id();
         let container = Container {
@@ -505,6 +519,10 @@ impl Runtime {
                 .map(|()| container.config.userns.clone()),
         };
         drop(ports_guard);
+        if inserted.is_err() {
+            self.remove_volumes_made(&volumes_made).await;
+        }
+        drop(volumes_guard);
         let maps = inserted.map_err(|e| match e {
             crate::store::StoreError::NameInUse(n) => RuntimeError::NameInUse(n),
             other => other.into(),
@@ -522,6 +540,8 @@ impl Runtime {
             self.inner.actors.remove(&id);
             let _ = std::fs::remove_dir_all(&dir);
             self.inner.store.delete_container(&id).await?;
+            let _guard = self.inner.volumes_lock.lock().await;
+            self.remove_volumes_made(&volumes_made).await;
             return Err(err);
         }
         self.save_memory_warning(&id, &req).await;
@@ -668,6 +688,14 @@ impl Runtime {
         }
         for m in &req.mounts {
             check_container_path("mounts.target", &m.target)?;
+            if m.kind == spec::MountKind::Volume {
+                // Empty: a new anonymous volume.
+                if !m.source.is_empty() {
+                    volumes::validate_name(&m.source)
+                        .map_err(|r| RuntimeError::invalid("mounts.source", r))?;
+                }
+                continue;
+            }
             let source = Path::new(&m.source);
             if !source.is_absolute() {
                 return Err(RuntimeError::invalid(

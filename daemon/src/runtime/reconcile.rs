@@ -243,11 +243,12 @@ impl Runtime {
             Err(e) => tracing::warn!(error = %crate::error_chain(&e), "failed to list image dirs"),
         }
         self.reconcile_layers().await?;
+        self.reconcile_volumes().await?;
         self.record_boot_id();
         Ok(live)
     }
 
-    fn note(&self, what: String) {
+    pub(super) fn note(&self, what: String) {
         self.inner
             .reconciled
             .lock()

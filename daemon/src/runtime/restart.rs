@@ -139,6 +139,7 @@ impl Runtime {
         if !matches!(c.state, ContainerState::Exited | ContainerState::Dead) {
             return None;
         }
+        self.volumes_unmounted(c).await;
         let policy = c.restart_policy;
         let failed = c.state == ContainerState::Dead || c.exit_code != Some(0);
         if !policy.restarts_after_exit(failed, c.restart_count, rec.stopped_by_user) {

@@ -42,7 +42,7 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// `uid[:gid]` or `name[:group]`; the image's when absent.
     pub user: Option<String>,
-    /// Bind mounts from the host.
+    /// Bind mounts from the host and volumes.
     pub mounts: Vec<Mount>,
     /// Resource limits.
     pub resources: Resources,
@@ -114,10 +114,35 @@ pub enum UsernsRequest {
     },
 }
 
-/// A bind mount from the host.
+/// What a [`Mount`]'s source names.
+///
+/// Stored as `"type"`; a row written before volumes has none and is a bind (the serde
+/// default), so adding it needed no new [`SPEC_VERSION`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// `source` is an absolute host path.
+    #[default]
+    Bind,
+    /// `source` is a volume's name (resolved at create: an absent volume is made then).
+    Volume,
+}
+
+impl MountKind {
+    /// Whether this is the default (bind), for `skip_serializing_if`.
+    pub fn is_bind(&self) -> bool {
+        *self == MountKind::Bind
+    }
+}
+
+/// A mount from the host: a bind of a host path, or a volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
-    /// Absolute host path.
+    /// What `source` names.
+    #[serde(rename = "type", default, skip_serializing_if = "MountKind::is_bind")]
+    pub kind: MountKind,
+    /// Absolute host path (bind) or volume name (volume; empty in a create request: a
+    /// new anonymous volume).
     pub source: String,
     /// Absolute container path.
     pub target: String,

@@ -13,6 +13,7 @@ mod images;
 mod layers;
 mod networks;
 mod userns;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
