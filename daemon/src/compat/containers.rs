@@ -532,9 +532,11 @@ fn parse_bind(bind: &str) -> Result<spec::Mount, DockerError> {
         match o {
             "ro" => read_only = true,
             "rw" | "z" | "Z" | "rprivate" | "private" | "delegated" | "cached" | "consistent" => {}
-            "nocopy" => return Err(DockerError::bad(format!(
+            "nocopy" => {
+                return Err(DockerError::bad(format!(
                 "bind {bind:?}: nocopy is not supported (an empty volume is filled from the image)"
-            ))),
+            )))
+            }
             other => {
                 return Err(DockerError::bad(format!(
                     "bind {bind:?}: option {other:?} is not supported (ro or rw)"
@@ -886,7 +888,6 @@ fn mounts_out(c: &Container) -> Vec<MountPoint> {
             mode: Some(if m.read_only { "ro" } else { "" }.into()),
             rw: Some(!m.read_only),
             propagation: Some("rprivate".into()),
-            ..Default::default()
         })
         .collect();
     for target in c.config.security.tmpfs.keys() {
