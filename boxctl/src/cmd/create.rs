@@ -52,7 +52,7 @@ pub struct ContainerOpts {
     /// directory), or DST alone (a new anonymous volume).
     #[arg(short = 'v', long = "volume", value_name = "SRC:DST[:ro]")]
     pub volume: Vec<String>,
-    /// Mount, as docker's --mount: type=volume|bind,src=NAME|PATH,dst=PATH[,readonly].
+    /// Mount, as docker's --mount: `type=volume|bind,src=NAME|PATH,dst=PATH`, optionally `,readonly`.
     #[arg(long = "mount", value_name = "type=volume,src=NAME,dst=PATH")]
     pub mount: Vec<String>,
     /// Memory limit (b, k, m, g suffixes; 1k = 1024).

@@ -13,7 +13,7 @@
 //!   of `_data` and boxd never removes what is in it.
 //!
 //! Crash safety (kill -9 at any line): the row is inserted before anything is made, and
-//! the start-up reconcile ([`Runtime::reconcile_volumes`]) makes whatever a row lacks
+//! the start-up reconcile (`Runtime::reconcile_volumes`) makes whatever a row lacks
 //! (directory, image, mount) and removes volume directories no row owns, unmounting
 //! first. Removal unmounts, then deletes the row, then the directory, so a crash leaves
 //! either a complete volume or an unowned directory. Copy-up records "under way" in the
