@@ -210,6 +210,7 @@ where
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     socket: Option<PathBuf>,
+    docker_socket: Option<PathBuf>,
     root: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     cgroup_parent: Option<String>,
@@ -238,6 +239,9 @@ struct FileConfig {
 pub struct Config {
     /// API socket path.
     pub socket: PathBuf,
+    /// A second socket for Docker clients (file key `docker_socket`); the main one
+    /// answers them too.
+    pub docker_socket: Option<PathBuf>,
     /// Root dir.
     pub root: PathBuf,
     /// Runtime state dir.
@@ -411,6 +415,7 @@ impl Config {
                 .socket
                 .or(file.socket)
                 .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+            docker_socket: file.docker_socket,
             root: args
                 .root
                 .or(file.root)
@@ -503,7 +508,10 @@ impl Config {
             ("root", &self.root),
             ("state_dir", &self.state_dir),
             ("socket", &self.socket),
-        ] {
+        ]
+        .into_iter()
+        .chain(self.docker_socket.as_ref().map(|p| ("docker_socket", p)))
+        {
             if !path.is_absolute() {
                 return Err(ConfigError::Invalid {
                     key,

@@ -218,6 +218,25 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         limits: config.limits(),
         docker: Default::default(),
     });
+    // Docker clients' own socket (`DOCKER_HOST`, or a /var/run/docker.sock link to it):
+    // the same router, the same permissions rule.
+    let (docker_stop, docker_server) = match &config.docker_socket {
+        Some(path) => {
+            let listener = bind_socket(path).await?;
+            tracing::info!(socket = %path.display(), "Docker API socket ready");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let app = app.clone();
+            let server = tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+            });
+            (Some(tx), Some(server))
+        }
+        None => (None, None),
+    };
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -248,6 +267,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             Ok(())
         }
     };
+    if let Some(tx) = docker_stop {
+        let _ = tx.send(());
+    }
+    if let Some(server) = docker_server {
+        if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+            tracing::info!("Docker API requests still open; closing them");
+        }
+    }
+    if let Some(path) = &config.docker_socket {
+        let _ = std::fs::remove_file(path);
+    }
     if !activated {
         let _ = std::fs::remove_file(&config.socket);
     }

@@ -542,6 +542,48 @@ async fn root_docker_cli_refuses_what_boxd_does_not_do() {
 }
 
 #[tokio::test]
+async fn root_docker_cli_on_the_docker_socket() {
+    require_root!();
+    let mut d = TestDaemon::prepare();
+    let docker_socket = d.dir.join("docker.sock");
+    d.config_lines.push(format!(
+        "docker_socket = {:?}",
+        docker_socket.display().to_string()
+    ));
+    d.spawn().await;
+    let docker = docker_or_skip!(d);
+    // The second socket answers the Docker API (and /v1, as the first does).
+    let out = tokio::process::Command::new(&docker.bin)
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .env("DOCKER_HOST", format!("unix://{}", docker_socket.display()))
+        .env("DOCKER_CONFIG", &docker.config)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        boxd::compat::API_VERSION
+    );
+    let mode = std::fs::metadata(&docker_socket).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o660
+    );
+    // Gone with the daemon.
+    d.stop_daemon(boxd_tests::StopHow::Term);
+    assert!(
+        !docker_socket.exists(),
+        "the Docker socket outlived the daemon"
+    );
+}
+
+#[tokio::test]
 async fn root_docker_py_drives_boxd() {
     require_root!();
     let d = TestDaemon::start().await;
