@@ -222,11 +222,14 @@ async fn root_docker_cli_version_info_and_run() {
     assert_eq!(v1["state"], "running");
     assert_eq!(v1["resources"]["memory_bytes"], 64 << 20);
     assert_eq!(v1["resources"]["pids_max"], 50);
-    let mem = d.read_cgroup("memory", id, "memory.limit_in_bytes");
-    let mem = if mem.is_empty() {
-        d.read_cgroup("memory", id, "memory.max")
+    // cgroup v1 or v2.
+    let mem = if d
+        .cgroup_file("memory", id, "memory.limit_in_bytes")
+        .exists()
+    {
+        d.read_cgroup("memory", id, "memory.limit_in_bytes")
     } else {
-        mem
+        d.read_cgroup("memory", id, "memory.max")
     };
     assert_eq!(mem.trim(), (64u64 << 20).to_string());
     let f = docker
