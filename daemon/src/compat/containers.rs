@@ -2136,9 +2136,16 @@ mod tests {
             ("/tmp", "/data", true)
         );
         assert!(!parse_bind("/a:/b").unwrap().read_only);
-        let e = parse_bind("data:/data").unwrap_err();
+        // A source that is not a path names a volume.
+        let v = parse_bind("data:/data").unwrap();
+        assert_eq!(
+            (v.kind, v.source.as_str()),
+            (spec::MountKind::Volume, "data")
+        );
+        assert!(parse_bind("/a:/b").unwrap().kind == spec::MountKind::Bind);
+        let e = parse_bind("/a:/b:shared").unwrap_err();
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
-        assert!(parse_bind("/a:/b:shared").is_err());
+        assert!(parse_bind("data:/data:nocopy").is_err());
         assert_eq!(parse_size("1G"), Some(1 << 30));
         assert_eq!(parse_size("512m"), Some(512 << 20));
         assert_eq!(parse_size("10"), Some(10));
