@@ -16,12 +16,9 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-use super::exec::{
-    frame_header, parse_size, serve_stream, wants_upgrade, ResizeQuery, MULTIPLEXED, RAW,
-};
+use super::exec::{parse_size, serve_stream, wants_upgrade, ResizeQuery, MULTIPLEXED, RAW};
 use super::{ApiError, AppState};
 use crate::runtime::attach::AttachOptions;
-use crate::runtime::exec::ExecOutput;
 use crate::runtime::RuntimeError;
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,20 +39,6 @@ fn flag(name: &str, v: &Option<String>) -> Result<bool, ApiError> {
             "{name} must be true or false, not {other:?}"
         ))),
     }
-}
-
-/// A chunk as the body carries it: framed without a terminal, raw with one.
-fn encode(chunk: ExecOutput, framed: bool) -> bytes::Bytes {
-    let (stream, bytes) = match chunk {
-        ExecOutput::Stdout(b) => (1, b),
-        ExecOutput::Stderr(b) => (2, b),
-    };
-    if !framed {
-        return bytes;
-    }
-    let mut out = frame_header(stream, bytes.len()).to_vec();
-    out.extend_from_slice(&bytes);
-    bytes::Bytes::from(out)
 }
 
 fn options(q: &AttachQuery) -> Result<AttachOptions, ApiError> {
@@ -122,7 +105,7 @@ pub(super) async fn attach(
             drop(handle.input);
             let stream = futures_util::stream::unfold(handle.output, move |mut rx| async move {
                 let chunk = rx.recv().await?;
-                Some((Ok::<_, std::io::Error>(encode(chunk, framed)), rx))
+                Some((Ok::<_, std::io::Error>(chunk.encode(framed)), rx))
             });
             Ok((
                 StatusCode::OK,

@@ -50,27 +50,6 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "tcp")
 }
 
-/// Docker's 8-byte frame header for `len` bytes of `stream` (1 stdout, 2 stderr).
-pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {
-    let n = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
-    [stream, 0, 0, 0, n[0], n[1], n[2], n[3]]
-}
-
-/// The bytes to send for one output chunk.
-fn encode_output(chunk: ExecOutput, framed: bool) -> Bytes {
-    let (stream, bytes) = match chunk {
-        ExecOutput::Stdout(b) => (1, b),
-        ExecOutput::Stderr(b) => (2, b),
-    };
-    if !framed {
-        return bytes;
-    }
-    let mut out = Vec::with_capacity(8 + bytes.len());
-    out.extend_from_slice(&frame_header(stream, bytes.len()));
-    out.extend_from_slice(&bytes);
-    Bytes::from(out)
-}
-
 /// Finds the detach sequence in the client's bytes; a ctrl-p at the end of a read is
 /// held back until the next byte says whether it starts the sequence.
 #[derive(Debug, Default)]
@@ -148,7 +127,7 @@ where
         tokio::select! {
             chunk = output.recv() => match chunk {
                 Some(chunk) => {
-                    if wr.write_all(&encode_output(chunk, framed)).await.is_err() {
+                    if wr.write_all(&chunk.encode(framed)).await.is_err() {
                         break false;
                     }
                 }
@@ -224,7 +203,7 @@ pub(super) async fn create(
             drop(handle.input);
             let stream = futures_util::stream::unfold(handle.output, move |mut rx| async move {
                 let chunk = rx.recv().await?;
-                Some((Ok::<_, std::io::Error>(encode_output(chunk, framed)), rx))
+                Some((Ok::<_, std::io::Error>(chunk.encode(framed)), rx))
             });
             Ok((
                 StatusCode::OK,
@@ -281,10 +260,13 @@ mod tests {
 
     #[test]
     fn docker_frame_header() {
-        assert_eq!(frame_header(2, 0x0102), [2, 0, 0, 0, 0, 0, 1, 2]);
-        let b = encode_output(ExecOutput::Stdout(Bytes::from_static(b"hi")), true);
+        assert_eq!(
+            crate::runtime::exec::frame_header(2, 0x0102),
+            [2, 0, 0, 0, 0, 0, 1, 2]
+        );
+        let b = ExecOutput::Stdout(Bytes::from_static(b"hi")).encode(true);
         assert_eq!(&b[..], &[1, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
-        let b = encode_output(ExecOutput::Stderr(Bytes::from_static(b"hi")), false);
+        let b = ExecOutput::Stderr(Bytes::from_static(b"hi")).encode(false);
         assert_eq!(&b[..], b"hi");
     }
 

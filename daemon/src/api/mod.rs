@@ -24,7 +24,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 
 pub use error::ApiError;
-pub(crate) use exec::{frame_header, serve_stream, wants_upgrade, MULTIPLEXED, RAW};
+pub(crate) use exec::{serve_stream, wants_upgrade, MULTIPLEXED, RAW};
 
 use crate::runtime::Runtime;
 

@@ -294,7 +294,7 @@ where
             let text = format!("{}\n", e.message());
             let mut out = Vec::new();
             if framed {
-                out.extend_from_slice(&crate::api::frame_header(2, text.len()));
+                out.extend_from_slice(&crate::runtime::exec::frame_header(2, text.len()));
             }
             out.extend_from_slice(text.as_bytes());
             let mut io = io;
@@ -351,7 +351,7 @@ async fn start_plain(
     let stream =
         futures_util::stream::unfold((output, Some(ended)), move |(mut rx, ended)| async move {
             match rx.recv().await {
-                Some(chunk) => Some((Ok::<_, std::io::Error>(encode(chunk, framed)), (rx, ended))),
+                Some(chunk) => Some((Ok::<_, std::io::Error>(chunk.encode(framed)), (rx, ended))),
                 None => {
                     if let Some(e) = ended {
                         let _ = e.await;
@@ -366,20 +366,6 @@ async fn start_plain(
         axum::body::Body::from_stream(stream),
     )
         .into_response())
-}
-
-fn encode(chunk: crate::runtime::exec::ExecOutput, framed: bool) -> bytes::Bytes {
-    use crate::runtime::exec::ExecOutput;
-    let (stream, bytes) = match chunk {
-        ExecOutput::Stdout(b) => (1, b),
-        ExecOutput::Stderr(b) => (2, b),
-    };
-    if !framed {
-        return bytes;
-    }
-    let mut out = crate::api::frame_header(stream, bytes.len()).to_vec();
-    out.extend_from_slice(&bytes);
-    bytes::Bytes::from(out)
 }
 
 #[derive(Debug, Deserialize)]

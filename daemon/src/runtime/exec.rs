@@ -61,6 +61,30 @@ pub enum ExecOutput {
     Stderr(Bytes),
 }
 
+/// Docker's 8-byte frame header for `len` bytes of `stream` (1 stdout, 2 stderr): the
+/// framing of a non-terminal attach, exec or log stream.
+pub fn frame_header(stream: u8, len: usize) -> [u8; 8] {
+    let n = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
+    [stream, 0, 0, 0, n[0], n[1], n[2], n[3]]
+}
+
+impl ExecOutput {
+    /// The bytes a client gets for this chunk: framed without a terminal, raw with one.
+    pub fn encode(self, framed: bool) -> Bytes {
+        let (stream, bytes) = match self {
+            ExecOutput::Stdout(b) => (1, b),
+            ExecOutput::Stderr(b) => (2, b),
+        };
+        if !framed {
+            return bytes;
+        }
+        let mut out = Vec::with_capacity(8 + bytes.len());
+        out.extend_from_slice(&frame_header(stream, bytes.len()));
+        out.extend_from_slice(&bytes);
+        Bytes::from(out)
+    }
+}
+
 /// A started exec.
 pub struct ExecHandle {
     /// The exec's id.

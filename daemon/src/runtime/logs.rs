@@ -135,8 +135,7 @@ impl LogOptions {
                         .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
                 });
                 let len = entry.line.len() + stamp.as_ref().map_or(0, |t| t.len() + 1);
-                let n = u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes();
-                out.extend_from_slice(&[stream, 0, 0, 0, n[0], n[1], n[2], n[3]]);
+                out.extend_from_slice(&super::exec::frame_header(stream, len));
                 if let Some(t) = stamp {
                     out.extend_from_slice(t.as_bytes());
                     out.push(b' ');
