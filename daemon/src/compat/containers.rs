@@ -27,7 +27,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
 use super::error::{bool_value, DockerError, DockerJson, DockerQuery};
-use super::models::{parse_time, time, CreateBody, Filters};
+use super::models::{parse_time, time, CreateBody, Filters, QueryFilters};
 use crate::api::AppState;
 use crate::network::{Endpoint, ModeRequest, NetworkMode, NetworkRequest, PortRequest};
 use crate::runtime::attach::AttachOptions;
@@ -305,21 +305,8 @@ pub(super) fn create_spec(
         cpu_shares: positive(h.cpu_shares).map(|n| n as u64),
         ..Default::default()
     };
-    let nano = positive(h.nano_cpus);
-    let quota = positive(h.cpu_quota);
-    let period = positive(h.cpu_period);
-    if nano.is_some() && (quota.is_some() || period.is_some()) {
-        return Err(DockerError::bad(
-            "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
-        ));
-    }
-    if let Some(n) = nano {
-        resources.cpu_period_us = Some(100_000);
-        resources.cpu_quota_us = Some((n / 10_000).max(1000));
-    } else {
-        resources.cpu_quota_us = quota;
-        resources.cpu_period_us = period.map(|p| p as u64);
-    }
+    (resources.cpu_quota_us, resources.cpu_period_us) =
+        cpu_limits(h.nano_cpus, h.cpu_quota, h.cpu_period)?;
     if let Some(opts) = &h.storage_opt {
         for (k, v) in opts {
             match k.as_str() {
@@ -432,19 +419,10 @@ pub(super) fn create_spec(
     };
 
     // Restart policy.
-    let restart_policy = match &h.restart_policy {
-        None => RestartPolicy::No,
-        Some(p) => match p.name {
-            None | Some(RestartPolicyNameEnum::EMPTY) | Some(RestartPolicyNameEnum::NO) => {
-                RestartPolicy::No
-            }
-            Some(RestartPolicyNameEnum::ALWAYS) => RestartPolicy::Always,
-            Some(RestartPolicyNameEnum::UNLESS_STOPPED) => RestartPolicy::UnlessStopped,
-            Some(RestartPolicyNameEnum::ON_FAILURE) => RestartPolicy::OnFailure {
-                max_retries: p.maximum_retry_count.filter(|n| *n > 0).map(|n| n as u32),
-            },
-        },
-    };
+    let restart_policy = h
+        .restart_policy
+        .as_ref()
+        .map_or(RestartPolicy::No, restart_policy_in);
     let auto_remove = h.auto_remove.unwrap_or(false);
     if auto_remove && restart_policy != RestartPolicy::No {
         return Err(DockerError::bad(
@@ -493,6 +471,23 @@ pub(super) fn create_spec(
         userns: spec::UsernsRequest::Host,
         network,
     })
+}
+
+/// The CPU quota and period of Docker's `NanoCpus` or `CpuQuota`/`CpuPeriod` (0 is
+/// unset; both ways at once is refused, as dockerd does).
+fn cpu_limits(
+    nano: Option<i64>,
+    quota: Option<i64>,
+    period: Option<i64>,
+) -> Result<(Option<i64>, Option<u64>), DockerError> {
+    let (nano, quota, period) = (positive(nano), positive(quota), positive(period));
+    match nano {
+        Some(_) if quota.is_some() || period.is_some() => Err(DockerError::bad(
+            "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
+        )),
+        Some(n) => Ok((Some((n / 10_000).max(1000)), Some(100_000))),
+        None => Ok((quota, period.map(|p| p as u64))),
+    }
 }
 
 /// `512m`, `1G`, `1024` (bytes).
@@ -831,10 +826,21 @@ fn split_cidr(a: Option<&str>) -> (String, i64) {
 }
 
 /// Networks of a container with their endpoints (empty settings while not running).
-async fn networks_of(
-    s: &AppState,
+/// Network ids by name, read once per answer.
+async fn network_ids(s: &AppState) -> Result<HashMap<String, String>, DockerError> {
+    Ok(s.runtime
+        .networks()
+        .list()
+        .await?
+        .into_iter()
+        .map(|n| (n.name, n.id))
+        .collect())
+}
+
+fn networks_of(
     c: &Container,
     endpoints: &[Endpoint],
+    ids: &HashMap<String, String>,
 ) -> HashMap<String, EndpointSettings> {
     let mut out = HashMap::new();
     let names: Vec<String> = match &c.config.network.mode {
@@ -850,10 +856,7 @@ async fn networks_of(
             .collect(),
     };
     for n in names {
-        let id = match s.runtime.networks().get(&n).await {
-            Ok(net) => Some(net.id),
-            Err(_) => None,
-        };
+        let id = ids.get(&n).cloned();
         let e = endpoints
             .iter()
             .find(|e| e.network == n)
@@ -930,13 +933,14 @@ pub(super) async fn summaries(
     // Newest first, as Docker lists.
     list.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     let mut endpoints = endpoints_by_container(s).await?;
+    let ids = network_ids(s).await?;
     let mut out = Vec::new();
     for c in list {
         if !matches_filters(&c, filters) {
             continue;
         }
         let e = endpoints.remove(&c.id).unwrap_or_default();
-        let networks = networks_of(s, &c, &e).await;
+        let networks = networks_of(&c, &e, &ids);
         out.push(ContainerSummary {
             id: Some(c.id.clone()),
             names: Some(vec![format!("/{}", c.name)]),
@@ -1012,16 +1016,17 @@ pub(super) async fn inspect(
         .map(crate::network::Attachment::endpoint)
         .collect();
     let execs = s.runtime.execs_of(&c.id);
-    Ok(Json(inspect_out(&s, c, &endpoints, execs).await))
+    let ids = network_ids(&s).await?;
+    Ok(Json(inspect_out(c, &endpoints, execs, &ids)))
 }
 
-pub(super) async fn inspect_out(
-    s: &AppState,
+fn inspect_out(
     c: Container,
     endpoints: &[Endpoint],
     execs: Vec<boxd_types::ExecInspect>,
+    ids: &HashMap<String, String>,
 ) -> ContainerInspectResponse {
-    let networks = networks_of(s, &c, endpoints).await;
+    let networks = networks_of(&c, endpoints, ids);
     let primary = networks
         .values()
         .find(|e| e.ip_address.as_deref().is_some_and(|a| !a.is_empty()))
@@ -1459,16 +1464,10 @@ pub(super) async fn remove(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct PruneQuery {
-    filters: Option<String>,
-}
-
 pub(super) async fn prune(
     State(s): State<AppState>,
-    DockerQuery(q): DockerQuery<PruneQuery>,
+    QueryFilters(filters): QueryFilters,
 ) -> Result<Json<ContainerPruneResponse>, DockerError> {
-    let filters = Filters::parse(q.filters.as_deref())?;
     filters.only(&["until", "label", "label!"])?;
     let until = match filters.get("until").first() {
         Some(u) => Some(parse_time("until", u)?),
@@ -1592,19 +1591,7 @@ pub(super) async fn update(
         positive(r.memory_reservation).is_some(),
         "soft memory reservations are not supported",
     )?;
-    let nano = positive(r.nano_cpus);
-    if nano.is_some() && (positive(r.cpu_quota).is_some() || positive(r.cpu_period).is_some()) {
-        return Err(DockerError::bad(
-            "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set",
-        ));
-    }
-    let (quota, period) = match nano {
-        Some(n) => (Some((n / 10_000).max(1000)), Some(100_000)),
-        None => (
-            positive(r.cpu_quota),
-            positive(r.cpu_period).map(|p| p as u64),
-        ),
-    };
+    let (quota, period) = cpu_limits(r.nano_cpus, r.cpu_quota, r.cpu_period)?;
     let update = spec::ResourceUpdate {
         memory_bytes: positive(r.memory).map(|n| n as u64),
         memory_swap_bytes: r.memory_swap.filter(|n| *n != 0),
@@ -1905,7 +1892,14 @@ fn cpu_out(st: &boxd_types::ContainerStats, ncpu: u32) -> CpuOut {
     }
 }
 
-fn stats_out(st: boxd_types::ContainerStats, pre: Option<(CpuOut, String)>, ncpu: u32) -> Stats {
+/// What the host has: CPUs (for CPU %) and memory (the limit of an unlimited container).
+#[derive(Debug, Clone, Copy)]
+struct Host {
+    ncpu: u32,
+    mem_total: u64,
+}
+
+fn stats_out(st: boxd_types::ContainerStats, pre: Option<(CpuOut, String)>, host: Host) -> Stats {
     let mut mem_stats = HashMap::new();
     // The CLI shows usage minus inactive_file (v2) or total_inactive_file (v1); boxd
     // reports the page cache as one figure.
@@ -1921,12 +1915,12 @@ fn stats_out(st: boxd_types::ContainerStats, pre: Option<(CpuOut, String)>, ncpu
             current: st.pids.current,
             limit: st.pids.max,
         },
-        cpu_stats: cpu_out(&st, ncpu),
+        cpu_stats: cpu_out(&st, host.ncpu),
         precpu_stats: precpu,
         memory_stats: MemOut {
             usage: st.memory.usage,
             max_usage: st.memory.peak,
-            limit: st.memory.limit.unwrap_or_else(host_memory),
+            limit: st.memory.limit.unwrap_or(host.mem_total),
             stats: mem_stats,
         },
         blkio_stats: BlkioOut {
@@ -1960,22 +1954,6 @@ fn stats_out(st: boxd_types::ContainerStats, pre: Option<(CpuOut, String)>, ncpu
     }
 }
 
-fn host_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-fn online_cpus() -> u32 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-}
-
 /// How far apart the two samples of a `stream=0` answer are (dockerd's collector
 /// interval is one second).
 const SAMPLE_GAP: Duration = Duration::from_millis(500);
@@ -1988,16 +1966,20 @@ pub(super) async fn stats(
     let c = s.runtime.container(&id).await?;
     let stream = q.stream.as_deref().is_none_or(|v| bool_value(Some(v)));
     let one_shot = bool_value(q.one_shot.as_deref());
-    let ncpu = online_cpus();
+    let (ncpu, mem_total) = crate::runtime::host_resources();
+    let host = Host {
+        ncpu: ncpu as u32,
+        mem_total,
+    };
     if !stream {
         let first = s.runtime.stats(&c.id).await?;
         let out = if one_shot || c.state != ContainerState::Running {
-            stats_out(first, None, ncpu)
+            stats_out(first, None, host)
         } else {
-            let pre = (cpu_out(&first, ncpu), time(Some(first.read)));
+            let pre = (cpu_out(&first, host.ncpu), time(Some(first.read)));
             tokio::time::sleep(SAMPLE_GAP).await;
             let second = s.runtime.stats(&c.id).await.unwrap_or(first);
-            stats_out(second, Some(pre), ncpu)
+            stats_out(second, Some(pre), host)
         };
         return Ok(Json(out).into_response());
     }
@@ -2010,8 +1992,8 @@ pub(super) async fn stats(
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let st = rt.stats(&id).await.ok()?;
-            let next_pre = (cpu_out(&st, ncpu), time(Some(st.read)));
-            let mut line = serde_json::to_vec(&stats_out(st, pre, ncpu)).ok()?;
+            let next_pre = (cpu_out(&st, host.ncpu), time(Some(st.read)));
+            let mut line = serde_json::to_vec(&stats_out(st, pre, host)).ok()?;
             line.push(b'\n');
             Some((
                 Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)),

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::error::{bool_value, DockerError, DockerQuery};
-use super::models::Filters;
+use super::models::{Filters, QueryFilters};
 use crate::api::AppState;
 use crate::image::registry::Progress;
 use crate::runtime::RuntimeError;
@@ -318,16 +318,10 @@ pub(super) async fn remove(
     Ok(Json(out))
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct PruneQuery {
-    filters: Option<String>,
-}
-
 pub(super) async fn prune(
     State(s): State<AppState>,
-    DockerQuery(q): DockerQuery<PruneQuery>,
+    QueryFilters(filters): QueryFilters,
 ) -> Result<Json<ImagePruneResponse>, DockerError> {
-    let filters = Filters::parse(q.filters.as_deref())?;
     filters.only(&["dangling", "until", "label"])?;
     // dangling=false (docker image prune -a): every image no container uses.
     let all = filters

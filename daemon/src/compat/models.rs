@@ -87,6 +87,27 @@ impl Filters {
     }
 }
 
+/// The parsed `filters` parameter of a request whose query has nothing else.
+pub struct QueryFilters(pub Filters);
+
+#[derive(Deserialize)]
+struct FiltersParam {
+    filters: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryFilters {
+    type Rejection = DockerError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let super::error::DockerQuery(q) =
+            super::error::DockerQuery::<FiltersParam>::from_request_parts(parts, state).await?;
+        Filters::parse(q.filters.as_deref()).map(QueryFilters)
+    }
+}
+
 /// A Docker time parameter (`since`, `until`): Unix seconds with an optional fraction
 /// (what the CLI sends), or RFC 3339.
 pub fn parse_time(name: &str, v: &str) -> Result<DateTime<Utc>, DockerError> {

@@ -10,10 +10,9 @@ use bollard_stubs::models::{
     Ipam, IpamConfig, Network, NetworkConnectRequest, NetworkContainer, NetworkCreateRequest,
     NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse,
 };
-use serde::Deserialize;
 
-use super::error::{DockerError, DockerJson, DockerQuery};
-use super::models::{time, Filters};
+use super::error::{DockerError, DockerJson};
+use super::models::{time, QueryFilters};
 use crate::api::AppState;
 use crate::network::{NetworkError, NetworkSpec, DEFAULT_NETWORK};
 
@@ -122,16 +121,10 @@ async fn network_out(
     })
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ListQuery {
-    filters: Option<String>,
-}
-
 pub(super) async fn list(
     State(s): State<AppState>,
-    DockerQuery(q): DockerQuery<ListQuery>,
+    QueryFilters(f): QueryFilters,
 ) -> Result<Json<Vec<Network>>, DockerError> {
-    let f = Filters::parse(q.filters.as_deref())?;
     f.only(&["name", "id", "label", "driver", "type", "scope", "dangling"])?;
     let mut out = Vec::new();
     for n in s.runtime.networks().list().await? {
@@ -334,16 +327,10 @@ pub(super) async fn disconnect(
     Ok(StatusCode::OK)
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct PruneQuery {
-    filters: Option<String>,
-}
-
 pub(super) async fn prune(
     State(s): State<AppState>,
-    DockerQuery(q): DockerQuery<PruneQuery>,
+    QueryFilters(f): QueryFilters,
 ) -> Result<Json<NetworkPruneResponse>, DockerError> {
-    let f = Filters::parse(q.filters.as_deref())?;
     f.only(&["until", "label"])?;
     let mut deleted = Vec::new();
     for n in s.runtime.networks().list().await? {

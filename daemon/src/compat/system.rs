@@ -22,30 +22,22 @@ use crate::api::AppState;
 use crate::runtime::RuntimeError;
 use crate::store::EventFilter;
 
-/// `GET /_ping`: `OK`, with the headers the client negotiates from.
+/// The headers of a ping answer (the client negotiates from `Api-Version`, which every
+/// answer carries).
+const PING_HEADERS: [(header::HeaderName, &str); 3] = [
+    (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+    (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
+    (header::PRAGMA, "no-cache"),
+];
+
+/// `GET /_ping`: `OK`.
 pub(super) async fn ping() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        "OK",
-    )
-        .into_response()
+    (PING_HEADERS, "OK").into_response()
 }
 
 /// `HEAD /_ping`: the same headers, no body.
 pub(super) async fn ping_head() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache, no-store, must-revalidate"),
-            (header::PRAGMA, "no-cache"),
-        ],
-        (),
-    )
-        .into_response()
+    (PING_HEADERS, ()).into_response()
 }
 
 /// `GET /version`: bollard's model of `Components[].Details` is an empty map, so the

@@ -10,7 +10,7 @@ use bollard_stubs::models::{
 use serde::Deserialize;
 
 use super::error::{bool_value, DockerError, DockerJson, DockerQuery};
-use super::models::{time, Filters};
+use super::models::{time, Filters, QueryFilters};
 use crate::api::AppState;
 use crate::runtime::volumes::{VolumeFilter, VolumeInfo, VolumeSpec};
 use crate::runtime::RuntimeError;
@@ -37,11 +37,6 @@ fn not_found(name: &str) -> DockerError {
     DockerError::new(StatusCode::NOT_FOUND, format!("get {name}: no such volume"))
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct ListQuery {
-    filters: Option<String>,
-}
-
 fn filter_of(f: &Filters) -> Result<VolumeFilter, DockerError> {
     f.only(&["dangling", "name", "label", "driver", "all"])?;
     if f.get("driver").iter().any(|d| d != "local") {
@@ -60,9 +55,8 @@ fn filter_of(f: &Filters) -> Result<VolumeFilter, DockerError> {
 
 pub(super) async fn list(
     State(s): State<AppState>,
-    DockerQuery(q): DockerQuery<ListQuery>,
+    QueryFilters(f): QueryFilters,
 ) -> Result<Json<VolumeListResponse>, DockerError> {
-    let f = Filters::parse(q.filters.as_deref())?;
     let filter = filter_of(&f)?;
     let volumes = s.runtime.volumes(&filter).await?;
     Ok(Json(VolumeListResponse {
@@ -122,18 +116,12 @@ pub(super) async fn remove(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(super) struct PruneQuery {
-    filters: Option<String>,
-}
-
 /// `POST /volumes/prune`: as Docker 23+, only anonymous volumes unless the filter
 /// says `all=true`.
 pub(super) async fn prune(
     State(s): State<AppState>,
-    DockerQuery(q): DockerQuery<PruneQuery>,
+    QueryFilters(f): QueryFilters,
 ) -> Result<Json<VolumePruneResponse>, DockerError> {
-    let f = Filters::parse(q.filters.as_deref())?;
     f.only(&["label", "all", "label!"])?;
     let all = f.get("all").first().is_some_and(|a| bool_value(Some(a)));
     let unused = s

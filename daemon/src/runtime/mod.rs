@@ -916,7 +916,8 @@ fn remove_dir_if_exists(path: &Path) -> Result<(), RuntimeError> {
     }
 }
 
-fn host_resources() -> (u64, u64) {
+/// The host's CPUs and memory in bytes.
+pub(crate) fn host_resources() -> (u64, u64) {
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1);
