@@ -1135,6 +1135,8 @@ impl Runtime {
         // Events are sent once the run's cgroup and state dir are gone: whoever acts on
         // `die` finds the container whole and idle.
         let mut events: Vec<(&'static str, Vec<(&'static str, String)>)> = Vec::new();
+        // What waiters are told (the row may be gone by the time they look).
+        let mut outcome = None;
         let written = match record {
             Some(exit) => {
                 let counted = exit
@@ -1154,6 +1156,10 @@ impl Runtime {
                 let written = self.inner.store.set_exited(id, &update).await;
                 if written.is_ok() {
                     crate::fault::crash_point("exit.after_record");
+                    outcome = Some(boxd_types::WaitResponse {
+                        exit_code: exit.exit_code,
+                        oom_killed,
+                    });
                     if oom_killed && !oom_reported {
                         events.push(("oom", vec![("name", name.clone())]));
                     }
@@ -1176,6 +1182,10 @@ impl Runtime {
                     .set_dead(id, why, &[ContainerState::Running, ContainerState::Created])
                     .await;
                 if written.is_ok() {
+                    outcome = Some(boxd_types::WaitResponse {
+                        exit_code: -1,
+                        oom_killed: false,
+                    });
                     events.push(("die", vec![("name", name), ("error", why.to_owned())]));
                 }
                 written
@@ -1197,7 +1207,7 @@ impl Runtime {
                 .emit("container", action, id, &attrs)
                 .await;
         }
-        self.notify_exit(id).await;
+        self.notify_exit(id, outcome);
         Ok(())
     }
 

@@ -390,13 +390,9 @@ impl Runtime {
             .subscribe()
     }
 
-    async fn notify_exit(&self, id: &str) {
-        // The outcome travels with the notice: a waiter for `removed` may only look
-        // after the row is gone.
-        let last = match self.inner.store.container(id).await {
-            Ok(Some(rec)) => Some(wait_response(&rec.container)),
-            _ => None,
-        };
+    /// Tells waiters of container `id` that a run ended, and how (`None`: its row
+    /// could not be written).
+    fn notify_exit(&self, id: &str, last: Option<WaitResponse>) {
         let exits = self.inner.exits.lock().expect("exits poisoned");
         if let Some(tx) = exits.get(id) {
             tx.send_modify(|seen| {
