@@ -113,6 +113,27 @@ pub fn boxctl_bin() -> PathBuf {
     workspace_bin("boxctl")
 }
 
+/// Run boxctl with `BOXD_SOCKET` pointing at the test daemon; (status, stdout, stderr).
+pub async fn boxctl(d: &TestDaemon, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(boxctl_bin())
+            .args(args)
+            .env("BOXD_SOCKET", &d.socket)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("boxctl {args:?} did not finish within 60 s"))
+    .expect("run boxctl");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A random lowercase hex string of 16 digits (std's `RandomState` is seeded randomly).
 pub fn random_hex() -> String {
     let mut h = RandomState::new().build_hasher();

@@ -2,29 +2,8 @@
 
 use std::time::Duration;
 
-use boxd_tests::{assert_no_leaks, boxctl_bin, require, require_root, tool, TestDaemon};
+use boxd_tests::{assert_no_leaks, boxctl, require, require_root, tool, TestDaemon};
 use serde_json::json;
-
-/// Run boxctl with `BOXD_SOCKET` pointing at the test daemon; (status, stdout, stderr).
-async fn boxctl(d: &TestDaemon, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(boxctl_bin())
-            .args(args)
-            .env("BOXD_SOCKET", &d.socket)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("boxctl {args:?} did not finish within 60 s"))
-    .expect("run boxctl");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn root_boxctl_run_rm_prints_hello() {

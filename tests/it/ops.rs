@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use boxd_tests::{
-    assert_no_leaks, boxctl_bin, cgroup_v2_unified, require_root, wait_for_async,
-    wait_for_value_async, StopHow, TestDaemon,
+    assert_no_leaks, boxctl, cgroup_v2_unified, require_root, wait_for_async, wait_for_value_async,
+    StopHow, TestDaemon,
 };
 use serde_json::{json, Value};
 
@@ -579,27 +579,6 @@ async fn root_ops_update_restart_policy_applies_to_the_next_exit() {
     .await;
     d.remove_container("r").await;
     assert_no_leaks(&d);
-}
-
-/// Run boxctl with `BOXD_SOCKET` pointing at the test daemon; (status, stdout, stderr).
-async fn boxctl(d: &TestDaemon, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(boxctl_bin())
-            .args(args)
-            .env("BOXD_SOCKET", &d.socket)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("boxctl {args:?} did not finish within 60 s"))
-    .expect("run boxctl");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
