@@ -80,13 +80,13 @@ pub(super) async fn create(
     }
 }
 
+/// An image reference as Docker names it locally (`busybox:latest`), through the one
+/// reference grammar; as given when it does not parse.
 fn with_default_tag(image: &str) -> String {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if last.contains(':') || image.contains('@') {
-        image.to_owned()
-    } else {
-        format!("{image}:latest")
-    }
+    crate::image::reference::Reference::parse(image)
+        .ok()
+        .and_then(|r| r.familiar_digest().or_else(|| r.familiar_tag()))
+        .unwrap_or_else(|| image.to_owned())
 }
 
 /// Refuses a field boxd does not honour when it is set.
