@@ -240,7 +240,7 @@ impl Routes {
 async fn no_route(method: Method, uri: Uri) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = uri.path();
-    if path == "/v1" || path.starts_with("/v1/") {
+    if crate::compat::is_boxd_path(path) {
         ApiError::NoRoute {
             method: method.to_string(),
             path: path.to_owned(),

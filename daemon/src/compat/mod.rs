@@ -117,7 +117,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Whether a path belongs to the `/v1` API (everything else is Docker's).
-fn is_boxd_path(path: &str) -> bool {
+pub(crate) fn is_boxd_path(path: &str) -> bool {
     path == "/v1" || path.starts_with("/v1/")
 }
 
