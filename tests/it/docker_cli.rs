@@ -489,6 +489,81 @@ async fn root_docker_cli_images() {
             .await,
         "from-import\n"
     );
+    // import with config changes and a message: the image runs its new defaults.
+    let out = docker
+        .ok(&[
+            "import",
+            "-c",
+            r#"CMD ["/bin/sh", "-c", "echo from-change $GREETING"]"#,
+            "-c",
+            "ENV GREETING=hi",
+            "-c",
+            "WORKDIR /tmp",
+            "-m",
+            "made here",
+            path_str(&rootfs_tar),
+            "changed:v1",
+        ])
+        .await;
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    assert_eq!(
+        docker.ok(&["run", "--rm", "changed:v1"]).await,
+        "from-change hi\n"
+    );
+    assert_eq!(
+        docker.ok(&["run", "--rm", "changed:v1", "pwd"]).await,
+        "/tmp\n"
+    );
+    let history = docker
+        .ok(&["history", "--format", "{{.Comment}}", "changed:v1"])
+        .await;
+    assert!(history.contains("made here"), "{history}");
+    let out = docker
+        .run(&[
+            "import",
+            "-c",
+            "VOLUME /data",
+            path_str(&rootfs_tar),
+            "nope:v1",
+        ])
+        .await;
+    assert_ne!(out.code, Some(0));
+    assert!(
+        out.stderr.contains("VOLUME is not supported"),
+        "{}",
+        out.stderr
+    );
+    // save, then load what was saved after the image is gone: same content and
+    // defaults, under its name. skopeo reads the archive too (digests checked).
+    let saved = d.dir.join("saved.tar");
+    docker
+        .ok(&["save", "-o", path_str(&saved), "changed:v1", "busybox"])
+        .await;
+    let oci_dir = d.dir.join("saved-oci");
+    let out = std::process::Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("docker-archive:{}:changed:v1", saved.display()))
+        .arg(format!("oci:{}:changed", oci_dir.display()))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo read the saved archive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    docker.ok(&["rmi", "changed:v1"]).await;
+    let out = docker.ok(&["load", "-i", path_str(&saved)]).await;
+    assert!(out.contains("Loaded image: changed:v1"), "{out}");
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert_eq!(
+        docker.ok(&["run", "--rm", "changed:v1"]).await,
+        "from-change hi\n"
+    );
+    let out = docker
+        .run(&["save", "-o", path_str(&saved), "nosuch:image"])
+        .await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
     // An image in use is a conflict; removing the container frees it.
     docker
         .ok(&["create", "--name", "user", "imported:v2", "/bin/true"])

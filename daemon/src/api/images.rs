@@ -105,7 +105,7 @@ pub(super) async fn import(
     let (capped, body) = ImageBody::cap(s.limits, &headers, body)?;
     let image = s
         .runtime
-        .import_image(&name, body)
+        .import_image(&name, body, &Default::default())
         .await
         .map_err(|e| capped.explain(e))?;
     Ok((StatusCode::CREATED, Json(image)))

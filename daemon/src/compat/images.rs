@@ -25,7 +25,7 @@ use super::error::{bool_value, DockerError, DockerQuery};
 use super::models::{Filters, QueryFilters};
 use crate::api::AppState;
 use crate::image::registry::Progress;
-use crate::runtime::RuntimeError;
+use crate::runtime::{ImportChanges, RuntimeError};
 
 fn short(digest: &str) -> String {
     digest
@@ -141,6 +141,7 @@ async fn image_of(s: &AppState, name: &str) -> Result<boxd_types::Image, DockerE
 pub(super) async fn get_named(
     State(s): State<AppState>,
     Path(rest): Path<String>,
+    uri: axum::http::Uri,
 ) -> Result<Response, DockerError> {
     let (name, what) = rest.rsplit_once('/').unwrap_or(("", rest.as_str()));
     match what {
@@ -181,13 +182,30 @@ pub(super) async fn get_named(
             }
             Ok(Json(items).into_response())
         }
-        "get" => Err(not_yet("docker save")),
-        _ if rest == "get" => Err(not_yet("docker save")),
+        "get" if !name.is_empty() => save(&s, vec![name.to_owned()]).await,
+        _ if rest == "get" => {
+            // `names` repeats, one key per image: read from the raw query.
+            let names = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .filter(|(k, _)| k == "names")
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            save(&s, names).await
+        }
         _ => Err(super::error::DockerError::new(
             StatusCode::NOT_FOUND,
             "page not found",
         )),
     }
+}
+
+/// `GET /images/get` and `/images/{name}/get`: a docker-save archive.
+async fn save(s: &AppState, names: Vec<String>) -> Result<Response, DockerError> {
+    let body = s.runtime.save_images(&names).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-tar")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 fn not_yet(what: &str) -> DockerError {
@@ -352,7 +370,6 @@ pub(super) struct CreateQuery {
     repo: Option<String>,
     tag: Option<String>,
     message: Option<String>,
-    changes: Option<Vec<String>>,
     platform: Option<String>,
 }
 
@@ -420,15 +437,15 @@ pub(super) async fn create(
                 "fromSrc must be - (the body): boxd does not fetch archives from URLs",
             ));
         }
-        if q.changes
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| !c.is_empty()))
-        {
-            return Err(DockerError::bad(
-                "changes are not supported by boxd's import yet",
-            ));
-        }
-        let _ = q.message;
+        // `changes` repeats (one key per instruction), which the query extractor
+        // cannot collect: read from the raw query.
+        let changes = ImportChanges {
+            changes: form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+                .filter(|(k, _)| k == "changes")
+                .map(|(_, v)| v.into_owned())
+                .collect(),
+            message: q.message.clone(),
+        };
         let repo =
             q.repo.clone().filter(|r| !r.is_empty()).ok_or_else(|| {
                 DockerError::bad("repo is required: boxd names every imported image")
@@ -437,8 +454,14 @@ pub(super) async fn create(
             Some(t) => format!("{repo}:{t}"),
             None => repo,
         };
-        let body = req.into_body().into_data_stream();
-        let image = s.runtime.import_image(&name, body).await?;
+        let mut body = req.into_body().into_data_stream();
+        if let Err(e) = crate::image::changes::apply(&mut Default::default(), &changes.changes) {
+            // Read the upload to its end before answering, or the client, still
+            // writing it, sees a broken pipe instead of the reason.
+            while let Some(Ok(_)) = body.next().await {}
+            return Err(DockerError::bad(e.to_string()));
+        }
+        let image = s.runtime.import_image(&name, body, &changes).await?;
         let body = line(&status(None, image.id));
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
     }

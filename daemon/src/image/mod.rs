@@ -29,10 +29,12 @@
 //!   store (the `unpack` submodule has the rules for hostile archives).
 
 pub mod archive;
+pub mod changes;
 mod layers;
 pub mod oci;
 pub mod reference;
 pub mod registry;
+pub mod save;
 mod unpack;
 pub mod users;
 
@@ -137,6 +139,8 @@ pub enum ImageError {
     Registry(#[from] registry::RegistryError),
     #[error("invalid image archive")]
     Archive(#[from] archive::ArchiveError),
+    #[error(transparent)]
+    Change(#[from] changes::ChangeError),
     /// The content does not have the digest it was named by.
     #[error("{what} has digest {actual}, expected {expected}")]
     DigestMismatch {
@@ -177,6 +181,7 @@ impl ImageError {
                 | ImageError::Format(_)
                 | ImageError::Reference(_)
                 | ImageError::Archive(_)
+                | ImageError::Change(_)
                 | ImageError::DigestMismatch { .. }
         ) || matches!(self, ImageError::Registry(r) if r.is_bad_input())
     }

@@ -262,49 +262,49 @@ pub fn select_platform<'a>(
 
 /// The image config (OCI `application/vnd.oci.image.config.v1+json`; Docker's is the
 /// same shape).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageConfig {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<RunConfig>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<RootFs>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
 }
 
 /// `config.config`: the defaults of a container.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RunConfig {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     /// Docker's `EXPOSE`s: `{"80/tcp": {}}` (the values are always empty objects).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// `config.rootfs`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RootFs {
     #[serde(default, rename = "type")]
     pub kind: String,
@@ -313,15 +313,15 @@ pub struct RootFs {
 }
 
 /// One history step.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct History {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
 }
 
@@ -375,6 +375,61 @@ impl ImageConfig {
                 .collect(),
             ..Default::default()
         }
+    }
+}
+
+impl ImageConfig {
+    /// The config of a stored image (the inverse of [`ImageConfig::to_image`]), with
+    /// `diff_ids` as its layers: what `docker save` writes, and the config an import
+    /// with changes is identified by.
+    pub fn of_image(image: &boxd_types::Image, diff_ids: &[String]) -> ImageConfig {
+        let some_vec = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        let config = RunConfig {
+            user: image.user.clone(),
+            env: some_vec(&image.env),
+            entrypoint: some_vec(&image.entrypoint),
+            cmd: some_vec(&image.cmd),
+            working_dir: image.working_dir.clone(),
+            labels: (!image.labels.is_empty()).then(|| image.labels.clone()),
+            stop_signal: image.stop_signal.clone(),
+            exposed_ports: (!image.exposed_ports.is_empty()).then(|| {
+                image
+                    .exposed_ports
+                    .iter()
+                    .map(|p| (p.clone(), serde_json::json!({})))
+                    .collect()
+            }),
+        };
+        ImageConfig {
+            architecture: image.architecture.clone(),
+            os: image.os.clone(),
+            variant: None,
+            created: Some(
+                image
+                    .created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            ),
+            config: Some(config),
+            rootfs: Some(RootFs {
+                kind: "layers".into(),
+                diff_ids: diff_ids.to_vec(),
+            }),
+            history: image
+                .history
+                .iter()
+                .map(|h| History {
+                    created: h.created.clone(),
+                    created_by: h.created_by.clone(),
+                    comment: h.comment.clone(),
+                    empty_layer: h.empty_layer,
+                })
+                .collect(),
+        }
+    }
+
+    /// The config as the bytes of a blob (its digest is an image id).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("an image config serialises")
     }
 }
 

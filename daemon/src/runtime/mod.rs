@@ -151,6 +151,22 @@ pub struct HostInfo {
 /// Options of `logs`.
 pub use logs::LogOptions;
 
+/// What an import sets besides the root filesystem (`docker import --change/-m`).
+#[derive(Debug, Clone, Default)]
+pub struct ImportChanges {
+    /// Dockerfile instructions that set the image's defaults (`CMD ["sh"]`).
+    pub changes: Vec<String>,
+    /// The history comment.
+    pub message: Option<String>,
+}
+
+impl ImportChanges {
+    fn is_empty(&self) -> bool {
+        self.changes.iter().all(|c| c.trim().is_empty())
+            && self.message.as_deref().is_none_or(str::is_empty)
+    }
+}
+
 impl Runtime {
     /// Builds the runtime and reconciles what the last run of the daemon left.
     pub async fn new(
@@ -289,13 +305,30 @@ impl Runtime {
 
     // ----- images -------------------------------------------------------------------
 
-    /// Imports a rootfs tarball under `name`.
-    pub async fn import_image<S, E>(&self, name: &str, body: S) -> Result<Image, RuntimeError>
+    /// Imports a rootfs tarball under `name`. Without `changes`, the image is its one
+    /// layer (its id is the tar's digest, the same content imported twice is one
+    /// image); with them, it is that layer under a config of its own, identified by the
+    /// config's digest as a loaded image is.
+    pub async fn import_image<S, E>(
+        &self,
+        name: &str,
+        body: S,
+        changes: &ImportChanges,
+    ) -> Result<Image, RuntimeError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::error::Error + Send + Sync + 'static,
     {
         let tag = images::tag_name(name)?;
+        // Checked before the body is read: a bad change costs no unpacking.
+        let run_config = if changes.is_empty() {
+            None
+        } else {
+            let mut c = crate::image::oci::RunConfig::default();
+            crate::image::changes::apply(&mut c, &changes.changes)
+                .map_err(crate::image::ImageError::from)?;
+            Some(c)
+        };
         // Shared gc lock until the row exists: a failed pull's clean-up (exclusive) must
         // not take this layer for an unowned one.
         let _gc = self.inner.images.gc_read().await;
@@ -303,16 +336,54 @@ impl Runtime {
         crate::fault::crash_point("image.after_unpack");
         // The layer is in place before its row: a crash here leaves an unowned dir, which
         // reconcile removes. The row then the tag: an untagged image is still listed.
-        self.inner
-            .store
-            .insert_image(&imported.id, imported.size, Utc::now(), "{}")
-            .await?;
-        self.inner.store.tag_image(&tag, &imported.id).await?;
+        let id = match run_config {
+            None => {
+                self.inner
+                    .store
+                    .insert_image(&imported.id, imported.size, Utc::now(), "{}")
+                    .await?;
+                self.inner.store.tag_image(&tag, &imported.id).await?;
+                imported.id.clone()
+            }
+            Some(run_config) => {
+                let now = Utc::now();
+                let created = now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+                let config = crate::image::oci::ImageConfig {
+                    architecture: Some(crate::image::oci::Platform::host().architecture),
+                    os: Some("linux".into()),
+                    variant: None,
+                    created: Some(created.clone()),
+                    config: Some(run_config),
+                    rootfs: Some(crate::image::oci::RootFs {
+                        kind: "layers".into(),
+                        diff_ids: vec![imported.id.clone()],
+                    }),
+                    history: vec![crate::image::oci::History {
+                        created: Some(created),
+                        created_by: None,
+                        comment: Some(changes.message.clone().unwrap_or_else(|| "Imported".into())),
+                        empty_layer: false,
+                    }],
+                };
+                let mut image = config.to_image();
+                image.id = crate::image::oci::digest_of(&config.to_bytes());
+                image.tags = vec![tag.clone()];
+                image.layers = vec![imported.id.clone()];
+                image.size = imported.size;
+                let layer = crate::store::LayerRow {
+                    chain_id: imported.id.clone(),
+                    diff_id: imported.id.clone(),
+                    size: imported.size,
+                };
+                self.inner.store.record_image(&image, &[layer], now).await?;
+                image.id
+            }
+        };
         self.inner
             .events
-            .emit("image", "import", &imported.id, &[("name", tag.clone())])
+            .emit("image", "import", &id, &[("name", tag.clone())])
             .await;
-        self.image_by_id(&imported.id).await
+        self.image_by_id(&id).await
     }
 
     async fn image_by_id(&self, id: &str) -> Result<Image, RuntimeError> {
