@@ -20,10 +20,10 @@ fn docker_bin() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
@@ -41,14 +41,14 @@ impl Out {
 }
 
 /// The docker CLI against `d`, with its own (empty) client config dir.
-struct Docker<'a> {
+pub(crate) struct Docker<'a> {
     bin: PathBuf,
     d: &'a TestDaemon,
     config: PathBuf,
 }
 
 impl<'a> Docker<'a> {
-    fn new(d: &'a TestDaemon) -> Option<Docker<'a>> {
+    pub(crate) fn new(d: &'a TestDaemon) -> Option<Docker<'a>> {
         let config = d.dir.join("docker-config");
         std::fs::create_dir_all(&config).ok()?;
         Some(Docker {
@@ -92,11 +92,11 @@ impl<'a> Docker<'a> {
         }
     }
 
-    async fn run(&self, args: &[&str]) -> Out {
+    pub(crate) async fn run(&self, args: &[&str]) -> Out {
         self.run_with(args, None).await
     }
 
-    async fn ok(&self, args: &[&str]) -> String {
+    pub(crate) async fn ok(&self, args: &[&str]) -> String {
         self.run(args).await.ok(&format!("docker {args:?}"))
     }
 

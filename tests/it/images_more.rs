@@ -455,6 +455,64 @@ async fn root_pull_with_basic_auth() {
     assert!(!log.contains(&b64(format!("alice:{password}").as_bytes())));
 }
 
+/// `docker login` checks the credentials against the registry (through its token
+/// endpoint); `docker pull` then sends them (`X-Registry-Auth`), and they are used
+/// instead of the daemon's `registries.toml`, which has none. Secrets stay out of the
+/// daemon's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_docker_cli_login_and_pull_with_credentials() {
+    require_root!();
+    let _reg = Registry::start();
+    let password = "cli-bearer-pw-5e1a";
+    let proxy = Proxy::start(Behaviour {
+        bearer: Some(("puller".into(), password.into())),
+        ..Default::default()
+    })
+    .await;
+    let d = TestDaemon::start().await;
+    let Some(docker) = crate::docker_cli::Docker::new(&d) else {
+        boxd_tests::require!(false, "the docker CLI is not installed");
+        return;
+    };
+    let server = proxy.addr.to_string();
+    let reference = proxy.reference("test/busybox");
+
+    let out = docker.run(&["pull", &reference]).await;
+    assert_ne!(
+        out.code,
+        Some(0),
+        "a pull without credentials: {}",
+        out.stdout
+    );
+    let out = docker
+        .run(&["login", &server, "-u", "puller", "-p", "wrong-cli-pw"])
+        .await;
+    assert_ne!(
+        out.code,
+        Some(0),
+        "a wrong password logs in: {}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("login to"), "{}", out.stderr);
+
+    let out = docker
+        .ok(&["login", &server, "-u", "puller", "-p", password])
+        .await;
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let out = docker.ok(&["pull", &reference]).await;
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(
+        docker
+            .ok(&["run", "--rm", &reference, "echo", "pulled"])
+            .await,
+        "pulled\n"
+    );
+    let log = d.log_text();
+    for secret in [password, "wrong-cli-pw", TOKEN] {
+        assert!(!log.contains(secret), "{secret} in the daemon log:\n{log}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_corrupted_blob_fails_cleanly() {
     require_root!();

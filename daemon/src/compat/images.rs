@@ -25,6 +25,7 @@ use super::error::{bool_value, DockerError, DockerQuery};
 use super::models::{Filters, QueryFilters};
 use crate::api::AppState;
 use crate::image::registry::Progress;
+use crate::runtime::images::RegistryCredentials;
 use crate::runtime::{ImportChanges, RuntimeError};
 
 fn short(digest: &str) -> String {
@@ -479,9 +480,10 @@ pub(super) async fn create(
         }
         None => format!("{from}:latest"),
     };
-    if let Some(auth) = headers.get("x-registry-auth") {
-        check_auth(auth.as_bytes())?;
-    }
+    let credentials = match headers.get("x-registry-auth") {
+        Some(auth) => header_credentials(auth.as_bytes())?,
+        None => None,
+    };
     let req = boxd_types::PullRequest {
         reference: reference.clone(),
         platform: q.platform.clone().filter(|p| !p.is_empty()),
@@ -508,7 +510,10 @@ pub(super) async fn create(
             }
             let _ = progress_tx.send(progress_info(p));
         };
-        match runtime.pull_image(&req, &progress).await {
+        match runtime
+            .pull_image_as(&req, credentials.as_ref(), &progress)
+            .await
+        {
             Ok(_) => {
                 let _ = tx.send(status(
                     None,
@@ -530,33 +535,83 @@ pub(super) async fn create(
         .into_response())
 }
 
-/// `X-Registry-Auth`: base64url JSON credentials. boxd takes registry credentials
-/// from its own `registries.toml`; a header carrying credentials is refused rather
-/// than silently ignored (the CLI's empty `{}` is fine).
-fn check_auth(raw: &[u8]) -> Result<(), DockerError> {
+/// Docker's `AuthConfig`, as `X-Registry-Auth` (base64url JSON) and `POST /auth`
+/// carry it.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AuthConfig {
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    /// `base64("user:password")`, the config file's form.
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    pub(super) serveraddress: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+    #[serde(default)]
+    registrytoken: Option<String>,
+}
+
+impl AuthConfig {
+    /// The credentials it holds; none for an empty config (the CLI's `{}`). Tokens
+    /// (OAuth identity or registry tokens) are refused: boxd logs in with a username
+    /// and password.
+    pub(super) fn credentials(&self) -> Result<Option<RegistryCredentials>, DockerError> {
+        use base64::Engine;
+        fn given(v: &Option<String>) -> Option<&str> {
+            v.as_deref().filter(|s| !s.is_empty())
+        }
+        if given(&self.identitytoken).is_some() || given(&self.registrytoken).is_some() {
+            return Err(DockerError::bad(
+                "identity and registry tokens are not supported by boxd: log in with a username and password",
+            ));
+        }
+        if let (Some(u), Some(p)) = (given(&self.username), given(&self.password)) {
+            return Ok(Some(RegistryCredentials {
+                username: u.to_owned(),
+                password: p.to_owned(),
+            }));
+        }
+        if let Some(auth) = given(&self.auth) {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth)
+                .ok()
+                .and_then(|d| String::from_utf8(d).ok())
+                .ok_or_else(|| DockerError::bad("auth is not base64 of user:password"))?;
+            let (u, p) = decoded
+                .split_once(':')
+                .ok_or_else(|| DockerError::bad("auth is not base64 of user:password"))?;
+            return Ok(Some(RegistryCredentials {
+                username: u.to_owned(),
+                password: p.to_owned(),
+            }));
+        }
+        if given(&self.username).is_some() {
+            return Err(DockerError::bad("a username needs its password"));
+        }
+        Ok(None)
+    }
+}
+
+/// `X-Registry-Auth`: base64url JSON credentials for this pull, used instead of the
+/// daemon's `registries.toml` for the registry pulled from.
+fn header_credentials(raw: &[u8]) -> Result<Option<RegistryCredentials>, DockerError> {
     use base64::Engine;
     let raw = String::from_utf8_lossy(raw);
     let raw = raw.trim();
     if raw.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let decoded = base64::engine::general_purpose::URL_SAFE
         .decode(raw)
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
         .map_err(|_| DockerError::bad("X-Registry-Auth is not base64"))?;
-    let v: serde_json::Value = serde_json::from_slice(&decoded).unwrap_or_default();
-    let has = |k: &str| {
-        v.get(k)
-            .and_then(|x| x.as_str())
-            .is_some_and(|s| !s.is_empty())
-    };
-    if has("username") || has("password") || has("identitytoken") || has("registrytoken") {
-        return Err(DockerError::bad(
-            "credentials in X-Registry-Auth are not used by boxd yet: put them in the daemon's registries.toml",
-        ));
-    }
-    Ok(())
+    let config: AuthConfig = serde_json::from_slice(&decoded)
+        .map_err(|e| DockerError::bad(format!("X-Registry-Auth is not an auth config: {e}")))?;
+    config.credentials()
 }
 
 #[derive(Debug, Deserialize)]
@@ -616,14 +671,32 @@ mod tests {
 
     #[test]
     fn registry_auth_header() {
-        assert!(check_auth(b"e30=").is_ok());
-        assert!(check_auth(b"").is_ok());
         use base64::Engine;
-        let creds =
-            base64::engine::general_purpose::URL_SAFE.encode(br#"{"username":"u","password":"p"}"#);
-        assert_eq!(
-            check_auth(creds.as_bytes()).unwrap_err().status(),
-            StatusCode::BAD_REQUEST
-        );
+        assert!(header_credentials(b"e30=").unwrap().is_none());
+        assert!(header_credentials(b"").unwrap().is_none());
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE.encode(s);
+        let c = header_credentials(enc(r#"{"username":"u","password":"p:w"}"#).as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p:w"));
+        let auth = base64::engine::general_purpose::STANDARD.encode("v:x:y");
+        let c = header_credentials(enc(&format!(r#"{{"auth":"{auth}"}}"#)).as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("v", "x:y"));
+        for bad in [
+            r#"{"identitytoken":"t"}"#,
+            r#"{"username":"u"}"#,
+            r#"{"auth":"%%%"}"#,
+        ] {
+            assert_eq!(
+                header_credentials(enc(bad).as_bytes())
+                    .unwrap_err()
+                    .status(),
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+        assert!(header_credentials(b"!!").is_err());
     }
 }

@@ -15,7 +15,7 @@ use bollard_stubs::models::{
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::error::{DockerError, DockerQuery};
+use super::error::{DockerError, DockerJson, DockerQuery};
 use super::models::{parse_time, Filters};
 use super::{API_VERSION, MIN_API_VERSION};
 use crate::api::AppState;
@@ -195,20 +195,40 @@ pub(super) async fn df(
     }))
 }
 
-/// `POST /auth`: boxd keeps no login; credentials come with each pull.
-pub(super) async fn auth() -> Response {
+/// `POST /auth` (`docker login`): the credentials are checked against the registry
+/// (its `/v2/`, through its token endpoint when it has one), as dockerd does. boxd
+/// keeps no login: the client stores the credentials and sends them with each pull.
+pub(super) async fn auth(
+    State(s): State<AppState>,
+    DockerJson(config): DockerJson<super::images::AuthConfig>,
+) -> Result<Response, DockerError> {
     #[derive(serde::Serialize)]
     struct AuthAnswer {
         #[serde(rename = "Status")]
         status: &'static str,
     }
-    (
+    let credentials = config
+        .credentials()?
+        .ok_or_else(|| DockerError::bad("username and password are required to log in"))?;
+    let server = config.serveraddress.clone().unwrap_or_default();
+    s.runtime
+        .check_registry_login(&server, &credentials)
+        .await
+        .map_err(|e| match e {
+            // The CLI prints the message: say what failed, with dockerd's 401.
+            RuntimeError::Image(i) if i.is_unauthorized() => DockerError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("login to {server} failed: unauthorized: incorrect username or password"),
+            ),
+            e => e.into(),
+        })?;
+    Ok((
         StatusCode::OK,
         Json(AuthAnswer {
             status: "Login Succeeded",
         }),
     )
-        .into_response()
+        .into_response())
 }
 
 /// `/session` (BuildKit): boxd does not build images.

@@ -183,6 +183,25 @@ impl RegistryConfig {
         }
     }
 
+    /// This config with `username`/`password` for `registry` (a pull's or login's own
+    /// credentials, as Docker's `X-Registry-Auth` gives them), in place of any the file
+    /// has; the file's other settings for it (`insecure`) are kept.
+    pub fn with_credentials(mut self, registry: &str, username: &str, password: &str) -> Self {
+        match self.registry.iter_mut().find(|r| r.host == registry) {
+            Some(e) => {
+                e.username = Some(username.to_owned());
+                e.password = Some(password.to_owned());
+            }
+            None => self.registry.push(RegistryEntry {
+                host: registry.to_owned(),
+                insecure: false,
+                username: Some(username.to_owned()),
+                password: Some(password.to_owned()),
+            }),
+        }
+        self
+    }
+
     fn entry(&self, host: &str) -> Option<&RegistryEntry> {
         self.registry.iter().find(|r| r.host == host)
     }

@@ -27,6 +27,22 @@ use crate::store::{LayerRow, Resolved};
 
 use super::{Runtime, RuntimeError};
 
+/// A client's own credentials for a registry.
+#[derive(Clone)]
+pub struct RegistryCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    // Never print the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The registries file, in the daemon's root dir.
 pub const REGISTRIES_FILE: &str = "registries.toml";
 
@@ -303,10 +319,24 @@ impl Runtime {
         req: &PullRequest,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Image, RuntimeError> {
+        self.pull_image_as(req, None, progress).await
+    }
+
+    /// [`Self::pull_image`] with the client's own credentials for the registry, used
+    /// instead of any in `registries.toml` (Docker's `X-Registry-Auth`).
+    pub async fn pull_image_as(
+        &self,
+        req: &PullRequest,
+        credentials: Option<&RegistryCredentials>,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Image, RuntimeError> {
         let reference = Reference::parse(&req.reference).map_err(ImageError::from)?;
         let platform = platform_of(req.platform.as_deref())?;
-        let config = RegistryConfig::load(&self.inner.info.root_dir.join(REGISTRIES_FILE))
+        let mut config = RegistryConfig::load(&self.inner.info.root_dir.join(REGISTRIES_FILE))
             .map_err(ImageError::from)?;
+        if let Some(c) = credentials {
+            config = config.with_credentials(&reference.registry, &c.username, &c.password);
+        }
         let images = &self.inner.images;
         let result = {
             let _gc = images.gc_read().await;
@@ -342,6 +372,42 @@ impl Runtime {
             )
             .await;
         Ok(image)
+    }
+
+    /// Checks credentials against a registry (`docker login`): its `/v2/` answered
+    /// with them, through the token endpoint when it asks for one. `server` is a host
+    /// (`127.0.0.1:5000`) or Docker's URL form (`https://index.docker.io/v1/`).
+    pub async fn check_registry_login(
+        &self,
+        server: &str,
+        credentials: &RegistryCredentials,
+    ) -> Result<(), RuntimeError> {
+        let host = server
+            .trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        let host = match host {
+            "" | "index.docker.io" | "registry-1.docker.io" => "docker.io",
+            h => h,
+        };
+        // A reference in that registry: the session pings `/v2/`, authenticating as
+        // the registry asks (the repository only scopes a token request).
+        let reference = Reference::parse(&format!("{host}/library/login"))
+            .map_err(|e| RuntimeError::invalid("serveraddress", e.to_string()))?;
+        let config = RegistryConfig::load(&self.inner.info.root_dir.join(REGISTRIES_FILE))
+            .map_err(ImageError::from)?
+            .with_credentials(
+                &reference.registry,
+                &credentials.username,
+                &credentials.password,
+            );
+        crate::image::registry::RegistryClient::connect(&reference, &config)
+            .await
+            .map_err(ImageError::from)?;
+        Ok(())
     }
 
     /// `POST /v1/images/tag`.
