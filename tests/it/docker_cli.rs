@@ -59,10 +59,21 @@ impl<'a> Docker<'a> {
     }
 
     async fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Out {
-        use tokio::io::AsyncWriteExt;
         let mut cmd = tokio::process::Command::new(&self.bin);
-        cmd.args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.d.socket.display()))
+        cmd.args(args);
+        self.finish(cmd, stdin).await
+    }
+
+    /// Runs `cmd` (the CLI, or something that runs it) against the daemon, under the
+    /// deadline.
+    async fn finish(&self, mut cmd: tokio::process::Command, stdin: Option<&[u8]>) -> Out {
+        use tokio::io::AsyncWriteExt;
+        let args = cmd
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>();
+        cmd.env("DOCKER_HOST", format!("unix://{}", self.d.socket.display()))
             .env("DOCKER_CONFIG", &self.config)
             .env_remove("DOCKER_API_VERSION")
             .env_remove("DOCKER_CONTEXT")
@@ -90,6 +101,19 @@ impl<'a> Docker<'a> {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
+    }
+
+    /// `docker ARGS` on a real terminal: run by `script(1)`, which gives it a pty and
+    /// copies `input` into it, then exits with its status.
+    async fn run_in_pty(&self, args: &[&str], input: &[u8]) -> Out {
+        let quote = |a: &str| format!("'{}'", a.replace('\'', r"'\''"));
+        let command = std::iter::once(quote(path_str(&self.bin)))
+            .chain(args.iter().map(|a| quote(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = tokio::process::Command::new("script");
+        cmd.args(["-q", "-e", "-c", &command, "/dev/null"]);
+        self.finish(cmd, Some(input)).await
     }
 
     pub(crate) async fn run(&self, args: &[&str]) -> Out {
@@ -370,6 +394,40 @@ async fn root_docker_cli_version_info_and_run() {
     assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
     let list = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
     assert_eq!(list, Value::Array(vec![]));
+    assert_no_leaks(&d);
+}
+
+/// `-it` on a real terminal: the shell in the container reads what is typed, its
+/// terminal is a pty, and the CLI exits with its status; the same through exec.
+#[tokio::test]
+async fn root_docker_cli_interactive_on_a_terminal() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    let out = docker
+        .run_in_pty(
+            &["run", "-it", "--rm", "busybox", "sh"],
+            b"tty; echo typed-$((6*7))\nexit 7\n",
+        )
+        .await;
+    assert_eq!(out.code, Some(7), "{} {}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("typed-42"), "{}", out.stdout);
+    assert!(out.stdout.contains("/dev/pts/0"), "{}", out.stdout);
+    docker
+        .ok(&["run", "-d", "--name", "w", "busybox", "sleep", "1000"])
+        .await;
+    let out = docker
+        .run_in_pty(
+            &["exec", "-it", "w", "sh"],
+            b"tty; echo in-$((2+3))\nexit 5\n",
+        )
+        .await;
+    assert_eq!(out.code, Some(5), "{} {}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("in-5"), "{}", out.stdout);
+    assert!(out.stdout.contains("/dev/pts/"), "{}", out.stdout);
+    docker.ok(&["rm", "-f", "w"]).await;
+    assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
     assert_no_leaks(&d);
 }
 
