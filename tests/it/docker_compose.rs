@@ -264,6 +264,38 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
         .await;
     assert_eq!(out.code, Some(3), "{}", out.stderr);
 
+    // run: a one-off container of a service, linked by compose to the service's
+    // running container (`client_1` is a name only the one-off resolves), removed after.
+    let (_, client) = d
+        .api("GET", "/v1.43/containers/bxc_client_1/json", None)
+        .await;
+    let client_ip = client["NetworkSettings"]["Networks"]["bxc_default"]["IPAddress"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the client's address: {client}"))
+        .to_owned();
+    let out = compose
+        .ok(&[
+            "run",
+            "--rm",
+            "-T",
+            "client",
+            "sh",
+            "-c",
+            "wget -qO- http://web/ && nslookup client_1",
+        ])
+        .await;
+    assert!(out.starts_with("hello\n"), "{out}");
+    assert!(
+        out.contains(&format!("Address: {client_ip}")),
+        "client_1 is the running client ({client_ip}): {out}"
+    );
+    let (_, list) = d.api("GET", "/v1.43/containers/json?all=1", None).await;
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(2),
+        "the one-off is removed: {list}"
+    );
+
     // logs: each service's output, prefixed with its container.
     let logs = compose.ok(&["logs", "--no-color"]).await;
     assert!(

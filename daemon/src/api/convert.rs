@@ -91,6 +91,9 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
                 })
                 .transpose()?,
             publish_all: req.publish_all,
+            // Links are kept for Docker clients (compose's `run`); `/v1` callers name
+            // containers, or give them `network_aliases`.
+            links: Vec::new(),
         },
         image: req.image,
         name: req.name,
