@@ -315,6 +315,33 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
     compose
         .ok(&["exec", "-T", "web", "sh", "-c", "echo kept > /www/kept.txt"])
         .await;
+
+    // A changed service is recreated (compose reads the image's ContainerConfig to
+    // carry volumes over), with the named volume's data.
+    std::fs::write(
+        compose.dir.join("docker-compose.yml"),
+        COMPOSE_FILE.replace("echo web starting;", "echo web recreated;"),
+    )
+    .unwrap();
+    let out = compose.run(&["up", "-d"]).await;
+    assert!(
+        out.code == Some(0) && out.stderr.contains("Recreating bxc_web_1"),
+        "up after a change: {:?}\n{}",
+        out.code,
+        out.stderr
+    );
+    let addr = compose.ok(&["port", "web", "80"]).await.trim().to_owned();
+    let mut body = String::new();
+    let answered = wait_for_async(Duration::from_secs(20), async || {
+        let out = http_get(&addr, "/kept.txt").await;
+        body = out.stdout;
+        out.code == Some(0)
+    })
+    .await;
+    assert!(answered, "no answer on {addr} after the recreate: {body}");
+    assert_eq!(body, "kept\n");
+    let web_logs = compose.ok(&["logs", "--no-color", "web"]).await;
+    assert!(web_logs.contains("| web recreated"), "{web_logs}");
     let (_, net) = d.api("GET", "/v1.43/networks/bxc_default", None).await;
     let subnet = net["IPAM"]["Config"][0]["Subnet"]
         .as_str()
