@@ -343,6 +343,11 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
     let web_logs = compose.ok(&["logs", "--no-color", "web"]).await;
     assert!(web_logs.contains("| web recreated"), "{web_logs}");
     let (_, net) = d.api("GET", "/v1.43/networks/bxc_default", None).await;
+    assert_eq!(
+        net["Options"],
+        serde_json::json!({}),
+        "a network shows the driver options it was made with: {net}"
+    );
     let subnet = net["IPAM"]["Config"][0]["Subnet"]
         .as_str()
         .unwrap_or_else(|| panic!("the project network has a subnet: {net}"))

@@ -308,6 +308,7 @@ fn container(full: bool) -> Container {
             network_aliases: if full { vec!["web".into()] } else { vec![] },
             ip: full.then(|| "10.77.0.9".into()),
             connected_networks: if full { vec!["back".into()] } else { vec![] },
+            links: if full { vec!["db_1:db".into()] } else { vec![] },
             dns: if full {
                 vec!["192.0.2.53".into()]
             } else {

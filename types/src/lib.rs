@@ -763,6 +763,10 @@ pub struct ContainerConfig {
     /// Networks connected after create (`POST /v1/networks/{name}/connect`).
     #[serde(default)]
     pub connected_networks: Vec<String>,
+    /// Links given through the Docker API, `name:alias`: on its user networks `alias`
+    /// is a name only this container resolves, as the linked container's `name`.
+    #[serde(default)]
+    pub links: Vec<String>,
     /// Resolvers given at create.
     #[serde(default)]
     pub dns: Vec<String>,

@@ -322,6 +322,12 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         network_aliases: c.network.aliases,
         ip: c.network.ip.map(|ip| ip.to_string()),
         connected_networks: c.network.connected.iter().map(|n| n.name.clone()).collect(),
+        links: c
+            .network
+            .links
+            .iter()
+            .map(|l| format!("{}:{}", l.name, l.alias))
+            .collect(),
         dns: c
             .network
             .dns
