@@ -539,6 +539,17 @@ async fn root_docker_cli_refuses_what_boxd_does_not_do() {
         "{}",
         out.stderr
     );
+    // A stop signal is checked at create.
+    let out = docker
+        .run(&["run", "--rm", "--stop-signal", "NOPE", "busybox", "true"])
+        .await;
+    assert_eq!(out.code, Some(125));
+    assert!(
+        out.stderr
+            .contains("invalid stop_signal: \"NOPE\" is not a signal"),
+        "{}",
+        out.stderr
+    );
     // Nothing was made by the refused creates.
     assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
     // An API version newer than boxd's is refused with Docker's words.

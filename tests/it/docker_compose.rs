@@ -18,9 +18,10 @@ const CALL_DEADLINE: Duration = Duration::from_secs(90);
 const PROJECT: &str = "bxc";
 
 /// The web server publishes port 80 on 127.0.0.1 only, at a port the daemon picks; the
-/// client reaches it by its service name; the named volume holds the served files.
-/// `stop_grace_period` is short because busybox's httpd and sleep, as pid 1, ignore
-/// SIGTERM: `down` would otherwise wait Docker's 10 s per container.
+/// client reaches it by its service name and stops on its `stop_signal`, which its
+/// shell traps; the named volume holds the served files. The web server's
+/// `stop_grace_period` is short because busybox's httpd, as pid 1, ignores SIGTERM:
+/// `down` would otherwise wait Docker's 10 s for it.
 const COMPOSE_FILE: &str = r#"version: "3.8"
 services:
   web:
@@ -33,10 +34,10 @@ services:
     stop_grace_period: 1s
   client:
     image: test/busybox:latest
-    command: ["sh", "-c", "echo client up; exec sleep 300"]
+    command: ["sh", "-c", "trap 'echo client got INT; exit 0' INT; echo client up; while true; do sleep 1; done"]
     depends_on:
       - web
-    stop_grace_period: 1s
+    stop_signal: SIGINT
 volumes:
   data: {}
 "#;
@@ -310,6 +311,20 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
     );
     let web_logs = compose.ok(&["logs", "--no-color", "web"]).await;
     assert!(!web_logs.contains("client up"), "{web_logs}");
+
+    // stop_signal: the client is stopped with SIGINT, which its shell traps to exit 0.
+    let (_, client) = d
+        .api("GET", "/v1.43/containers/bxc_client_1/json", None)
+        .await;
+    assert_eq!(client["Config"]["StopSignal"], "SIGINT", "{client}");
+    compose.ok(&["stop", "-t", "20", "client"]).await;
+    let client_logs = compose.ok(&["logs", "--no-color", "client"]).await;
+    assert!(client_logs.contains("| client got INT"), "{client_logs}");
+    let (_, client) = d
+        .api("GET", "/v1.43/containers/bxc_client_1/json", None)
+        .await;
+    assert_eq!(client["State"]["ExitCode"], 0, "{client}");
+    compose.ok(&["start", "client"]).await;
 
     // Data in the named volume outlives `down`, which removes containers and network.
     compose

@@ -128,6 +128,7 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
             stdin_once: req.stdin_once,
         },
         auto_remove: req.auto_remove,
+        stop_signal: req.stop_signal,
         userns,
     })
 }
@@ -312,6 +313,7 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         open_stdin: c.open_stdin,
         stdin_once: c.stdin_once,
         auto_remove: c.auto_remove,
+        stop_signal: c.stop_signal,
         userns: c.userns.map(|u| wire::UsernsConfig {
             mode: u.mode,
             uid_map: u.uid_map.into_iter().map(id_mapping_out).collect(),

@@ -288,12 +288,6 @@ pub(super) fn create_spec(
         some_nonempty(c.domainname.clone()).is_some(),
         "set a fully qualified Hostname instead",
     )?;
-    refuse(
-        "Config.StopSignal",
-        some_nonempty(c.stop_signal.clone())
-            .is_some_and(|s| s != "SIGTERM" && s != "TERM" && s != "15"),
-        "a container stops with its image's stop signal",
-    )?;
 
     // Resources.
     let mut resources = spec::Resources {
@@ -469,6 +463,7 @@ pub(super) fn create_spec(
         auto_remove,
         userns: spec::UsernsRequest::Host,
         network,
+        stop_signal: some_nonempty(c.stop_signal),
     })
 }
 
@@ -1117,6 +1112,7 @@ fn inspect_out(
         working_dir: Some(c.config.working_dir.clone()),
         entrypoint: None,
         labels: Some(c.config.labels.clone().into_iter().collect()),
+        stop_signal: c.config.stop_signal.clone(),
         ..Default::default()
     };
     let host_config = host_config_out(&c);

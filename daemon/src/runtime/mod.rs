@@ -706,6 +706,15 @@ impl Runtime {
                 ));
             }
         }
+        let stop_signal = match req.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) if images::parse_signal(s).is_none() => {
+                return Err(RuntimeError::invalid(
+                    "stop_signal",
+                    format!("{s:?} is not a signal (SIGQUIT, QUIT or 3)"),
+                ))
+            }
+            s => s.map(str::to_owned),
+        };
         Ok(ContainerConfig {
             cmd,
             env,
@@ -728,6 +737,7 @@ impl Runtime {
             userns: None,
             // Set by `create` once ports are checked against the other containers'.
             network: Default::default(),
+            stop_signal,
         })
     }
 

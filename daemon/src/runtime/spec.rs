@@ -63,6 +63,9 @@ pub struct ContainerSpec {
     pub userns: UsernsRequest,
     /// Network mode, ports, names, address and DNS settings.
     pub network: crate::network::NetworkRequest,
+    /// The signal `stop` sends first (`SIGQUIT`, `QUIT`, `3`); the image's
+    /// `StopSignal` when absent.
+    pub stop_signal: Option<String>,
 }
 
 /// The security settings a create asks for, before defaults.
@@ -339,6 +342,9 @@ pub struct ContainerConfig {
     /// what those containers had).
     #[serde(default)]
     pub network: crate::network::ContainerNetwork,
+    /// The signal `stop` sends first, as the create gave it; absent: the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
 }
 
 /// An rlimit of the app.
