@@ -141,7 +141,16 @@ impl Drop for ComposeDown {
 async fn http_get(addr: &str, path: &str) -> Out {
     run_client(
         "curl",
-        &["-sS", "-f", "-m", "5", &format!("http://{addr}{path}")],
+        // Never through a proxy the environment may name: the address is loopback.
+        &[
+            "-sS",
+            "-f",
+            "--noproxy",
+            "*",
+            "-m",
+            "5",
+            &format!("http://{addr}{path}"),
+        ],
         &[],
         Path::new("/"),
     )
