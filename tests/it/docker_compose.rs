@@ -269,6 +269,15 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
         ])
         .await;
     assert_eq!(out, "bar /tmp nobody\n");
+    // The hostname is the short id, as dockerd gives it (not the name: `_` is no
+    // hostname character).
+    let (_, web) = d.api("GET", "/v1.43/containers/bxc_web_1/json", None).await;
+    let short = web["Id"].as_str().expect("an id")[..12].to_owned();
+    assert_eq!(
+        compose.ok(&["exec", "-T", "web", "hostname"]).await.trim(),
+        short
+    );
+    assert_eq!(web["Config"]["Hostname"], short.as_str(), "{web}");
     let out = compose
         .run(&["exec", "-T", "web", "sh", "-c", "exit 3"])
         .await;

@@ -102,6 +102,8 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
         env: req.env,
         working_dir: req.working_dir,
         hostname: req.hostname,
+        // `/v1` containers are hosts named as the containers are.
+        hostname_is_short_id: false,
         user: req.user,
         mounts: req
             .mounts

@@ -448,6 +448,7 @@ pub(super) fn create_spec(
         env: c.env.unwrap_or_default(),
         working_dir: some_nonempty(c.working_dir),
         hostname: some_nonempty(c.hostname),
+        hostname_is_short_id: true,
         user: some_nonempty(c.user),
         mounts,
         resources,

@@ -38,8 +38,12 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Working directory (absolute); the image's when absent.
     pub working_dir: Option<String>,
-    /// Hostname; the name when absent.
+    /// Hostname; when absent, the name (or the short id: `hostname_is_short_id`).
     pub hostname: Option<String>,
+    /// Without `hostname`, the hostname is the id's first 12 digits, as dockerd gives
+    /// it, rather than the name (which may hold `_`, no hostname character to some
+    /// resolvers and URL parsers).
+    pub hostname_is_short_id: bool,
     /// `uid[:gid]` or `name[:group]`; the image's when absent.
     pub user: Option<String>,
     /// Bind mounts from the host and volumes.
