@@ -202,6 +202,7 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
         dir: compose.dir.clone(),
     };
     let bridges_before = bridges(&d);
+    let rules_before = boxd_tests::iptables_rules_naming(&d.bridge_prefix);
 
     compose.ok(&["up", "-d"]).await;
     // A second `up` finds everything as it made it (the network's inspect shows the
@@ -391,6 +392,11 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
     let (status, _) = d.api("GET", "/v1.43/networks/bxc_default", None).await;
     assert_eq!(status, 404, "the project network is gone after down");
     assert_eq!(bridges(&d), bridges_before, "bridges left after down");
+    assert_eq!(
+        boxd_tests::iptables_rules_naming(&d.bridge_prefix),
+        rules_before,
+        "firewall rules of the project's bridge left after down"
+    );
     let prefix = subnet
         .rsplit_once('.')
         .expect("an IPv4 subnet")
@@ -424,6 +430,11 @@ async fn root_docker_compose_up_ps_logs_exec_down() {
     let (_, list) = d.api("GET", "/v1.43/containers/json?all=1", None).await;
     assert_eq!(list, serde_json::json!([]));
     assert_eq!(bridges(&d), bridges_before, "bridges left after down -v");
+    assert_eq!(
+        boxd_tests::iptables_rules_naming(&d.bridge_prefix),
+        rules_before,
+        "firewall rules of the project's bridge left after down -v"
+    );
     assert_no_leaks(&d);
 }
 
