@@ -660,6 +660,29 @@ async fn root_docker_cli_refuses_what_boxd_does_not_do() {
         .run(&["run", "--rm", "--pid", "host", "busybox", "true"])
         .await;
     assert!(out.stderr.contains("PidMode"), "{}", out.stderr);
+    // Links are names on a user network's DNS; the default network's kind (environment
+    // variables, hosts entries) is not made.
+    let out = docker
+        .run(&["run", "--rm", "--link", "web:w", "busybox", "true"])
+        .await;
+    assert_eq!(out.code, Some(125));
+    assert!(
+        out.stderr
+            .contains("invalid links: links are names on a user-defined network"),
+        "{}",
+        out.stderr
+    );
+    // A stop signal is checked at create.
+    let out = docker
+        .run(&["run", "--rm", "--stop-signal", "NOPE", "busybox", "true"])
+        .await;
+    assert_eq!(out.code, Some(125));
+    assert!(
+        out.stderr
+            .contains("invalid stop_signal: \"NOPE\" is not a signal"),
+        "{}",
+        out.stderr
+    );
     // Nothing was made by the refused creates.
     assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
     // An API version newer than boxd's is refused with Docker's words.

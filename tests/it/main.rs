@@ -12,6 +12,7 @@ mod crash;
 mod delegation;
 mod devices;
 mod docker_cli;
+mod docker_compose;
 mod engine;
 mod errors;
 mod exec;

@@ -308,6 +308,8 @@ fn container(full: bool) -> Container {
             network_aliases: if full { vec!["web".into()] } else { vec![] },
             ip: full.then(|| "10.77.0.9".into()),
             connected_networks: if full { vec!["back".into()] } else { vec![] },
+            stop_signal: full.then(|| "SIGQUIT".into()),
+            links: if full { vec!["db_1:db".into()] } else { vec![] },
             dns: if full {
                 vec!["192.0.2.53".into()]
             } else {
@@ -484,6 +486,7 @@ fn spec_schemas_match_models() {
         open_stdin: true,
         stdin_once: true,
         auto_remove: true,
+        stop_signal: Some("SIGQUIT".into()),
         cap_add: vec!["NET_ADMIN".into()],
         cap_drop: vec!["CHOWN".into()],
         security_opt: vec!["no-new-privileges=false".into()],

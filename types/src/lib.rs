@@ -385,6 +385,10 @@ pub struct CreateContainer {
     /// it again (also after a failed start), as Docker's `--rm`; done by the daemon.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_remove: bool,
+    /// The signal `stop` sends first (`SIGQUIT`, `QUIT`, `3`); the image's
+    /// `StopSignal` (else SIGTERM) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     /// User namespace: `"host"` (default), `"auto"`, or `{uid_map, gid_map}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsRequest>,
@@ -745,6 +749,9 @@ pub struct ContainerConfig {
     /// The daemon removes the container when its run ends.
     #[serde(default)]
     pub auto_remove: bool,
+    /// The signal `stop` sends first, when the create gave one (else the image's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
     /// The container's user namespace; absent: it shares the host's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns: Option<UsernsConfig>,
@@ -763,6 +770,10 @@ pub struct ContainerConfig {
     /// Networks connected after create (`POST /v1/networks/{name}/connect`).
     #[serde(default)]
     pub connected_networks: Vec<String>,
+    /// Links given through the Docker API, `name:alias`: on its user networks `alias`
+    /// is a name only this container resolves, as the linked container's `name`.
+    #[serde(default)]
+    pub links: Vec<String>,
     /// Resolvers given at create.
     #[serde(default)]
     pub dns: Vec<String>,

@@ -91,6 +91,9 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
                 })
                 .transpose()?,
             publish_all: req.publish_all,
+            // Links are kept for Docker clients (compose's `run`); `/v1` callers name
+            // containers, or give them `network_aliases`.
+            links: Vec::new(),
         },
         image: req.image,
         name: req.name,
@@ -99,6 +102,8 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
         env: req.env,
         working_dir: req.working_dir,
         hostname: req.hostname,
+        // `/v1` containers are hosts named as the containers are.
+        hostname_is_short_id: false,
         user: req.user,
         mounts: req
             .mounts
@@ -125,6 +130,7 @@ pub fn create_spec(req: wire::CreateContainer) -> Result<spec::ContainerSpec, Ap
             stdin_once: req.stdin_once,
         },
         auto_remove: req.auto_remove,
+        stop_signal: req.stop_signal,
         userns,
     })
 }
@@ -309,6 +315,7 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         open_stdin: c.open_stdin,
         stdin_once: c.stdin_once,
         auto_remove: c.auto_remove,
+        stop_signal: c.stop_signal,
         userns: c.userns.map(|u| wire::UsernsConfig {
             mode: u.mode,
             uid_map: u.uid_map.into_iter().map(id_mapping_out).collect(),
@@ -319,6 +326,12 @@ fn config_out(c: spec::ContainerConfig) -> wire::ContainerConfig {
         network_aliases: c.network.aliases,
         ip: c.network.ip.map(|ip| ip.to_string()),
         connected_networks: c.network.connected.iter().map(|n| n.name.clone()).collect(),
+        links: c
+            .network
+            .links
+            .iter()
+            .map(|l| format!("{}:{}", l.name, l.alias))
+            .collect(),
         dns: c
             .network
             .dns

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{bool_value, DockerError, DockerJson, DockerQuery};
 use super::models::{parse_time, time, CreateBody, Filters, QueryFilters};
 use crate::api::AppState;
-use crate::network::{Endpoint, ModeRequest, NetworkMode, NetworkRequest, PortRequest};
+use crate::network::{Endpoint, Link, ModeRequest, NetworkMode, NetworkRequest, PortRequest};
 use crate::runtime::attach::AttachOptions;
 use crate::runtime::logs::{LogFormat, LogOptions};
 use crate::runtime::names::parse_signal;
@@ -156,7 +156,6 @@ pub(super) fn create_spec(
         h.volumes_from.as_ref().is_some_and(|v| !v.is_empty()),
         "mount the same host paths or volumes instead",
     )?;
-    refuse("HostConfig.Links", h.links.as_ref().is_some_and(|v| !v.is_empty()), "legacy links are not supported; put the containers on a user network, where they find each other by name")?;
     refuse(
         "HostConfig.Devices",
         h.devices.as_ref().is_some_and(|v| !v.is_empty()),
@@ -288,12 +287,6 @@ pub(super) fn create_spec(
         "Config.Domainname",
         some_nonempty(c.domainname.clone()).is_some(),
         "set a fully qualified Hostname instead",
-    )?;
-    refuse(
-        "Config.StopSignal",
-        some_nonempty(c.stop_signal.clone())
-            .is_some_and(|s| s != "SIGTERM" && s != "TERM" && s != "15"),
-        "a container stops with its image's stop signal",
     )?;
 
     // Resources.
@@ -455,6 +448,7 @@ pub(super) fn create_spec(
         env: c.env.unwrap_or_default(),
         working_dir: some_nonempty(c.working_dir),
         hostname: some_nonempty(c.hostname),
+        hostname_is_short_id: true,
         user: some_nonempty(c.user),
         mounts,
         resources,
@@ -470,6 +464,7 @@ pub(super) fn create_spec(
         auto_remove,
         userns: spec::UsernsRequest::Host,
         network,
+        stop_signal: some_nonempty(c.stop_signal),
     })
 }
 
@@ -625,6 +620,26 @@ fn network_request(
             ))
         })?;
         req.dns.extra_hosts.push((host.to_owned(), ip));
+    }
+    // `name:alias`, `name` (the alias is then the name), or the `/name:/self/alias`
+    // that dockerd's inspect shows (a host config copied from another container), read
+    // as moby's `opts.ParseLink`. docker-compose's `run` links the one-off container to
+    // the service's running ones.
+    for l in h.links.clone().unwrap_or_default() {
+        let (name, alias) = match l.split_once(':') {
+            None => (l.trim_start_matches('/'), l.trim_start_matches('/')),
+            Some((name, path)) if name.starts_with('/') => {
+                (&name[1..], path.rsplit('/').next().unwrap_or(path))
+            }
+            Some(pair) => pair,
+        };
+        if name.is_empty() || alias.is_empty() || alias.contains(':') {
+            return Err(DockerError::bad(format!("Links: {l:?} is not name:alias")));
+        }
+        req.links.push(Link {
+            name: name.to_owned(),
+            alias: alias.to_owned(),
+        });
     }
     // Aliases and a fixed address on the network the container joins.
     if let Some(endpoints) = networking.and_then(|n| n.endpoints_config) {
@@ -1098,6 +1113,7 @@ fn inspect_out(
         working_dir: Some(c.config.working_dir.clone()),
         entrypoint: None,
         labels: Some(c.config.labels.clone().into_iter().collect()),
+        stop_signal: c.config.stop_signal.clone(),
         ..Default::default()
     };
     let host_config = host_config_out(&c);
@@ -1254,6 +1270,15 @@ fn host_config_out(c: &Container) -> HostConfig {
                 .extra_hosts
                 .iter()
                 .map(|(h, ip)| format!("{h}:{ip}"))
+                .collect(),
+        ),
+        // As given at create: dockerd keeps a user network's links in the host config.
+        links: Some(
+            c.config
+                .network
+                .links
+                .iter()
+                .map(|l| format!("{}:{}", l.name, l.alias))
                 .collect(),
         ),
         log_config: Some(HostConfigLogConfig {
@@ -2108,6 +2133,35 @@ mod tests {
         assert_eq!(human_duration(d(3600)), "About an hour");
         assert_eq!(human_duration(d(5 * 3600)), "5 hours");
         assert_eq!(human_duration(d(3 * 86400)), "3 days");
+    }
+
+    #[test]
+    fn links_read_as_docker_and_compose_write_them() {
+        let h = HostConfig {
+            links: Some(vec![
+                "proj_client_1:client".into(),
+                "/web:/me/w".into(),
+                "db".into(),
+            ]),
+            ..Default::default()
+        };
+        let req = network_request(&None, &h, None, None).unwrap();
+        let got: Vec<(&str, &str)> = req
+            .links
+            .iter()
+            .map(|l| (l.name.as_str(), l.alias.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("proj_client_1", "client"), ("web", "w"), ("db", "db")]
+        );
+        for bad in [":x", "a:", "a:b:c"] {
+            let h = HostConfig {
+                links: Some(vec![bad.into()]),
+                ..Default::default()
+            };
+            assert!(network_request(&None, &h, None, None).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use bollard_stubs::models::{
     ImageInspect, ImageInspectRootFs, ImagePruneResponse, ImageSummary, ProgressDetail,
 };
 use futures_util::StreamExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::error::{bool_value, DockerError, DockerQuery};
@@ -146,7 +146,12 @@ pub(super) async fn get_named(
 ) -> Result<Response, DockerError> {
     let (name, what) = rest.rsplit_once('/').unwrap_or(("", rest.as_str()));
     match what {
-        "json" => Ok(Json(inspect_out(image_of(&s, name).await?)).into_response()),
+        "json" => Ok(Json(Inspect143 {
+            inspect: inspect_out(image_of(&s, name).await?),
+            container: String::new(),
+            container_config: empty_container_config(),
+        })
+        .into_response()),
         "history" => {
             let i = image_of(&s, name).await?;
             let mut items: Vec<HistoryResponseItem> = i
@@ -214,6 +219,32 @@ fn not_yet(what: &str) -> DockerError {
         StatusCode::NOT_IMPLEMENTED,
         format!("{what} is not supported by boxd yet"),
     )
+}
+
+/// An image's inspect as API 1.43 shapes it. bollard's model follows API 1.47, which
+/// dropped the deprecated `Container` and `ContainerConfig` (the builder container's);
+/// dockerd still sends them to clients below 1.45, empty when the image was not built
+/// by its classic builder, and docker-compose 1.29 reads `ContainerConfig.Volumes` each
+/// time it recreates a container (a `KeyError` without it: docker/compose#11742).
+#[derive(Serialize)]
+struct Inspect143 {
+    #[serde(flatten)]
+    inspect: ImageInspect,
+    #[serde(rename = "Container")]
+    container: String,
+    #[serde(rename = "ContainerConfig")]
+    container_config: serde_json::Value,
+}
+
+/// The `ContainerConfig` of an image no builder container made, as dockerd writes it.
+fn empty_container_config() -> serde_json::Value {
+    serde_json::json!({
+        "Hostname": "", "Domainname": "", "User": "",
+        "AttachStdin": false, "AttachStdout": false, "AttachStderr": false,
+        "Tty": false, "OpenStdin": false, "StdinOnce": false,
+        "Env": null, "Cmd": null, "Image": "", "Volumes": null, "WorkingDir": "",
+        "Entrypoint": null, "OnBuild": null, "Labels": null,
+    })
 }
 
 fn inspect_out(i: boxd_types::Image) -> ImageInspect {

@@ -93,6 +93,16 @@ async fn network_out(
             );
         }
     }
+    // Options are the driver options the network was made with, as dockerd keeps
+    // them: a user-defined network has none (create refuses them), and only the
+    // default network, which the daemon makes itself, names its bridge as dockerd's
+    // `bridge` does. Reporting options nobody gave makes docker-compose find the
+    // network "changed" and refuse every later `up` and `run` of the project.
+    let options = if n.name == DEFAULT_NETWORK {
+        HashMap::from([("com.docker.network.bridge.name".to_owned(), n.bridge)])
+    } else {
+        HashMap::new()
+    };
     let name = super::containers::network_name(&n.name);
     Ok(Network {
         name: Some(name),
@@ -112,10 +122,7 @@ async fn network_out(
         ingress: Some(false),
         config_only: Some(false),
         containers: Some(containers),
-        options: Some(HashMap::from([(
-            "com.docker.network.bridge.name".to_owned(),
-            n.bridge,
-        )])),
+        options: Some(options),
         labels: Some(n.labels.into_iter().collect()),
         ..Default::default()
     })

@@ -109,6 +109,14 @@ fn upstream_servers() -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The name link `alias` of a container stands for, lowercased (`None`: not a link).
+fn linked(links: &[super::Link], alias: &str) -> Option<String> {
+    links
+        .iter()
+        .find(|l| l.alias.eq_ignore_ascii_case(alias))
+        .map(|l| l.name.to_ascii_lowercase())
+}
+
 struct Resolver {
     store: Store,
     network: String,
@@ -118,9 +126,10 @@ struct Resolver {
 impl Resolver {
     /// The addresses of `name` for the container at `peer`: running containers whose
     /// name, hostname, alias or short id it is, on this network or on another network
-    /// the asking container is also connected to (as Docker's embedded DNS).
+    /// the asking container is also connected to (as Docker's embedded DNS). A link of
+    /// the asking container turns its alias into the linked name first.
     async fn lookup(&self, name: &str, peer: IpAddr) -> Vec<IpAddr> {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let mut name = name.trim_end_matches('.').to_ascii_lowercase();
         if name.is_empty() {
             return Vec::new();
         }
@@ -140,6 +149,11 @@ impl Resolver {
                     .filter(|a| a.container_id == asking.container_id)
                     .map(|a| a.network.as_str()),
             );
+            if let Ok(Some(rec)) = self.store.container(&asking.container_id).await {
+                if let Some(target) = linked(&rec.container.config.network.links, &name) {
+                    name = target;
+                }
+            }
         }
         let mut out = Vec::new();
         for a in attachments
@@ -296,5 +310,21 @@ async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
             };
             let _ = tokio::time::timeout(Duration::from_secs(30), serve).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_turns_its_alias_into_the_linked_name() {
+        let links = vec![super::super::Link {
+            name: "Proj_Client_1".into(),
+            alias: "client".into(),
+        }];
+        assert_eq!(linked(&links, "CLIENT").as_deref(), Some("proj_client_1"));
+        assert_eq!(linked(&links, "proj_client_1"), None);
+        assert_eq!(linked(&[], "client"), None);
     }
 }

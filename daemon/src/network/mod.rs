@@ -193,6 +193,25 @@ pub struct ContainerNetwork {
     /// interface (`eth1`, ...) from the next start on, and at once when running.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub connected: Vec<Connection>,
+    /// Names only this container resolves, each as another container's name, on every
+    /// user network it joins (Docker's links on a user-defined network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+}
+
+/// A link: `alias`, asked by the linking container, is answered as `name` would be.
+///
+/// On a user-defined network dockerd keeps only this of the legacy links: a name
+/// scoped to the linking container, resolved by the embedded DNS when asked (so it
+/// follows the target across restarts), with none of the default network's
+/// environment variables or `/etc/hosts` entries (moby `daemon/container_operations.go`,
+/// `buildCreateEndpointOptions`: `CreateOptionAlias(name, alias)`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The linked container's name (or id, or a name it answers to).
+    pub name: String,
+    /// The name the linking container uses for it.
+    pub alias: String,
 }
 
 /// A further network of a container.
@@ -284,6 +303,8 @@ pub struct NetworkRequest {
     pub ip: Option<Ipv4Addr>,
     /// Also publish every port the image exposes (Docker's `-P`).
     pub publish_all: bool,
+    /// Links, on a user network.
+    pub links: Vec<Link>,
 }
 
 /// What other containers hold, for a create's checks.
@@ -814,9 +835,13 @@ impl NetworkManager {
             dns,
             ip,
             publish_all,
+            links,
         } = req;
         let ip = *ip;
         check_aliases("network_aliases", aliases)?;
+        for l in links {
+            check_aliases("links", &[l.name.clone(), l.alias.clone()])?;
+        }
         let mut warnings = Vec::new();
         let mode = match mode {
             ModeRequest::Default if self.settings.default_mode == "none" => NetworkMode::None,
@@ -919,6 +944,17 @@ impl NetworkManager {
                     .to_owned(),
             });
         }
+        if !links.is_empty()
+            && !matches!(&mode, NetworkMode::Network { name } if name != DEFAULT_NETWORK)
+        {
+            // The default network's links are environment variables and hosts entries
+            // frozen at start, which boxd does not make.
+            return Err(NetworkError::Invalid {
+                field: "links",
+                reason: "links are names on a user-defined network's DNS; give --network <name>, where containers also find each other by name"
+                    .to_owned(),
+            });
+        }
         Ok((
             ContainerNetwork {
                 mode,
@@ -927,6 +963,7 @@ impl NetworkManager {
                 dns: dns.clone(),
                 ip,
                 connected: Vec::new(),
+                links: links.clone(),
             },
             warnings,
         ))

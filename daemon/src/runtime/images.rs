@@ -669,8 +669,12 @@ pub(super) fn parse_signal(s: &str) -> Option<i32> {
 }
 
 impl Runtime {
-    /// The signal `stop` sends first: the image's `StopSignal`, else SIGTERM.
-    pub(super) async fn stop_signal(&self, image_id: &str) -> i32 {
+    /// The signal `stop` sends first: the container's own (`own`, checked at create),
+    /// else the image's `StopSignal`, else SIGTERM.
+    pub(super) async fn stop_signal(&self, own: Option<&str>, image_id: &str) -> i32 {
+        if let Some(sig) = own.and_then(parse_signal) {
+            return sig;
+        }
         match self.inner.store.image(image_id).await {
             Ok(Some(img)) => img
                 .stop_signal

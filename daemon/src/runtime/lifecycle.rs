@@ -438,12 +438,12 @@ impl Actor {
             .events
             .emit("container", "stop", &id, &[("name", name)])
             .await;
-        let image_id = match self.rt.inner.store.container(&id).await {
-            Ok(Some(rec)) => rec.container.image_id,
-            _ => String::new(),
+        let (image_id, own) = match self.rt.inner.store.container(&id).await {
+            Ok(Some(rec)) => (rec.container.image_id, rec.container.config.stop_signal),
+            _ => (String::new(), None),
         };
-        // The image's StopSignal (SIGTERM when it sets none).
-        let signal = self.rt.stop_signal(&image_id).await;
+        // The container's stop signal, else the image's (SIGTERM when neither sets one).
+        let signal = self.rt.stop_signal(own.as_deref(), &image_id).await;
         let deadline = super::shim::deadline_within(timeout);
         match self.rt.signal_running(&id, signal, deadline).await {
             Ok(_) => {

@@ -497,7 +497,8 @@ impl Runtime {
         observe::check_create(&req)?;
         let restart_policy = req.restart_policy;
         let image = self.image(&req.image).await?;
-        let mut config = self.container_config(&req, &image, &name)?;
+        let id = names::generate_container_id();
+        let mut config = self.container_config(&req, &image, &name, &id)?;
         let range = self.inner.info.userns_range;
         let userns = userns::resolve(&req.userns, &range)?;
         if let userns::Userns::Explicit(maps) = &userns {
@@ -543,7 +544,6 @@ impl Runtime {
         config.network = network;
         let volumes_made = self.resolve_volume_mounts(&mut config.mounts).await?;
 
-        let id = names::generate_container_id();
         let container = Container {
             id: id.clone(),
             name: name.clone(),
@@ -695,6 +695,7 @@ impl Runtime {
         req: &ContainerSpec,
         image: &Image,
         name: &str,
+        id: &str,
     ) -> Result<ContainerConfig, RuntimeError> {
         let cmd = images::merged_command(req, image)?;
         if cmd[0].is_empty() {
@@ -720,10 +721,11 @@ impl Runtime {
             env.retain(|old| old.split_once('=').map(|(k, _)| k) != Some(key));
             env.push(kv.clone());
         }
-        let hostname = req
-            .hostname
-            .clone()
-            .unwrap_or_else(|| name.chars().take(63).collect());
+        let hostname = match &req.hostname {
+            Some(h) => h.clone(),
+            None if req.hostname_is_short_id => id.chars().take(12).collect(),
+            None => name.chars().take(63).collect(),
+        };
         if hostname.is_empty()
             || hostname.len() > 64
             || !hostname
@@ -777,6 +779,15 @@ impl Runtime {
                 ));
             }
         }
+        let stop_signal = match req.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) if images::parse_signal(s).is_none() => {
+                return Err(RuntimeError::invalid(
+                    "stop_signal",
+                    format!("{s:?} is not a signal (SIGQUIT, QUIT or 3)"),
+                ))
+            }
+            s => s.map(str::to_owned),
+        };
         Ok(ContainerConfig {
             cmd,
             env,
@@ -799,6 +810,7 @@ impl Runtime {
             userns: None,
             // Set by `create` once ports are checked against the other containers'.
             network: Default::default(),
+            stop_signal,
         })
     }
 

@@ -38,8 +38,12 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Working directory (absolute); the image's when absent.
     pub working_dir: Option<String>,
-    /// Hostname; the name when absent.
+    /// Hostname; when absent, the name (or the short id: `hostname_is_short_id`).
     pub hostname: Option<String>,
+    /// Without `hostname`, the hostname is the id's first 12 digits, as dockerd gives
+    /// it, rather than the name (which may hold `_`, no hostname character to some
+    /// resolvers and URL parsers).
+    pub hostname_is_short_id: bool,
     /// `uid[:gid]` or `name[:group]`; the image's when absent.
     pub user: Option<String>,
     /// Bind mounts from the host and volumes.
@@ -63,6 +67,9 @@ pub struct ContainerSpec {
     pub userns: UsernsRequest,
     /// Network mode, ports, names, address and DNS settings.
     pub network: crate::network::NetworkRequest,
+    /// The signal `stop` sends first (`SIGQUIT`, `QUIT`, `3`); the image's
+    /// `StopSignal` when absent.
+    pub stop_signal: Option<String>,
 }
 
 /// The security settings a create asks for, before defaults.
@@ -339,6 +346,9 @@ pub struct ContainerConfig {
     /// what those containers had).
     #[serde(default)]
     pub network: crate::network::ContainerNetwork,
+    /// The signal `stop` sends first, as the create gave it; absent: the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
 }
 
 /// An rlimit of the app.
