@@ -757,3 +757,279 @@ async fn root_docker_cli_volumes_pause_update_rename() {
     docker.ok(&["rm", "-f", "q"]).await;
     assert_no_leaks(&d);
 }
+
+/// The names of the entries of a tar file.
+fn tar_names(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).expect("open the archive");
+    let mut archive = tar::Archive::new(file);
+    archive
+        .entries()
+        .expect("read the archive")
+        .map(|e| {
+            let e = e.expect("an archive entry");
+            e.path()
+                .expect("an entry path")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Every regular file under `dir`, with its contents.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(files_under(&e.path()));
+        } else if t.is_file() {
+            out.push((e.path(), std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn root_docker_cli_cp_export_diff() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+
+    // On the host: what goes in, where things come out, and a canary that a symlink
+    // planted in the container must never reach.
+    let host = d.dir.join("cp-host");
+    let out = d.dir.join("cp-out");
+    std::fs::create_dir_all(host.join("dir/sub")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(host.join("file.txt"), "hello file\n").unwrap();
+    std::fs::write(host.join("dir/a.txt"), "A\n").unwrap();
+    std::fs::write(host.join("dir/sub/b.txt"), "B\n").unwrap();
+    let canary_dir = d.dir.join("canary");
+    std::fs::create_dir_all(&canary_dir).unwrap();
+    let canary = canary_dir.join("secret");
+    std::fs::write(&canary, "host secret\n").unwrap();
+    let canary_in = path_str(&canary).trim_start_matches('/').to_owned();
+    let canary_dir_in = path_str(&canary_dir).trim_start_matches('/').to_owned();
+
+    docker
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo inside > /tmp/in.txt; mkdir -p /tmp/indir/sub; echo deep > /tmp/indir/sub/d.txt; \
+             ln -s / /tmp/rootlink; ln -s ../../../../../.. /tmp/uplink; \
+             rm /bin/true; echo extra >> /etc/group; echo ready > /tmp/ready; sleep 300",
+        ])
+        .await;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            docker
+                .run(&["exec", "web", "cat", "/tmp/ready"])
+                .await
+                .stdout
+                == "ready\n"
+        })
+        .await,
+        "timed out waiting for the container to write its files"
+    );
+
+    // Into a running container: a file into a dir, a dir under a new name.
+    docker
+        .ok(&["cp", path_str(&host.join("file.txt")), "web:/tmp/"])
+        .await;
+    assert_eq!(
+        docker.ok(&["exec", "web", "cat", "/tmp/file.txt"]).await,
+        "hello file\n"
+    );
+    docker
+        .ok(&["cp", path_str(&host.join("dir")), "web:/tmp/dir"])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", "web", "cat", "/tmp/dir/a.txt", "/tmp/dir/sub/b.txt"])
+            .await,
+        "A\nB\n"
+    );
+    // A symlink to `/` in the container leads to the container's root, not the host's.
+    docker
+        .ok(&[
+            "cp",
+            path_str(&host.join("file.txt")),
+            "web:/tmp/rootlink/tmp/via-link.txt",
+        ])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", "web", "cat", "/tmp/via-link.txt"])
+            .await,
+        "hello file\n"
+    );
+
+    // Out of a running container: a file and a dir.
+    docker
+        .ok(&["cp", "web:/tmp/in.txt", path_str(&out.join("in.txt"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("in.txt")).unwrap(),
+        "inside\n"
+    );
+    docker
+        .ok(&["cp", "web:/tmp/indir", path_str(&out.join("indir"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("indir/sub/d.txt")).unwrap(),
+        "deep\n"
+    );
+
+    // A missing path fails with Docker's message.
+    let missing = docker
+        .run(&["cp", "web:/nope", path_str(&out.join("nope"))])
+        .await;
+    assert_ne!(missing.code, Some(0), "{}", missing.stdout);
+    assert!(
+        missing
+            .stderr
+            .contains("Could not find the file /nope in container web")
+            || missing.stderr.contains("No such container:path: web:/nope"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!out.join("nope").exists());
+
+    // Symlinks pointing at `/` or above it never reach the host: reads of the
+    // canary's host path through them fail, writes land nowhere on the host.
+    for link in ["/tmp/rootlink", "/tmp/uplink"] {
+        let src = format!("web:{link}/{canary_in}");
+        let dst = out.join(format!("escape{}", link.replace('/', "-")));
+        let read = docker.run(&["cp", &src, path_str(&dst)]).await;
+        assert_ne!(
+            read.code,
+            Some(0),
+            "cp {src} read the host: {}",
+            read.stdout
+        );
+        let dir = format!("web:{link}/{canary_dir_in}/");
+        let write = docker
+            .run(&["cp", path_str(&host.join("file.txt")), &dir])
+            .await;
+        assert_ne!(write.code, Some(0), "cp into {dir} succeeded");
+        let over = format!("web:{link}/{canary_in}");
+        let _ = docker
+            .run(&["cp", path_str(&host.join("file.txt")), &over])
+            .await;
+    }
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "host secret\n");
+    let canary_files: Vec<_> = std::fs::read_dir(&canary_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(canary_files, vec![std::ffi::OsString::from("secret")]);
+    for (path, data) in files_under(&out) {
+        assert!(
+            !String::from_utf8_lossy(&data).contains("host secret"),
+            "{} holds the host's canary",
+            path.display()
+        );
+    }
+
+    // diff: added, changed and deleted files of the writable layer.
+    let diff = docker.ok(&["diff", "web"]).await;
+    for line in [
+        "A /tmp/in.txt",
+        "C /etc/group",
+        "D /bin/true",
+        "C /tmp",
+        "A /tmp/dir/sub/b.txt",
+    ] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "{line:?} not in diff:\n{diff}"
+        );
+    }
+
+    // export: the image's files and the container's own.
+    let running_export = out.join("running.tar");
+    docker
+        .ok(&["export", "-o", path_str(&running_export), "web"])
+        .await;
+    let names = tar_names(&running_export);
+    for want in ["bin/busybox", "tmp/in.txt", "etc/group"] {
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == want),
+            "{want} not in export"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "bin/true"),
+        "a deleted file is exported"
+    );
+    // What is mounted into the container is not exported.
+    assert!(
+        !names.iter().any(|n| n.starts_with("proc/") && n.len() > 5),
+        "proc exported"
+    );
+
+    // A stopped container: out, in, and out again; its export too.
+    docker.ok(&["stop", "-t", "1", "web"]).await;
+    docker
+        .ok(&["cp", "web:/tmp/in.txt", path_str(&out.join("stopped.txt"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("stopped.txt")).unwrap(),
+        "inside\n"
+    );
+    docker
+        .ok(&["cp", "web:/tmp/dir", path_str(&out.join("stopped-dir"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("stopped-dir/sub/b.txt")).unwrap(),
+        "B\n"
+    );
+    docker
+        .ok(&[
+            "cp",
+            path_str(&host.join("file.txt")),
+            "web:/tmp/after-stop.txt",
+        ])
+        .await;
+    docker
+        .ok(&[
+            "cp",
+            "web:/tmp/after-stop.txt",
+            path_str(&out.join("after-stop.txt")),
+        ])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("after-stop.txt")).unwrap(),
+        "hello file\n"
+    );
+    let missing = docker
+        .run(&["cp", "web:/tmp/uplink/nope", path_str(&out.join("nope"))])
+        .await;
+    assert_ne!(missing.code, Some(0));
+    let stopped_export = out.join("stopped.tar");
+    docker
+        .ok(&["export", "-o", path_str(&stopped_export), "web"])
+        .await;
+    let names = tar_names(&stopped_export);
+    for want in ["bin/busybox", "tmp/in.txt", "tmp/after-stop.txt"] {
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == want),
+            "{want} not in export"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "host secret\n");
+
+    docker.ok(&["rm", "-f", "web"]).await;
+    assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
+    assert_no_leaks(&d);
+}

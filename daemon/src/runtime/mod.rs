@@ -19,6 +19,7 @@
 pub mod attach;
 pub mod bundle;
 mod check;
+pub mod container_fs;
 pub mod disk;
 mod error;
 pub mod exec;
