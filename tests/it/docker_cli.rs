@@ -888,12 +888,26 @@ async fn root_docker_cli_cp_export_diff() {
         std::fs::read_to_string(out.join("indir/sub/d.txt")).unwrap(),
         "deep\n"
     );
+    // `dir/.` copies the contents; `-` writes the tar itself to stdout.
+    docker
+        .ok(&["cp", "web:/tmp/indir/.", path_str(&out.join("contents"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("contents/sub/d.txt")).unwrap(),
+        "deep\n"
+    );
+    let tar_out = docker.ok(&["cp", "web:/tmp/in.txt", "-"]).await;
+    assert!(
+        tar_out.starts_with("in.txt") && tar_out.contains("inside\n"),
+        "{tar_out:?}"
+    );
 
     // A missing path fails with Docker's message.
     let missing = docker
         .run(&["cp", "web:/nope", path_str(&out.join("nope"))])
         .await;
     assert_ne!(missing.code, Some(0), "{}", missing.stdout);
+    eprintln!("docker cp of a missing path: {}", missing.stderr.trim());
     assert!(
         missing
             .stderr

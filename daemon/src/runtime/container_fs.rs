@@ -202,34 +202,47 @@ impl Runtime {
         &self,
         reference: &str,
     ) -> Result<(Container, ContainerFs), RuntimeError> {
-        let c = self.container(reference).await?;
+        let mut c = self.container(reference).await?;
         let ids = c.config.userns.as_ref().map(|u| IdMaps {
             uid: u.uid_map.clone(),
             gid: u.gid_map.clone(),
         });
-        if c.state == ContainerState::Running {
-            if let Some(pid) = c.pid {
-                let opened = tokio::task::spawn_blocking(move || open_proc_root(pid))
-                    .await
-                    .expect("open_proc_root does not panic");
-                // The pid is only ours while the container still runs as that pid:
-                // checked after the open, so the fd cannot be some later process's root.
-                let now = self.container(&c.id).await?;
-                if let Ok((root, mount_points)) = opened {
-                    if now.state == ContainerState::Running && now.pid == Some(pid) {
-                        return Ok((
-                            c,
-                            ContainerFs {
-                                root,
-                                ids,
-                                mount_points,
-                            },
-                        ));
-                    }
+        // A container that stops (or restarts) while its root is opened is looked at
+        // again, a few times; one that keeps restarting gets an error.
+        for _ in 0..3 {
+            let (ContainerState::Running, Some(pid)) = (c.state, c.pid) else {
+                break;
+            };
+            let opened = tokio::task::spawn_blocking(move || open_proc_root(pid))
+                .await
+                .expect("open_proc_root does not panic");
+            // The pid is only ours while the container still runs as that pid:
+            // checked after the open, so the fd cannot be some later process's root.
+            let now = self.container(&c.id).await?;
+            let same = now.state == ContainerState::Running && now.pid == Some(pid);
+            match opened {
+                Ok((root, mount_points)) if same => {
+                    return Ok((
+                        c,
+                        ContainerFs {
+                            root,
+                            ids,
+                            mount_points,
+                        },
+                    ))
                 }
-                // It stopped meanwhile: its layers are free now.
-                return Box::pin(self.container_fs(&c.id)).await;
+                Err(source) if same => {
+                    return Err(FsError::OpenRoot { id: c.id, source }.into());
+                }
+                _ => c = now,
             }
+        }
+        if c.state == ContainerState::Running {
+            return Err(FsError::Unsupported(format!(
+                "container {} restarted while its files were opened; try again",
+                c.name
+            ))
+            .into());
         }
         if c.resources.disk_bytes.is_some() || ids.is_some() {
             return Err(FsError::Unsupported(format!(
@@ -572,6 +585,7 @@ impl ContainerFs {
             builder: &mut builder,
             skip_mounts,
         };
+        let name = name.as_bytes();
         let fd = r.fd.try_clone().map_err(|e| FsError::Io {
             op: "open",
             path: r.path(),
@@ -634,7 +648,7 @@ impl<W: Write> TarWalk<'_, W> {
         fd: OwnedFd,
         name: Option<&OsStr>,
         comps: &[OsString],
-        tar_name: &str,
+        tar_name: &[u8],
         depth: usize,
     ) -> Result<(), FsError> {
         let shown = || {
@@ -679,9 +693,7 @@ impl<W: Write> TarWalk<'_, W> {
                 // The file may change size while it is read: exactly `size` bytes go
                 // into the archive, zero-padded if it shrank.
                 let data = file.take(size).chain(io::repeat(0)).take(size);
-                self.builder
-                    .append_data(&mut header, tar_name, data)
-                    .map_err(write_err)?;
+                append_raw(self.builder, &mut header, tar_name, None, data).map_err(write_err)?;
             }
             libc::S_IFLNK => {
                 header.set_entry_type(tar::EntryType::Symlink);
@@ -690,20 +702,23 @@ impl<W: Write> TarWalk<'_, W> {
                     None => Err(Errno::EINVAL),
                 }
                 .map_err(sys("read link", &shown()))?;
-                self.builder
-                    .append_link(&mut header, tar_name, Path::new(&target))
-                    .map_err(write_err)?;
+                append_raw(
+                    self.builder,
+                    &mut header,
+                    tar_name,
+                    Some(target.as_bytes()),
+                    io::empty(),
+                )
+                .map_err(write_err)?;
             }
             libc::S_IFDIR => {
                 header.set_entry_type(tar::EntryType::Directory);
-                let dir_name = if tar_name.is_empty() || tar_name.ends_with('/') {
-                    tar_name.to_owned()
-                } else {
-                    format!("{tar_name}/")
-                };
+                let mut dir_name = tar_name.to_vec();
+                if !dir_name.is_empty() && !dir_name.ends_with(b"/") {
+                    dir_name.push(b'/');
+                }
                 if !dir_name.is_empty() {
-                    self.builder
-                        .append_data(&mut header, &dir_name, io::empty())
+                    append_raw(self.builder, &mut header, &dir_name, None, io::empty())
                         .map_err(write_err)?;
                 }
                 if self.skip_mounts
@@ -738,7 +753,8 @@ impl<W: Write> TarWalk<'_, W> {
                     };
                     let mut child_comps = comps.to_vec();
                     child_comps.push(n.clone());
-                    let child_name = format!("{dir_name}{}", n.to_string_lossy());
+                    let mut child_name = dir_name.clone();
+                    child_name.extend_from_slice(n.as_bytes());
                     self.entry(
                         &fd,
                         child,
@@ -762,8 +778,7 @@ impl<W: Write> TarWalk<'_, W> {
                     header.set_device_minor(minor).map_err(write_err)?;
                 }
                 let write_err = io_err("write the archive at");
-                self.builder
-                    .append_data(&mut header, tar_name, io::empty())
+                append_raw(self.builder, &mut header, tar_name, None, io::empty())
                     .map_err(write_err)?;
             }
             // Sockets have no tar form (tar and dockerd skip them too).
@@ -771,6 +786,54 @@ impl<W: Write> TarWalk<'_, W> {
         }
         Ok(())
     }
+}
+
+/// Appends an entry whose name (and link target) are written byte for byte: the tar
+/// crate's own setters drop `.` components, but dockerd names the entries of `dir/.`
+/// `./x`, and the CLI's rebasing of them relies on it. Names and targets over 100
+/// bytes get GNU long-name records (`././@LongLink`), as GNU tar and dockerd write.
+fn append_raw<W: Write>(
+    b: &mut tar::Builder<W>,
+    header: &mut tar::Header,
+    name: &[u8],
+    link: Option<&[u8]>,
+    data: impl Read,
+) -> io::Result<()> {
+    if let Some(link) = link.filter(|l| l.len() > 100) {
+        long_record(b, tar::EntryType::GNULongLink, link)?;
+    }
+    if name.len() > 100 {
+        long_record(b, tar::EntryType::GNULongName, name)?;
+    }
+    let old = header.as_old_mut();
+    old.name = [0; 100];
+    let n = name.len().min(100);
+    old.name[..n].copy_from_slice(&name[..n]);
+    if let Some(link) = link {
+        old.linkname = [0; 100];
+        let n = link.len().min(100);
+        old.linkname[..n].copy_from_slice(&link[..n]);
+    }
+    header.set_cksum();
+    b.append(header, data)
+}
+
+fn long_record<W: Write>(
+    b: &mut tar::Builder<W>,
+    kind: tar::EntryType,
+    value: &[u8],
+) -> io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    let name = b"././@LongLink";
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(value.len() as u64 + 1);
+    h.set_entry_type(kind);
+    h.set_cksum();
+    b.append(&h, value.chain(&[0u8][..]))
 }
 
 /// One changed path of a container's writable layer, as `docker diff` lists it.
@@ -994,6 +1057,224 @@ fn walk_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A view of a plain directory, as of a stopped container's root.
+    fn fs_of(dir: &Path) -> ContainerFs {
+        ContainerFs {
+            root: nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap(),
+            ids: None,
+            mount_points: Vec::new(),
+        }
+    }
+
+    /// A root with `/etc/passwd` and links that try to leave it.
+    fn hostile_root() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::fs::create_dir_all(r.join("etc")).unwrap();
+        std::fs::write(r.join("etc/passwd"), "root:x:0:0\n").unwrap();
+        symlink("/", r.join("to_root")).unwrap();
+        symlink("../../../../../..", r.join("up")).unwrap();
+        symlink("/etc/passwd", r.join("abs")).unwrap();
+        symlink("etc", r.join("rel")).unwrap();
+        symlink("b", r.join("a")).unwrap();
+        symlink("a", r.join("b")).unwrap();
+        t
+    }
+
+    fn comps(r: &Resolved) -> String {
+        r.path()
+    }
+
+    #[test]
+    fn paths_resolve_as_if_chrooted() {
+        let t = hostile_root();
+        let fs = fs_of(t.path());
+        let ok = |p: &str, follow: bool| comps(&fs.resolve(p, follow).unwrap());
+        assert_eq!(ok("/etc/passwd", false), "/etc/passwd");
+        assert_eq!(ok("etc/passwd", false), "/etc/passwd");
+        assert_eq!(ok("/to_root/etc/passwd", false), "/etc/passwd");
+        assert_eq!(ok("/up/etc/passwd", false), "/etc/passwd");
+        assert_eq!(ok("/../../etc/../etc/passwd", false), "/etc/passwd");
+        assert_eq!(ok("/rel/passwd", false), "/etc/passwd");
+        assert_eq!(ok("/", false), "/");
+        assert_eq!(ok("/to_root", true), "/");
+        assert_eq!(ok("/etc/.", false), "/etc");
+        assert_eq!(ok("/rel/", false), "/etc");
+        // The last component is the link itself unless followed.
+        let link = fs.resolve("/abs", false).unwrap();
+        assert_eq!(link.stat.st_mode & libc::S_IFMT, libc::S_IFLNK);
+        assert_eq!(fs.link_target(&link), "/etc/passwd");
+        assert_eq!(ok("/abs", true), "/etc/passwd");
+        // The host's own path of the root does not exist inside it.
+        let host = format!("/to_root{}/etc/passwd", t.path().display());
+        assert!(matches!(
+            fs.resolve(&host, true),
+            Err(FsError::NotFound { .. })
+        ));
+        let host = format!("/up{}/etc/passwd", t.path().display());
+        assert!(matches!(
+            fs.resolve(&host, true),
+            Err(FsError::NotFound { .. })
+        ));
+        assert!(matches!(
+            fs.resolve("/a", true),
+            Err(FsError::SymlinkLoop { .. })
+        ));
+        assert!(matches!(
+            fs.resolve("/etc/passwd/x", false),
+            Err(FsError::NotADirectory { .. })
+        ));
+        assert!(matches!(
+            fs.resolve("/etc/passwd/", false),
+            Err(FsError::NotADirectory { .. })
+        ));
+    }
+
+    #[test]
+    fn archives_hold_links_not_what_they_point_at() {
+        let t = hostile_root();
+        let fs = fs_of(t.path());
+        let r = fs.resolve("/", false).unwrap();
+        let mut tar_bytes = Vec::new();
+        fs.write_tar(&r, "", false, &mut tar_bytes).unwrap();
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let mut seen = Vec::new();
+        for e in archive.entries().unwrap() {
+            let e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            if path == "to_root" {
+                assert_eq!(e.header().entry_type(), tar::EntryType::Symlink);
+                assert_eq!(e.link_name().unwrap().unwrap(), Path::new("/"));
+            }
+            seen.push(path);
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                "a",
+                "abs",
+                "b",
+                "etc/",
+                "etc/passwd",
+                "rel",
+                "to_root",
+                "up"
+            ]
+        );
+    }
+
+    #[test]
+    fn unpacking_never_writes_through_a_planted_symlink() {
+        let t = hostile_root();
+        let outside = tempfile::tempdir().unwrap();
+        symlink(outside.path(), t.path().join("etc/escape")).unwrap();
+        let fs = fs_of(t.path());
+        let target = fs.resolve("/etc", false).unwrap();
+        let mut body = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        body.append_data(&mut h, "escape/pwned", &b"evil"[..])
+            .unwrap();
+        let body = body.into_inner().unwrap();
+        assert!(fs.unpack(&target, body.as_slice(), true).is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+
+        // A plain file lands in the target directory.
+        let mut ok = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o600);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        ok.append_data(&mut h, "new.txt", &b"hi"[..]).unwrap();
+        let ok = ok.into_inner().unwrap();
+        fs.unpack(&target, ok.as_slice(), true).unwrap();
+        assert_eq!(std::fs::read(t.path().join("etc/new.txt")).unwrap(), b"hi");
+        // noOverwriteDirNonDir: a file over a directory is refused.
+        std::fs::create_dir(t.path().join("etc/d")).unwrap();
+        let mut over = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_mode(0o600);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        over.append_data(&mut h, "d", &b""[..]).unwrap();
+        let over = over.into_inner().unwrap();
+        assert!(fs.unpack(&target, over.as_slice(), true).is_err());
+        assert!(t.path().join("etc/d").is_dir());
+    }
+
+    #[test]
+    fn changes_of_an_upper_dir() {
+        boxd_testutil::require_root!();
+        let t = tempfile::tempdir().unwrap();
+        let (lower, upper) = (t.path().join("lower"), t.path().join("upper"));
+        for d in [
+            "lower/etc",
+            "lower/bin",
+            "lower/opq/old",
+            "upper/etc",
+            "upper/new",
+            "upper/opq",
+            "upper/bin",
+        ] {
+            std::fs::create_dir_all(t.path().join(d)).unwrap();
+        }
+        std::fs::write(lower.join("etc/group"), "root\n").unwrap();
+        std::fs::write(lower.join("bin/true"), "x").unwrap();
+        std::fs::write(upper.join("etc/group"), "root\nextra\n").unwrap();
+        std::fs::write(upper.join("new/file"), "n").unwrap();
+        nix::sys::stat::mknod(
+            &upper.join("bin/true"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            Mode::empty(),
+            0,
+        )
+        .unwrap();
+        xattr::set(upper.join("opq"), "trusted.overlay.opaque", b"y").unwrap();
+        // Same mtime as the image's: not a change of its own.
+        let mtime = std::fs::metadata(lower.join("bin"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        std::fs::File::open(upper.join("bin"))
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let later = mtime + std::time::Duration::from_secs(5);
+        std::fs::File::open(upper.join("etc"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let got: Vec<(String, ChangeKind)> = changes(&upper, &[lower])
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.path, c.kind))
+            .collect();
+        use ChangeKind::*;
+        let want: Vec<(String, ChangeKind)> = [
+            ("/bin/true", Deleted),
+            ("/etc", Modified),
+            ("/etc/group", Modified),
+            ("/new", Added),
+            ("/new/file", Added),
+            ("/opq", Modified),
+            ("/opq/old", Deleted),
+        ]
+        .into_iter()
+        .map(|(p, k)| (p.to_owned(), k))
+        .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn mount_points_come_from_the_fifth_field_unescaped() {
