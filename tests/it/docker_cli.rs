@@ -1047,3 +1047,79 @@ async fn root_docker_cli_cp_export_diff() {
     assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
     assert_no_leaks(&d);
 }
+
+#[tokio::test]
+async fn root_docker_cli_cp_maps_owners_in_a_user_namespace() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    d.import_busybox().await;
+    let script = "echo out > /tmp/o; chown 1000:1001 /tmp/o; echo ready > /tmp/ready; sleep 300";
+    let id = d
+        .create(
+            serde_json::json!({"image": "busybox", "userns": "auto", "cmd": ["sh", "-c", script]}),
+        )
+        .await;
+    let (status, v) = d
+        .api("POST", &format!("/v1/containers/{id}/start"), None)
+        .await;
+    if status.as_u16() != 204 {
+        d.remove_container(&id).await;
+        require!(false, "idmapped mounts unsupported here: {v}");
+    }
+    let uid0 = d.inspect(&id).await["config"]["userns"]["uid_map"][0]["host_id"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            docker.run(&["exec", &id, "cat", "/tmp/ready"]).await.stdout == "ready\n"
+        })
+        .await,
+        "timed out waiting for the container"
+    );
+
+    // In: the archive's owner is the container's id, stored as its host id.
+    let host = d.dir.join("owned.txt");
+    std::fs::write(&host, "owned\n").unwrap();
+    std::os::unix::fs::chown(&host, Some(1234), Some(5678)).unwrap();
+    docker
+        .ok(&["cp", path_str(&host), &format!("{id}:/tmp/")])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", &id, "stat", "-c", "%u:%g", "/tmp/owned.txt"])
+            .await
+            .trim(),
+        "1234:5678"
+    );
+    let pid = d.inspect(&id).await["pid"].as_u64().unwrap();
+    let meta = std::fs::symlink_metadata(format!("/proc/{pid}/root/tmp/owned.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.uid(), uid0 + 1234);
+
+    // Out: the container's ids again.
+    let out = d.dir.join("o.tar");
+    let tar_bytes = docker.ok(&["cp", &format!("{id}:/tmp/o"), "-"]).await;
+    std::fs::write(&out, tar_bytes.as_bytes()).unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let entry = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        (entry.header().uid().unwrap(), entry.header().gid().unwrap()),
+        (1000, 1001)
+    );
+
+    // Stopped, its idmapped layers are not mounted anywhere: refused, with the reason.
+    d.stop_container(&id, 1).await;
+    let refused = docker
+        .run(&["cp", &format!("{id}:/tmp/o"), path_str(&d.dir.join("o2"))])
+        .await;
+    assert_ne!(refused.code, Some(0));
+    assert!(
+        refused.stderr.contains("user namespace"),
+        "{}",
+        refused.stderr
+    );
+
+    d.remove_container(&id).await;
+    assert_no_leaks(&d);
+}
