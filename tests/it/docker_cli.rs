@@ -873,6 +873,31 @@ async fn root_docker_cli_cp_export_diff() {
         "hello file\n"
     );
 
+    // Owners: the archive's without -a (root's here), the container's user with -a.
+    assert_eq!(
+        docker
+            .ok(&["exec", "web", "stat", "-c", "%u:%g", "/tmp/file.txt"])
+            .await
+            .trim(),
+        "0:0"
+    );
+    docker
+        .ok(&[
+            "run", "-d", "--name", "nob", "-u", "nobody", "busybox", "sleep", "300",
+        ])
+        .await;
+    docker
+        .ok(&["cp", "-a", path_str(&host.join("file.txt")), "nob:/tmp/"])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", "nob", "stat", "-c", "%u:%g", "/tmp/file.txt"])
+            .await
+            .trim(),
+        "65534:65534"
+    );
+    docker.ok(&["rm", "-f", "nob"]).await;
+
     // Out of a running container: a file and a dir.
     docker
         .ok(&["cp", "web:/tmp/in.txt", path_str(&out.join("in.txt"))])

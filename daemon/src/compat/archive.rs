@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use super::error::{bool_value, DockerError, DockerQuery};
 use crate::api::AppState;
 use crate::runtime::container_fs::{ContainerFs, FsError, Resolved};
+use crate::runtime::spec::Container;
 use crate::runtime::RuntimeError;
 
 /// Chunks in flight between the walking thread and the response.
@@ -150,8 +151,8 @@ async fn open_path(
     s: &AppState,
     id: &str,
     path: &str,
-) -> Result<(ContainerFs, Resolved), DockerError> {
-    let (_, fs) = s.runtime.container_fs(id).await?;
+) -> Result<(Container, ContainerFs, Resolved), DockerError> {
+    let (c, fs) = s.runtime.container_fs(id).await?;
     let p = path.to_owned();
     let (fs, resolved) = tokio::task::spawn_blocking(move || {
         let r = fs.resolve(&p, false);
@@ -160,7 +161,7 @@ async fn open_path(
     .await
     .expect("resolve does not panic");
     let r = resolved.map_err(|e| fs_error(e.into(), path, id))?;
-    Ok((fs, r))
+    Ok((c, fs, r))
 }
 
 /// `HEAD /containers/{id}/archive?path=`: the stat header only.
@@ -170,7 +171,7 @@ pub(super) async fn stat(
     DockerQuery(q): DockerQuery<ArchiveQuery>,
 ) -> Result<Response, DockerError> {
     let path = asked_path(&q)?;
-    let (fs, r) = open_path(&s, &id, &path).await?;
+    let (_, fs, r) = open_path(&s, &id, &path).await?;
     let value = tokio::task::spawn_blocking(move || stat_header(&fs, &r, &path))
         .await
         .expect("stat does not panic");
@@ -184,7 +185,7 @@ pub(super) async fn get(
     DockerQuery(q): DockerQuery<ArchiveQuery>,
 ) -> Result<Response, DockerError> {
     let path = asked_path(&q)?;
-    let (fs, r) = open_path(&s, &id, &path).await?;
+    let (_, fs, r) = open_path(&s, &id, &path).await?;
     let name = match base_name(&path).as_str() {
         // The root's entries are `./bin`, ...
         "/" => ".".to_owned(),
@@ -322,13 +323,14 @@ pub(super) async fn put(
     body: Body,
 ) -> Result<StatusCode, DockerError> {
     let path = asked_path(&q)?;
-    if bool_value(q.copy_uid_gid.as_deref()) {
-        return Err(DockerError::bad(
-            "copyUIDGID (docker cp -a) is not supported by boxd: files keep the archive's owners",
-        ));
-    }
     let no_overwrite = bool_value(q.no_overwrite_dir_non_dir.as_deref());
-    let (fs, r) = open_path(&s, &id, &path).await?;
+    let (c, fs, r) = open_path(&s, &id, &path).await?;
+    // `docker cp -a`: the container's user owns what is copied in, as with dockerd.
+    let owner = if bool_value(q.copy_uid_gid.as_deref()) {
+        s.runtime.copy_owner(&c).await?
+    } else {
+        None
+    };
     // The destination must be a directory, reached through symlinks as in the container.
     let target = if r.is_dir() {
         r
@@ -341,7 +343,7 @@ pub(super) async fn put(
         .await
         .expect("resolve does not panic");
         match followed {
-            Ok(t) if t.is_dir() => return unpack(fs2, t, body, no_overwrite, &path).await,
+            Ok(t) if t.is_dir() => return unpack(fs2, t, body, no_overwrite, owner, &path).await,
             Ok(_) => {
                 return Err(DockerError::bad(format!(
                     "extraction point is not a directory: {path}"
@@ -350,7 +352,7 @@ pub(super) async fn put(
             Err(e) => return Err(fs_error(e.into(), &path, &id)),
         }
     };
-    unpack(fs, target, body, no_overwrite, &path).await
+    unpack(fs, target, body, no_overwrite, owner, &path).await
 }
 
 async fn unpack(
@@ -358,6 +360,7 @@ async fn unpack(
     target: Resolved,
     body: Body,
     no_overwrite: bool,
+    owner: Option<(u32, u32)>,
     path: &str,
 ) -> Result<StatusCode, DockerError> {
     let (tx, rx) = mpsc::channel::<Chunk>(CHANNEL_DEPTH);
@@ -366,7 +369,7 @@ async fn unpack(
             rx,
             cur: Bytes::new(),
         };
-        fs.unpack(&target, reader, no_overwrite)
+        fs.unpack(&target, reader, no_overwrite, owner)
     });
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {

@@ -270,6 +270,23 @@ impl Runtime {
         ))
     }
 
+    /// The owner `docker cp -a` (`copyUIDGID`) gives the files it copies in: the
+    /// container's configured user, as the image's `/etc/passwd` and `/etc/group` name
+    /// it; `None` when no user is configured (dockerd then keeps the archive's owners).
+    pub async fn copy_owner(&self, c: &Container) -> Result<Option<(u32, u32)>, RuntimeError> {
+        if c.config.user.is_empty() {
+            return Ok(None);
+        }
+        let lowers = self.image_lowers(&c.image_id).await?;
+        let user = c.config.user.clone();
+        let u = tokio::task::spawn_blocking(move || {
+            crate::image::users::resolve_layers(&lowers, &user)
+        })
+        .await
+        .expect("resolve_layers does not panic")?;
+        Ok(Some((u.uid, u.gid)))
+    }
+
     /// The changes of the container's writable layer against its image.
     pub async fn container_changes(&self, reference: &str) -> Result<Vec<Change>, RuntimeError> {
         let c = self.container(reference).await?;
@@ -606,18 +623,26 @@ impl ContainerFs {
         })
     }
 
-    /// Unpacks the tar `body` into the directory `r`, with the archive's owners
-    /// (mapped into the user namespace, if any).
+    /// Unpacks the tar `body` into the directory `r`, with the archive's owners or,
+    /// if given, `owner` for every file (mapped into the user namespace, if any).
     pub fn unpack(
         &self,
         r: &Resolved,
         body: impl Read,
         no_overwrite_dir_non_dir: bool,
+        owner: Option<(u32, u32)>,
     ) -> Result<u64, FsError> {
-        let owners = self
-            .ids
-            .clone()
-            .map(|ids| Box::new(move |u, g| ids.host_ids(u, g)) as crate::image::OwnerMap);
+        let ids = self.ids.clone();
+        let owners: Option<crate::image::OwnerMap> = match (owner, ids) {
+            (None, None) => None,
+            (owner, ids) => Some(Box::new(move |u, g| {
+                let (u, g) = owner.unwrap_or((u, g));
+                match &ids {
+                    Some(ids) => ids.host_ids(u, g),
+                    None => Some((u, g)),
+                }
+            })),
+        };
         let dir = openat(
             &r.fd,
             ".",
@@ -1181,7 +1206,7 @@ mod tests {
         body.append_data(&mut h, "escape/pwned", &b"evil"[..])
             .unwrap();
         let body = body.into_inner().unwrap();
-        assert!(fs.unpack(&target, body.as_slice(), true).is_err());
+        assert!(fs.unpack(&target, body.as_slice(), true, None).is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
 
         // A plain file lands in the target directory.
@@ -1195,7 +1220,7 @@ mod tests {
         h.set_entry_type(tar::EntryType::Regular);
         ok.append_data(&mut h, "new.txt", &b"hi"[..]).unwrap();
         let ok = ok.into_inner().unwrap();
-        fs.unpack(&target, ok.as_slice(), true).unwrap();
+        fs.unpack(&target, ok.as_slice(), true, None).unwrap();
         assert_eq!(std::fs::read(t.path().join("etc/new.txt")).unwrap(), b"hi");
         // noOverwriteDirNonDir: a file over a directory is refused.
         std::fs::create_dir(t.path().join("etc/d")).unwrap();
@@ -1209,7 +1234,7 @@ mod tests {
         h.set_entry_type(tar::EntryType::Regular);
         over.append_data(&mut h, "d", &b""[..]).unwrap();
         let over = over.into_inner().unwrap();
-        assert!(fs.unpack(&target, over.as_slice(), true).is_err());
+        assert!(fs.unpack(&target, over.as_slice(), true, None).is_err());
         assert!(t.path().join("etc/d").is_dir());
     }
 
