@@ -533,6 +533,12 @@ impl ContainerFs {
                     None => (Vec::new(), self.reopen_root()?, self.reopen_root()?),
                 };
                 let stat = fstat(&fd).map_err(sys("stat", path))?;
+                // `file/.`: the `.` made the file look like a directory on the stack.
+                if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                    return Err(FsError::NotADirectory {
+                        path: path.to_owned(),
+                    });
+                }
                 Ok(Resolved {
                     comps,
                     fd,
@@ -1155,6 +1161,16 @@ mod tests {
             fs.resolve("/etc/passwd/", false),
             Err(FsError::NotADirectory { .. })
         ));
+        assert!(matches!(
+            fs.resolve("/etc/passwd/.", false),
+            Err(FsError::NotADirectory { .. })
+        ));
+        assert!(matches!(
+            fs.resolve("/abs/..", false),
+            Err(FsError::NotADirectory { .. })
+        ));
+        assert_eq!(ok("/rel/..", false), "/");
+        assert_eq!(ok("/etc/./../rel/./passwd", false), "/etc/passwd");
     }
 
     #[test]
