@@ -1148,3 +1148,159 @@ async fn root_docker_cli_cp_maps_owners_in_a_user_namespace() {
     d.remove_container(&id).await;
     assert_no_leaks(&d);
 }
+
+/// The archive endpoints on the wire: the stat header, Docker's errors, a gzip body.
+#[tokio::test]
+async fn root_docker_archive_endpoints_on_the_wire() {
+    use base64::Engine as _;
+    use hyper::Method;
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let id = d
+        .run(serde_json::json!({"image": "busybox", "cmd": ["sh", "-c",
+            "echo abc > /tmp/f; ln -s /tmp/f /tmp/l; echo ready > /tmp/ready; sleep 300"]}))
+        .await;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            let (s, _) = d
+                .request(
+                    Method::HEAD,
+                    &format!("/v1.43/containers/{id}/archive?path=/tmp/ready"),
+                    None,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            s.as_u16() == 200
+        })
+        .await,
+        "timed out waiting for the container"
+    );
+    let stat = async |path: &str| -> Value {
+        let resp = d
+            .send(
+                Method::HEAD,
+                &format!("/v1.43/containers/{id}/archive?path={path}"),
+                None,
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "HEAD {path}");
+        let h = resp.headers()["x-docker-container-path-stat"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let json = base64::engine::general_purpose::STANDARD.decode(h).unwrap();
+        serde_json::from_slice(&json).unwrap()
+    };
+    let l = stat("/tmp/l").await;
+    assert_eq!(l["name"], "l", "{l}");
+    assert_eq!(l["linkTarget"], "/tmp/f", "{l}");
+    assert_ne!(l["mode"].as_u64().unwrap() & (1 << 27), 0, "{l}");
+    let t = stat("/tmp/").await;
+    assert_eq!(t["name"], "tmp", "{t}");
+    assert_eq!(
+        t["mode"].as_u64().unwrap(),
+        (1 << 31) | (1 << 20) | 0o777,
+        "{t}"
+    );
+    let f = stat("tmp/f").await;
+    assert_eq!(
+        (f["size"].as_u64(), f["mode"].as_u64()),
+        (Some(4), Some(0o644)),
+        "{f}"
+    );
+
+    let (s, v) = d
+        .api(
+            "GET",
+            &format!("/v1.43/containers/{id}/archive?path=/nope"),
+            None,
+        )
+        .await;
+    assert_eq!(s.as_u16(), 404);
+    assert_eq!(
+        v["message"],
+        format!("Could not find the file /nope in container {id}")
+    );
+    let (s, _) = d
+        .api("GET", "/v1.43/containers/nosuch/archive?path=/", None)
+        .await;
+    assert_eq!(s.as_u16(), 404);
+    let (s, v) = d
+        .api("GET", &format!("/v1.43/containers/{id}/archive"), None)
+        .await;
+    assert_eq!(s.as_u16(), 400, "{v}");
+
+    // A gzip tar body unpacks; a file as the destination is a 400.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o640);
+    h.set_uid(7);
+    h.set_gid(8);
+    h.set_mtime(1_700_000_000);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, "put.txt", &b"gzip\n"[..]).unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let put = async |path: &str, body: &[u8]| {
+        d.request(
+            Method::PUT,
+            &format!("/v1.43/containers/{id}/archive?path={path}&noOverwriteDirNonDir=true"),
+            Some("application/x-tar"),
+            bytes::Bytes::copy_from_slice(body),
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(put("/tmp", &gz).await.0.as_u16(), 200);
+    let (s, body) = put("/tmp/f", &tar).await;
+    assert_eq!(s.as_u16(), 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(put("/nowhere", &tar).await.0.as_u16(), 404);
+    let (s, body) = put("/tmp", b"this is not a tar archive at all").await;
+    assert_eq!(s.as_u16(), 400, "{}", String::from_utf8_lossy(&body));
+    let (s, body) = d
+        .request(
+            Method::GET,
+            &format!("/v1.43/containers/{id}/archive?path=/tmp/put.txt"),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 200);
+    let mut archive = tar::Archive::new(body.as_ref());
+    let mut e = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(e.path().unwrap().to_str(), Some("put.txt"));
+    assert_eq!(
+        (e.header().uid().unwrap(), e.header().gid().unwrap()),
+        (7, 8)
+    );
+    assert_eq!(e.header().mode().unwrap(), 0o640);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+    assert_eq!(text, "gzip\n");
+
+    let changes = d
+        .api_ok("GET", &format!("/v1.43/containers/{id}/changes"), None, 200)
+        .await;
+    let has = |p: &str, k: u64| {
+        changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["Path"] == p && c["Kind"] == k)
+    };
+    assert!(
+        has("/tmp/put.txt", 1) && has("/tmp/f", 1) && has("/tmp", 0),
+        "{changes}"
+    );
+
+    d.remove_container(&id).await;
+    assert_no_leaks(&d);
+}
