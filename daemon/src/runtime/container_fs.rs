@@ -14,9 +14,11 @@
 //!   it is gone when its fd is closed, so no error path, panic or daemon crash can leave
 //!   a mount behind. A stopped container with a disk limit (its upper dir is inside an
 //!   ext4 image that only the shim attaches) or a user namespace (its layers need
-//!   idmapped mounts to show the right owners) is refused for now. A start while such a
-//!   mount is open shares the upper dir with it (overlayfs warns, as `index=off`); the
-//!   window is one request long.
+//!   idmapped mounts to show the right owners) is refused for now.
+//!
+//! Every open view holds a read lease on the container's layers ([`LayerLeases`]) and
+//! a start takes the write lease, so a start waits for the copies in progress (up to
+//! [`LEASE_WAIT`], then it is refused): the layers are never mounted twice at once.
 //!
 //! The tree is hostile: the container may create any symlink and may change its files
 //! while we read or write them. So nothing here resolves a container path by name on the
@@ -32,12 +34,14 @@
 //! carry the container's ids (as dockerd does with its identity mapping), in both
 //! directions.
 
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::dir::Dir;
 use nix::errno::Errno;
@@ -115,6 +119,79 @@ fn sys(op: &'static str, path: &str) -> impl FnOnce(Errno) -> FsError {
     }
 }
 
+/// How long a start waits for the file operations that hold its layers.
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Per container: who holds its layers outside its run. Every [`ContainerFs`] holds a
+/// read lease for its whole life, a start holds the write lease from before its
+/// overlay is mounted until the run is recorded. So a stopped container's layers are
+/// never mounted twice (overlayfs forbids two mounts sharing an upper dir: with
+/// `index=off` it only warns, and what either then sees is undefined), and a running
+/// container's root kept open by a copy after the container exited is closed before
+/// the next run mounts the layers again.
+#[derive(Default, Clone)]
+pub(super) struct LayerLeases(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>>);
+
+/// A held lease (see [`LayerLeases`]); the map's entry goes with its last holder.
+pub(super) struct LayerLease {
+    id: String,
+    leases: LayerLeases,
+    guard: Option<LeaseGuard>,
+}
+
+/// Held only to be dropped.
+enum LeaseGuard {
+    Read {
+        _guard: tokio::sync::OwnedRwLockReadGuard<()>,
+    },
+    Write {
+        _guard: tokio::sync::OwnedRwLockWriteGuard<()>,
+    },
+}
+
+impl LayerLeases {
+    fn lock_of(&self, id: &str) -> Arc<tokio::sync::RwLock<()>> {
+        let mut map = self.0.lock().expect("leases poisoned");
+        Arc::clone(map.entry(id.to_owned()).or_default())
+    }
+
+    fn lease(&self, id: &str, guard: LeaseGuard) -> LayerLease {
+        LayerLease {
+            id: id.to_owned(),
+            leases: self.clone(),
+            guard: Some(guard),
+        }
+    }
+
+    /// A file operation's lease.
+    async fn read(&self, id: &str) -> LayerLease {
+        let guard = self.lock_of(id).read_owned().await;
+        self.lease(id, LeaseGuard::Read { _guard: guard })
+    }
+
+    /// A start's lease; waits for the file operations in progress, up to
+    /// [`LEASE_WAIT`].
+    pub(super) async fn write(&self, id: &str, name: &str) -> Result<LayerLease, RuntimeError> {
+        match tokio::time::timeout(LEASE_WAIT, self.lock_of(id).write_owned()).await {
+            Ok(guard) => Ok(self.lease(id, LeaseGuard::Write { _guard: guard })),
+            Err(_) => Err(FsError::Unsupported(format!(
+                "the files of container {name} are being copied; start it once that is done"
+            ))
+            .into()),
+        }
+    }
+}
+
+impl Drop for LayerLease {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        let mut map = self.leases.0.lock().expect("leases poisoned");
+        if map.get(&self.id).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(&self.id);
+        }
+    }
+}
+
 /// A container's uid and gid maps (container ids to host ids).
 #[derive(Debug, Clone, Default)]
 pub struct IdMaps {
@@ -161,6 +238,8 @@ pub struct ContainerFs {
     /// Mount points inside the root other than `/` (running containers): an export
     /// does not descend into them, as `docker export` has only the container's layers.
     mount_points: Vec<Vec<OsString>>,
+    /// Keeps starts away while the layers are in use (see [`LayerLeases`]).
+    _lease: Option<LayerLease>,
 }
 
 /// A path resolved inside the container.
@@ -202,17 +281,16 @@ impl Runtime {
         &self,
         reference: &str,
     ) -> Result<(Container, ContainerFs), RuntimeError> {
-        let mut c = self.container(reference).await?;
+        let first = self.container(reference).await?;
+        // From here on no run can start, so the state read next can only go from
+        // running to exited.
+        let lease = self.inner.layer_leases.read(&first.id).await;
+        let mut c = self.container(&first.id).await?;
         let ids = c.config.userns.as_ref().map(|u| IdMaps {
             uid: u.uid_map.clone(),
             gid: u.gid_map.clone(),
         });
-        // A container that stops (or restarts) while its root is opened is looked at
-        // again, a few times; one that keeps restarting gets an error.
-        for _ in 0..3 {
-            let (ContainerState::Running, Some(pid)) = (c.state, c.pid) else {
-                break;
-            };
+        if let (ContainerState::Running, Some(pid)) = (c.state, c.pid) {
             let opened = tokio::task::spawn_blocking(move || open_proc_root(pid))
                 .await
                 .expect("open_proc_root does not panic");
@@ -228,18 +306,20 @@ impl Runtime {
                             root,
                             ids,
                             mount_points,
+                            _lease: Some(lease),
                         },
                     ))
                 }
                 Err(source) if same => {
                     return Err(FsError::OpenRoot { id: c.id, source }.into());
                 }
+                // It exited meanwhile: its layers are free now.
                 _ => c = now,
             }
         }
         if c.state == ContainerState::Running {
             return Err(FsError::Unsupported(format!(
-                "container {} restarted while its files were opened; try again",
+                "container {} runs without a process to reach its files through",
                 c.name
             ))
             .into());
@@ -266,6 +346,7 @@ impl Runtime {
                 root,
                 ids: None,
                 mount_points: Vec::new(),
+                _lease: Some(lease),
             },
         ))
     }
@@ -1096,6 +1177,7 @@ mod tests {
             root: nix::fcntl::open(dir, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap(),
             ids: None,
             mount_points: Vec::new(),
+            _lease: None,
         }
     }
 
@@ -1315,6 +1397,24 @@ mod tests {
         .map(|(p, k)| (p.to_owned(), k))
         .collect();
         assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn a_start_waits_for_the_copies_holding_its_layers() {
+        let leases = LayerLeases::default();
+        let copy = leases.read("c1").await;
+        let other = leases.read("c2").await;
+        let start = tokio::spawn({
+            let leases = leases.clone();
+            async move { leases.write("c1", "web").await.map(|_| ()) }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!start.is_finished(), "the start did not wait for the copy");
+        drop(copy);
+        start.await.unwrap().unwrap();
+        // Another container's copy does not matter; entries go with their holders.
+        drop(other);
+        assert!(leases.0.lock().unwrap().is_empty());
     }
 
     #[test]
