@@ -1304,3 +1304,60 @@ async fn root_docker_archive_endpoints_on_the_wire() {
     d.remove_container(&id).await;
     assert_no_leaks(&d);
 }
+
+/// A stopped container with a disk limit: its writable layer is on its disk image,
+/// which `docker cp` mounts detached (and never while a run has it).
+#[tokio::test]
+async fn root_docker_cli_cp_with_a_disk_limit() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    let created = docker
+        .run(&[
+            "create",
+            "--name",
+            "disk",
+            "--storage-opt",
+            "size=32m",
+            "busybox",
+            "sh",
+            "-c",
+            "echo on-disk > /tmp/d; cat /tmp/in 2>/dev/null; true",
+        ])
+        .await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    // Never started: there is no writable layer yet.
+    let early = docker
+        .run(&["cp", "disk:/etc/passwd", path_str(&d.dir.join("p"))])
+        .await;
+    assert_ne!(early.code, Some(0));
+    assert!(
+        early.stderr.contains("never ran"),
+        "{}\n{}",
+        early.stderr,
+        d.log_text()
+    );
+
+    docker.ok(&["start", "disk"]).await;
+    assert_eq!(docker.ok(&["wait", "disk"]).await.trim(), "0");
+    let out = d.dir.join("d.txt");
+    docker.ok(&["cp", "disk:/tmp/d", path_str(&out)]).await;
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "on-disk\n");
+    let host = d.dir.join("in");
+    std::fs::write(&host, "copied in\n").unwrap();
+    docker.ok(&["cp", path_str(&host), "disk:/tmp/in"]).await;
+    // The next run sees it: it went onto the image.
+    docker.ok(&["start", "disk"]).await;
+    assert_eq!(docker.ok(&["wait", "disk"]).await.trim(), "0");
+    assert_eq!(docker.ok(&["logs", "disk"]).await, "copied in\n");
+    let diff = docker.ok(&["diff", "disk"]).await;
+    for line in ["A /tmp/d", "A /tmp/in"] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "{line:?} not in diff:\n{diff}"
+        );
+    }
+    docker.ok(&["rm", "-f", "disk"]).await;
+    assert_no_leaks(&d);
+}

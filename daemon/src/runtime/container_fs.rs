@@ -12,9 +12,12 @@
 //! - a stopped container: a *detached* overlay mount of its layers (`fsopen` +
 //!   `fsmount`), never attached anywhere: the host's mount table never holds it, and
 //!   it is gone when its fd is closed, so no error path, panic or daemon crash can leave
-//!   a mount behind. A stopped container with a disk limit (its upper dir is inside an
-//!   ext4 image that only the shim attaches) or a user namespace (its layers need
-//!   idmapped mounts to show the right owners) is refused for now.
+//!   a mount behind. With a disk limit, the upper dir is on the container's ext4
+//!   image, which is mounted detached the same way (the shim's loop helper) and
+//!   reached through `/proc/self/fd`. A stopped container with a user namespace (its
+//!   layers need idmapped mounts to show the right owners) is refused for now, and so
+//!   are the changes of a running container with a disk limit (its run has the image
+//!   mounted, and ext4 cannot be mounted twice).
 //!
 //! Every open view holds a read lease on the container's layers ([`LayerLeases`]) and
 //! a start takes the write lease, so a start waits for the copies in progress (up to
@@ -324,22 +327,29 @@ impl Runtime {
             ))
             .into());
         }
-        if c.resources.disk_bytes.is_some() || ids.is_some() {
+        if ids.is_some() {
             return Err(FsError::Unsupported(format!(
-                "container {} has a disk limit or a user namespace: its files can be copied only while it runs",
+                "container {} has a user namespace: its files can be copied only while it runs",
                 c.name
             ))
             .into());
         }
         let lowers = self.image_lowers(&c.image_id).await?;
         let dir = self.inner.paths.container_dir(&c.id);
+        let disk = c.resources.disk_bytes.map(|_| dir.join(super::disk::IMAGE));
+        if disk.as_ref().is_some_and(|d| !d.exists()) {
+            return Err(FsError::Unsupported(format!(
+                "container {} has a disk limit and never ran: its writable layer is made at its first start",
+                c.name
+            ))
+            .into());
+        }
         let id = c.id.clone();
-        let root = tokio::task::spawn_blocking(move || {
-            detached_overlay(&lowers, &dir.join("upper"), &dir.join("work"))
-        })
-        .await
-        .expect("detached_overlay does not panic")
-        .map_err(|source| FsError::OpenRoot { id, source })?;
+        let root =
+            tokio::task::spawn_blocking(move || stopped_root(&lowers, &dir, disk.as_deref()))
+                .await
+                .expect("stopped_root does not panic")
+                .map_err(|source| FsError::OpenRoot { id, source })?;
         Ok((
             c,
             ContainerFs {
@@ -370,27 +380,49 @@ impl Runtime {
 
     /// The changes of the container's writable layer against its image.
     pub async fn container_changes(&self, reference: &str) -> Result<Vec<Change>, RuntimeError> {
-        let c = self.container(reference).await?;
-        if c.resources.disk_bytes.is_some() {
-            return Err(FsError::Unsupported(format!(
-                "container {} has a disk limit: its writable layer is inside its disk image",
-                c.name
-            ))
-            .into());
-        }
-        let lowers = self.image_lowers(&c.image_id).await?;
-        let upper = self.inner.paths.container_dir(&c.id).join("upper");
-        tokio::task::spawn_blocking(move || changes(&upper, &lowers))
-            .await
-            .expect("changes does not panic")
-            .map_err(|source| {
-                FsError::Io {
-                    op: "read the changes of",
-                    path: "/".into(),
-                    source,
+        let first = self.container(reference).await?;
+        // A stopped container's disk image is mounted here: no run may start meanwhile.
+        let _lease = self.inner.layer_leases.read(&first.id).await;
+        let c = self.container(&first.id).await?;
+        let dir = self.inner.paths.container_dir(&c.id);
+        let disk = match c.resources.disk_bytes {
+            None => None,
+            // The run has the image mounted, and ext4 cannot be mounted twice.
+            Some(_) if c.state == ContainerState::Running => {
+                return Err(FsError::Unsupported(format!(
+                    "container {} has a disk limit: its changes can be listed only while it is stopped",
+                    c.name
+                ))
+                .into())
+            }
+            Some(_) => {
+                let image = dir.join(super::disk::IMAGE);
+                if !image.exists() {
+                    // Never ran: nothing changed yet.
+                    return Ok(Vec::new());
                 }
-                .into()
-            })
+                Some(image)
+            }
+        };
+        let lowers = self.image_lowers(&c.image_id).await?;
+        tokio::task::spawn_blocking(move || match disk {
+            None => changes(&dir.join("upper"), &lowers),
+            Some(image) => {
+                let disk = boxd_shim::detached_disk_mount(&image)?;
+                let upper = PathBuf::from(format!("/proc/self/fd/{}/upper", disk.as_raw_fd()));
+                changes(&upper, &lowers)
+            }
+        })
+        .await
+        .expect("changes does not panic")
+        .map_err(|source| {
+            FsError::Io {
+                op: "read the changes of",
+                path: "/".into(),
+                source,
+            }
+            .into()
+        })
     }
 }
 
@@ -444,6 +476,21 @@ fn mount_points(mountinfo: &[u8]) -> Vec<Vec<OsString>> {
         }
     }
     out
+}
+
+/// The root of a stopped container: a detached overlay of its layers, whose upper and
+/// work dirs are in its container dir or, with a disk limit, on its disk image (then
+/// mounted detached too, and reached through `/proc/self/fd`; the overlay keeps its
+/// own reference to it, so the image's mount goes when the overlay does).
+fn stopped_root(lowers: &[PathBuf], dir: &Path, disk_image: Option<&Path>) -> io::Result<OwnedFd> {
+    match disk_image {
+        None => detached_overlay(lowers, &dir.join("upper"), &dir.join("work")),
+        Some(image) => {
+            let disk = boxd_shim::detached_disk_mount(image)?;
+            let base = PathBuf::from(format!("/proc/self/fd/{}", disk.as_raw_fd()));
+            detached_overlay(lowers, &base.join("upper"), &base.join("work"))
+        }
+    }
 }
 
 /// A detached overlay mount of the layers: an fd of its root, never attached to any
