@@ -19,9 +19,9 @@
 //!   are the changes of a running container with a disk limit (its run has the image
 //!   mounted, and ext4 cannot be mounted twice).
 //!
-//! Every open view holds a read lease on the container's layers ([`LayerLeases`]) and
+//! Every open view holds a read lease on the container's layers (`LayerLeases`) and
 //! a start takes the write lease, so a start waits for the copies in progress (up to
-//! [`LEASE_WAIT`], then it is refused): the layers are never mounted twice at once.
+//! `LEASE_WAIT`, then it is refused): the layers are never mounted twice at once.
 //!
 //! The tree is hostile: the container may create any symlink and may change its files
 //! while we read or write them. So nothing here resolves a container path by name on the
