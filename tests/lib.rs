@@ -677,7 +677,8 @@ impl TestDaemon {
         Ok((status, body))
     }
 
-    async fn send(
+    /// Send one request; the answer's head, its body still to read.
+    pub async fn send(
         &self,
         method: Method,
         path: &str,

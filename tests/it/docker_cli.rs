@@ -913,3 +913,607 @@ async fn root_docker_cli_volumes_pause_update_rename() {
     docker.ok(&["rm", "-f", "q"]).await;
     assert_no_leaks(&d);
 }
+
+/// The names of the entries of a tar file.
+fn tar_names(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).expect("open the archive");
+    let mut archive = tar::Archive::new(file);
+    archive
+        .entries()
+        .expect("read the archive")
+        .map(|e| {
+            let e = e.expect("an archive entry");
+            e.path()
+                .expect("an entry path")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
+
+/// Every regular file under `dir`, with its contents.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(files_under(&e.path()));
+        } else if t.is_file() {
+            out.push((e.path(), std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn root_docker_cli_cp_export_diff() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+
+    // On the host: what goes in, where things come out, and a canary that a symlink
+    // planted in the container must never reach.
+    let host = d.dir.join("cp-host");
+    let out = d.dir.join("cp-out");
+    std::fs::create_dir_all(host.join("dir/sub")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(host.join("file.txt"), "hello file\n").unwrap();
+    std::fs::write(host.join("dir/a.txt"), "A\n").unwrap();
+    std::fs::write(host.join("dir/sub/b.txt"), "B\n").unwrap();
+    let canary_dir = d.dir.join("canary");
+    std::fs::create_dir_all(&canary_dir).unwrap();
+    let canary = canary_dir.join("secret");
+    std::fs::write(&canary, "host secret\n").unwrap();
+    let canary_in = path_str(&canary).trim_start_matches('/').to_owned();
+    let canary_dir_in = path_str(&canary_dir).trim_start_matches('/').to_owned();
+
+    docker
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo inside > /tmp/in.txt; mkdir -p /tmp/indir/sub; echo deep > /tmp/indir/sub/d.txt; \
+             ln -s / /tmp/rootlink; ln -s ../../../../../.. /tmp/uplink; \
+             rm /bin/true; echo extra >> /etc/group; echo ready > /tmp/ready; sleep 300",
+        ])
+        .await;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            docker
+                .run(&["exec", "web", "cat", "/tmp/ready"])
+                .await
+                .stdout
+                == "ready\n"
+        })
+        .await,
+        "timed out waiting for the container to write its files"
+    );
+
+    // Into a running container: a file into a dir, a dir under a new name.
+    docker
+        .ok(&["cp", path_str(&host.join("file.txt")), "web:/tmp/"])
+        .await;
+    assert_eq!(
+        docker.ok(&["exec", "web", "cat", "/tmp/file.txt"]).await,
+        "hello file\n"
+    );
+    docker
+        .ok(&["cp", path_str(&host.join("dir")), "web:/tmp/dir"])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", "web", "cat", "/tmp/dir/a.txt", "/tmp/dir/sub/b.txt"])
+            .await,
+        "A\nB\n"
+    );
+    // A symlink to `/` in the container leads to the container's root, not the host's.
+    docker
+        .ok(&[
+            "cp",
+            path_str(&host.join("file.txt")),
+            "web:/tmp/rootlink/tmp/via-link.txt",
+        ])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", "web", "cat", "/tmp/via-link.txt"])
+            .await,
+        "hello file\n"
+    );
+
+    // Owners: the archive's without -a (root's here), the container's user with -a.
+    assert_eq!(
+        docker
+            .ok(&["exec", "web", "stat", "-c", "%u:%g", "/tmp/file.txt"])
+            .await
+            .trim(),
+        "0:0"
+    );
+    docker
+        .ok(&[
+            "run", "-d", "--name", "nob", "-u", "nobody", "busybox", "sleep", "300",
+        ])
+        .await;
+    docker
+        .ok(&["cp", "-a", path_str(&host.join("file.txt")), "nob:/tmp/"])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", "nob", "stat", "-c", "%u:%g", "/tmp/file.txt"])
+            .await
+            .trim(),
+        "65534:65534"
+    );
+    docker.ok(&["rm", "-f", "nob"]).await;
+
+    // Out of a running container: a file and a dir.
+    docker
+        .ok(&["cp", "web:/tmp/in.txt", path_str(&out.join("in.txt"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("in.txt")).unwrap(),
+        "inside\n"
+    );
+    docker
+        .ok(&["cp", "web:/tmp/indir", path_str(&out.join("indir"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("indir/sub/d.txt")).unwrap(),
+        "deep\n"
+    );
+    // `dir/.` copies the contents; `-` writes the tar itself to stdout.
+    docker
+        .ok(&["cp", "web:/tmp/indir/.", path_str(&out.join("contents"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("contents/sub/d.txt")).unwrap(),
+        "deep\n"
+    );
+    let tar_out = docker.ok(&["cp", "web:/tmp/in.txt", "-"]).await;
+    assert!(
+        tar_out.starts_with("in.txt") && tar_out.contains("inside\n"),
+        "{tar_out:?}"
+    );
+
+    // A missing path fails with Docker's message.
+    let missing = docker
+        .run(&["cp", "web:/nope", path_str(&out.join("nope"))])
+        .await;
+    assert_ne!(missing.code, Some(0), "{}", missing.stdout);
+    eprintln!("docker cp of a missing path: {}", missing.stderr.trim());
+    assert!(
+        missing
+            .stderr
+            .contains("Could not find the file /nope in container web")
+            || missing.stderr.contains("No such container:path: web:/nope"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!out.join("nope").exists());
+
+    // Symlinks pointing at `/` or above it never reach the host: reads of the
+    // canary's host path through them fail, writes land nowhere on the host.
+    for link in ["/tmp/rootlink", "/tmp/uplink"] {
+        let src = format!("web:{link}/{canary_in}");
+        let dst = out.join(format!("escape{}", link.replace('/', "-")));
+        let read = docker.run(&["cp", &src, path_str(&dst)]).await;
+        assert_ne!(
+            read.code,
+            Some(0),
+            "cp {src} read the host: {}",
+            read.stdout
+        );
+        let dir = format!("web:{link}/{canary_dir_in}/");
+        let write = docker
+            .run(&["cp", path_str(&host.join("file.txt")), &dir])
+            .await;
+        assert_ne!(write.code, Some(0), "cp into {dir} succeeded");
+        let over = format!("web:{link}/{canary_in}");
+        let _ = docker
+            .run(&["cp", path_str(&host.join("file.txt")), &over])
+            .await;
+    }
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "host secret\n");
+    let canary_files: Vec<_> = std::fs::read_dir(&canary_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(canary_files, vec![std::ffi::OsString::from("secret")]);
+    for (path, data) in files_under(&out) {
+        assert!(
+            !String::from_utf8_lossy(&data).contains("host secret"),
+            "{} holds the host's canary",
+            path.display()
+        );
+    }
+
+    // diff: added, changed and deleted files of the writable layer.
+    let diff = docker.ok(&["diff", "web"]).await;
+    for line in [
+        "A /tmp/in.txt",
+        "C /etc/group",
+        "D /bin/true",
+        "C /tmp",
+        "A /tmp/dir/sub/b.txt",
+    ] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "{line:?} not in diff:\n{diff}"
+        );
+    }
+
+    // export: the image's files and the container's own.
+    let running_export = out.join("running.tar");
+    docker
+        .ok(&["export", "-o", path_str(&running_export), "web"])
+        .await;
+    let names = tar_names(&running_export);
+    for want in ["bin/busybox", "tmp/in.txt", "etc/group"] {
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == want),
+            "{want} not in export"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "bin/true"),
+        "a deleted file is exported"
+    );
+    // What is mounted into the container is not exported.
+    assert!(
+        !names.iter().any(|n| n.starts_with("proc/") && n.len() > 5),
+        "proc exported"
+    );
+
+    // A stopped container: out, in, and out again; its export too.
+    docker.ok(&["stop", "-t", "1", "web"]).await;
+    docker
+        .ok(&["cp", "web:/tmp/in.txt", path_str(&out.join("stopped.txt"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("stopped.txt")).unwrap(),
+        "inside\n"
+    );
+    docker
+        .ok(&["cp", "web:/tmp/dir", path_str(&out.join("stopped-dir"))])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("stopped-dir/sub/b.txt")).unwrap(),
+        "B\n"
+    );
+    docker
+        .ok(&[
+            "cp",
+            path_str(&host.join("file.txt")),
+            "web:/tmp/after-stop.txt",
+        ])
+        .await;
+    docker
+        .ok(&[
+            "cp",
+            "web:/tmp/after-stop.txt",
+            path_str(&out.join("after-stop.txt")),
+        ])
+        .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("after-stop.txt")).unwrap(),
+        "hello file\n"
+    );
+    let missing = docker
+        .run(&["cp", "web:/tmp/uplink/nope", path_str(&out.join("nope"))])
+        .await;
+    assert_ne!(missing.code, Some(0));
+    let stopped_export = out.join("stopped.tar");
+    docker
+        .ok(&["export", "-o", path_str(&stopped_export), "web"])
+        .await;
+    let names = tar_names(&stopped_export);
+    for want in ["bin/busybox", "tmp/in.txt", "tmp/after-stop.txt"] {
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == want),
+            "{want} not in export"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "host secret\n");
+
+    docker.ok(&["rm", "-f", "web"]).await;
+    assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
+    assert_no_leaks(&d);
+}
+
+#[tokio::test]
+async fn root_docker_cli_cp_maps_owners_in_a_user_namespace() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    d.import_busybox().await;
+    let script = "echo out > /tmp/o; chown 1000:1001 /tmp/o; echo ready > /tmp/ready; sleep 300";
+    let id = d
+        .create(
+            serde_json::json!({"image": "busybox", "userns": "auto", "cmd": ["sh", "-c", script]}),
+        )
+        .await;
+    let (status, v) = d
+        .api("POST", &format!("/v1/containers/{id}/start"), None)
+        .await;
+    if status.as_u16() != 204 {
+        d.remove_container(&id).await;
+        require!(false, "idmapped mounts unsupported here: {v}");
+    }
+    let uid0 = d.inspect(&id).await["config"]["userns"]["uid_map"][0]["host_id"]
+        .as_u64()
+        .unwrap() as u32;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            docker.run(&["exec", &id, "cat", "/tmp/ready"]).await.stdout == "ready\n"
+        })
+        .await,
+        "timed out waiting for the container"
+    );
+
+    // In: the archive's owner is the container's id, stored as its host id.
+    let host = d.dir.join("owned.txt");
+    std::fs::write(&host, "owned\n").unwrap();
+    std::os::unix::fs::chown(&host, Some(1234), Some(5678)).unwrap();
+    docker
+        .ok(&["cp", path_str(&host), &format!("{id}:/tmp/")])
+        .await;
+    assert_eq!(
+        docker
+            .ok(&["exec", &id, "stat", "-c", "%u:%g", "/tmp/owned.txt"])
+            .await
+            .trim(),
+        "1234:5678"
+    );
+    let pid = d.inspect(&id).await["pid"].as_u64().unwrap();
+    let meta = std::fs::symlink_metadata(format!("/proc/{pid}/root/tmp/owned.txt")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(meta.uid(), uid0 + 1234);
+
+    // Out: the container's ids again.
+    let out = d.dir.join("o.tar");
+    let tar_bytes = docker.ok(&["cp", &format!("{id}:/tmp/o"), "-"]).await;
+    std::fs::write(&out, tar_bytes.as_bytes()).unwrap();
+    let mut archive = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let entry = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        (entry.header().uid().unwrap(), entry.header().gid().unwrap()),
+        (1000, 1001)
+    );
+
+    // Stopped, its idmapped layers are not mounted anywhere: refused, with the reason.
+    d.stop_container(&id, 1).await;
+    let refused = docker
+        .run(&["cp", &format!("{id}:/tmp/o"), path_str(&d.dir.join("o2"))])
+        .await;
+    assert_ne!(refused.code, Some(0));
+    assert!(
+        refused.stderr.contains("user namespace"),
+        "{}",
+        refused.stderr
+    );
+
+    d.remove_container(&id).await;
+    assert_no_leaks(&d);
+}
+
+/// The archive endpoints on the wire: the stat header, Docker's errors, a gzip body.
+#[tokio::test]
+async fn root_docker_archive_endpoints_on_the_wire() {
+    use base64::Engine as _;
+    use hyper::Method;
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let id = d
+        .run(serde_json::json!({"image": "busybox", "cmd": ["sh", "-c",
+            "echo abc > /tmp/f; ln -s /tmp/f /tmp/l; echo ready > /tmp/ready; sleep 300"]}))
+        .await;
+    assert!(
+        wait_for_async(Duration::from_secs(10), async || {
+            let (s, _) = d
+                .request(
+                    Method::HEAD,
+                    &format!("/v1.43/containers/{id}/archive?path=/tmp/ready"),
+                    None,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            s.as_u16() == 200
+        })
+        .await,
+        "timed out waiting for the container"
+    );
+    let stat = async |path: &str| -> Value {
+        let resp = d
+            .send(
+                Method::HEAD,
+                &format!("/v1.43/containers/{id}/archive?path={path}"),
+                None,
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "HEAD {path}");
+        let h = resp.headers()["x-docker-container-path-stat"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let json = base64::engine::general_purpose::STANDARD.decode(h).unwrap();
+        serde_json::from_slice(&json).unwrap()
+    };
+    let l = stat("/tmp/l").await;
+    assert_eq!(l["name"], "l", "{l}");
+    assert_eq!(l["linkTarget"], "/tmp/f", "{l}");
+    assert_ne!(l["mode"].as_u64().unwrap() & (1 << 27), 0, "{l}");
+    let t = stat("/tmp/").await;
+    assert_eq!(t["name"], "tmp", "{t}");
+    assert_eq!(
+        t["mode"].as_u64().unwrap(),
+        (1 << 31) | (1 << 20) | 0o777,
+        "{t}"
+    );
+    let f = stat("tmp/f").await;
+    assert_eq!(
+        (f["size"].as_u64(), f["mode"].as_u64()),
+        (Some(4), Some(0o644)),
+        "{f}"
+    );
+
+    let (s, v) = d
+        .api(
+            "GET",
+            &format!("/v1.43/containers/{id}/archive?path=/nope"),
+            None,
+        )
+        .await;
+    assert_eq!(s.as_u16(), 404);
+    assert_eq!(
+        v["message"],
+        format!("Could not find the file /nope in container {id}")
+    );
+    let (s, _) = d
+        .api("GET", "/v1.43/containers/nosuch/archive?path=/", None)
+        .await;
+    assert_eq!(s.as_u16(), 404);
+    let (s, v) = d
+        .api("GET", &format!("/v1.43/containers/{id}/archive"), None)
+        .await;
+    assert_eq!(s.as_u16(), 400, "{v}");
+
+    // A gzip tar body unpacks; a file as the destination is a 400.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o640);
+    h.set_uid(7);
+    h.set_gid(8);
+    h.set_mtime(1_700_000_000);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, "put.txt", &b"gzip\n"[..]).unwrap();
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let gz = gz.finish().unwrap();
+    let put = async |path: &str, body: &[u8]| {
+        d.request(
+            Method::PUT,
+            &format!("/v1.43/containers/{id}/archive?path={path}&noOverwriteDirNonDir=true"),
+            Some("application/x-tar"),
+            bytes::Bytes::copy_from_slice(body),
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(put("/tmp", &gz).await.0.as_u16(), 200);
+    let (s, body) = put("/tmp/f", &tar).await;
+    assert_eq!(s.as_u16(), 400, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(put("/nowhere", &tar).await.0.as_u16(), 404);
+    let (s, body) = put("/tmp", b"this is not a tar archive at all").await;
+    assert_eq!(s.as_u16(), 400, "{}", String::from_utf8_lossy(&body));
+    let (s, body) = d
+        .request(
+            Method::GET,
+            &format!("/v1.43/containers/{id}/archive?path=/tmp/put.txt"),
+            None,
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.as_u16(), 200);
+    let mut archive = tar::Archive::new(body.as_ref());
+    let mut e = archive.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(e.path().unwrap().to_str(), Some("put.txt"));
+    assert_eq!(
+        (e.header().uid().unwrap(), e.header().gid().unwrap()),
+        (7, 8)
+    );
+    assert_eq!(e.header().mode().unwrap(), 0o640);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+    assert_eq!(text, "gzip\n");
+
+    let changes = d
+        .api_ok("GET", &format!("/v1.43/containers/{id}/changes"), None, 200)
+        .await;
+    let has = |p: &str, k: u64| {
+        changes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["Path"] == p && c["Kind"] == k)
+    };
+    assert!(
+        has("/tmp/put.txt", 1) && has("/tmp/f", 1) && has("/tmp", 0),
+        "{changes}"
+    );
+
+    d.remove_container(&id).await;
+    assert_no_leaks(&d);
+}
+
+/// A stopped container with a disk limit: its writable layer is on its disk image,
+/// which `docker cp` mounts detached (and never while a run has it).
+#[tokio::test]
+async fn root_docker_cli_cp_with_a_disk_limit() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+    let created = docker
+        .run(&[
+            "create",
+            "--name",
+            "disk",
+            "--storage-opt",
+            "size=32m",
+            "busybox",
+            "sh",
+            "-c",
+            "echo on-disk > /tmp/d; cat /tmp/in 2>/dev/null; true",
+        ])
+        .await;
+    assert_eq!(created.code, Some(0), "{}", created.stderr);
+    // Never started: there is no writable layer yet.
+    let early = docker
+        .run(&["cp", "disk:/etc/passwd", path_str(&d.dir.join("p"))])
+        .await;
+    assert_ne!(early.code, Some(0));
+    assert!(
+        early.stderr.contains("never ran"),
+        "{}\n{}",
+        early.stderr,
+        d.log_text()
+    );
+
+    docker.ok(&["start", "disk"]).await;
+    assert_eq!(docker.ok(&["wait", "disk"]).await.trim(), "0");
+    let out = d.dir.join("d.txt");
+    docker.ok(&["cp", "disk:/tmp/d", path_str(&out)]).await;
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "on-disk\n");
+    let host = d.dir.join("in");
+    std::fs::write(&host, "copied in\n").unwrap();
+    docker.ok(&["cp", path_str(&host), "disk:/tmp/in"]).await;
+    // The next run sees it: it went onto the image.
+    docker.ok(&["start", "disk"]).await;
+    assert_eq!(docker.ok(&["wait", "disk"]).await.trim(), "0");
+    assert_eq!(docker.ok(&["logs", "disk"]).await, "copied in\n");
+    let diff = docker.ok(&["diff", "disk"]).await;
+    for line in ["A /tmp/d", "A /tmp/in"] {
+        assert!(
+            diff.lines().any(|l| l == line),
+            "{line:?} not in diff:\n{diff}"
+        );
+    }
+    docker.ok(&["rm", "-f", "disk"]).await;
+    assert_no_leaks(&d);
+}

@@ -33,6 +33,16 @@ mod state;
 mod sys;
 pub mod userns;
 
+/// A detached ext4 mount of a container's disk image (`<container dir>/disk.img`)
+/// through a self-detaching loop device: the daemon's way to a stopped container's
+/// writable layer when it has a disk limit. Nothing is attached anywhere; closing the
+/// descriptor frees the mount and the loop device. The caller must make sure the image
+/// is not mounted by a run at the same time (ext4 does not support two mounts of one
+/// filesystem).
+pub fn detached_disk_mount(image: &std::path::Path) -> nix::Result<std::os::fd::OwnedFd> {
+    sys::detached_disk_mount(image)
+}
+
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

@@ -81,6 +81,18 @@ impl ApiError {
                     }
                 }
                 R::Image(i) if i.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
+                R::Fs(f) => {
+                    use crate::runtime::container_fs::FsError as F;
+                    match f.as_ref() {
+                        F::NotFound { .. } => StatusCode::NOT_FOUND,
+                        F::NotADirectory { .. } | F::SymlinkLoop { .. } => StatusCode::BAD_REQUEST,
+                        F::Unsupported(_) => StatusCode::CONFLICT,
+                        F::Unpack(i) if i.is_bad_input() => StatusCode::BAD_REQUEST,
+                        F::OpenRoot { .. } | F::Io { .. } | F::Unpack(_) => {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        }
+                    }
+                }
                 R::Ambiguous { .. } | R::Invalid { .. } | R::NoCommand | R::StartRefused { .. } => {
                     StatusCode::BAD_REQUEST
                 }
@@ -148,6 +160,16 @@ impl ApiError {
                 R::ExecMode(_) => "bad_request",
                 R::User(u) if u.is_bad_input() => "bad_user",
                 R::Image(ImageError::UnsafeEntry { .. }) => "unsafe_image",
+                R::Fs(f) => {
+                    use crate::runtime::container_fs::FsError as F;
+                    match f.as_ref() {
+                        F::NotFound { .. } => "not_found",
+                        F::NotADirectory { .. } | F::SymlinkLoop { .. } => "bad_request",
+                        F::Unsupported(_) => "unsupported",
+                        F::Unpack(i) if i.is_bad_input() => "invalid_archive",
+                        F::OpenRoot { .. } | F::Io { .. } | F::Unpack(_) => "internal",
+                    }
+                }
                 R::Image(ImageError::Reference(_)) => "invalid_reference",
                 R::Image(i) if i.is_too_large() => "payload_too_large",
                 R::Image(i) if i.is_unauthorized() => "registry_unauthorized",

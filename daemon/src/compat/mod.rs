@@ -14,6 +14,7 @@
 //! refused with a 400 that names it, never silently dropped. Errors are
 //! `{"message": ...}` with Docker's status codes ([`error::DockerError`]).
 
+mod archive;
 mod containers;
 mod error;
 mod exec;
@@ -75,6 +76,12 @@ pub fn router() -> Router<AppState> {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/top", get(containers::top))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::stat).put(archive::put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))

@@ -39,6 +39,7 @@ mod unpack;
 pub mod users;
 
 pub use layers::{LayerInfo, LayerLocks};
+pub use unpack::{unpack_into_dir, DirUnpack, OwnerMap};
 
 use std::fs::{self, DirBuilder, File};
 use std::io;

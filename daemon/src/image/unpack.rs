@@ -11,8 +11,12 @@
 //! - errors caused by the archive itself are `is_bad_input()`; failures of our own disk
 //!   are not.
 //!
-//! The target must be a directory only this process writes to (the store's private
-//! temp dir), which is what makes the few by-name follow-up calls below race-free.
+//! The image store unpacks into a directory only this process writes to (its private
+//! temp dir). [`unpack_into_dir`] unpacks into a directory somebody else may be writing
+//! to at the same time (a running container's, for `docker cp`): every call below is
+//! therefore either relative to a directory fd with `O_NOFOLLOW`, or made on an fd, or
+//! made by name with `AT_SYMLINK_NOFOLLOW`; a node (fifo, device) is chmod'ed through
+//! `/proc/self/fd` of an `O_PATH` fd whose type was checked, never by following a name.
 
 use std::cell::Cell;
 use std::cmp::Reverse;
@@ -189,10 +193,94 @@ fn unpack_tar<R: Read>(
             path: "/".into(),
             source: e.into(),
         })?;
+    let opts = DirUnpack {
+        overlay,
+        ..DirUnpack::default()
+    };
+    unpack_tar_at(reader, root, opts, archive_err)
+}
+
+/// Owner ids of an archive entry as the target's filesystem stores them (`(uid, gid)`
+/// in, `None` when the entry's ids cannot be represented there).
+pub type OwnerMap = Box<dyn Fn(u32, u32) -> Option<(u32, u32)> + Send>;
+
+/// How [`unpack_into_dir`] writes.
+#[derive(Default)]
+pub struct DirUnpack {
+    /// Whiteouts become overlayfs whiteouts (image layers only).
+    overlay: bool,
+    /// Refuse to replace a directory with a non-directory or the reverse (Docker's
+    /// `noOverwriteDirNonDir`).
+    no_overwrite_dir_non_dir: bool,
+    /// Maps the archive's owners to the ids stored on disk (a user namespace).
+    owners: Option<OwnerMap>,
+}
+
+impl DirUnpack {
+    /// Options for unpacking into a directory that is not an image layer.
+    pub fn new(no_overwrite_dir_non_dir: bool, owners: Option<OwnerMap>) -> Self {
+        DirUnpack {
+            overlay: false,
+            no_overwrite_dir_non_dir,
+            owners,
+        }
+    }
+}
+
+/// Unpacks a tar stream (plain, gzip or zstd) into the directory `target` (an fd of it,
+/// in any open mode), which may hold files already and may be written to by others
+/// while this runs. Returns the bytes of regular files written.
+pub fn unpack_into_dir(
+    mut body: impl Read,
+    target: &OwnedFd,
+    opts: DirUnpack,
+) -> Result<u64, ImageError> {
+    let mut magic = [0u8; 6];
+    let mut have = 0;
+    while have < magic.len() {
+        match body.read(&mut magic[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ImageError::ReadBody(Box::new(e))),
+        }
+    }
+    if have == 0 {
+        return Err(ImageError::EmptyBody);
+    }
+    let compression = sniff(&magic[..have])?;
+    let source = io::Cursor::new(magic[..have].to_vec()).chain(body);
+    let decoded: Box<dyn Read> = match compression {
+        Compression::None => Box::new(source),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(source)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(source).map_err(ImageError::InitDecoder)?)
+        }
+    };
+    let reader = HashingReader {
+        inner: decoded,
+        hasher: Sha256::new(),
+    };
+    let root = openat(target, ".", DIR_FLAGS, Mode::empty()).map_err(|e| ImageError::Unpack {
+        path: "/".into(),
+        source: e.into(),
+    })?;
+    let unpacked = unpack_tar_at(reader, root, opts, &ImageError::CorruptArchive)?;
+    Ok(unpacked.size)
+}
+
+fn unpack_tar_at<R: Read>(
+    reader: HashingReader<R>,
+    root: OwnedFd,
+    opts: DirUnpack,
+    archive_err: &dyn Fn(io::Error) -> ImageError,
+) -> Result<Unpacked, ImageError> {
     let mut unpacker = Unpacker {
         root,
         privileged: nix::unistd::geteuid().is_root(),
-        overlay,
+        overlay: opts.overlay,
+        no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+        owners: opts.owners,
         dirs: Vec::new(),
         size: 0,
     };
@@ -294,6 +382,10 @@ struct Unpacker {
     privileged: bool,
     /// Whiteouts become overlayfs whiteouts (image layers).
     overlay: bool,
+    /// See [`DirUnpack::no_overwrite_dir_non_dir`].
+    no_overwrite_dir_non_dir: bool,
+    /// See [`DirUnpack::owners`].
+    owners: Option<OwnerMap>,
     dirs: Vec<DeferredDir>,
     size: u64,
 }
@@ -349,6 +441,23 @@ impl Unpacker {
         if self.overlay {
             if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
                 return self.whiteout(&parent, hidden, parent_comps, &path);
+            }
+        }
+
+        if self.no_overwrite_dir_non_dir {
+            match fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) if is_dir(st.st_mode) && !kind.is_dir() => {
+                    return Err(unsafe_entry(
+                        "cannot overwrite a directory with a non-directory",
+                    ))
+                }
+                Ok(st) if !is_dir(st.st_mode) && kind.is_dir() => {
+                    return Err(unsafe_entry(
+                        "cannot overwrite a non-directory with a directory",
+                    ))
+                }
+                Ok(_) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(io_err(e)),
             }
         }
 
@@ -597,8 +706,14 @@ impl Unpacker {
                 reason: "owner id out of range",
             })
         };
-        let uid = id(header.uid().map_err(archive_err)?)?;
-        let gid = id(header.gid().map_err(archive_err)?)?;
+        let mut uid = id(header.uid().map_err(archive_err)?)?;
+        let mut gid = id(header.gid().map_err(archive_err)?)?;
+        if let Some(map) = &self.owners {
+            (uid, gid) = map(uid, gid).ok_or_else(|| ImageError::UnsafeEntry {
+                path: path.to_owned(),
+                reason: "owner id outside the container's user namespace",
+            })?;
+        }
         let mut mtime = TimeSpec::new(
             i64::try_from(header.mtime().map_err(archive_err)?).unwrap_or(i64::MAX),
             0,
@@ -621,9 +736,10 @@ impl Unpacker {
     }
 
     /// Owner, mode and times of a node just made with `mknodat`. The node cannot be
-    /// opened for that (opening a device has side effects, a fifo may block), so it is
-    /// addressed by name; it cannot have been swapped for a symlink since only this
-    /// process writes to the target.
+    /// opened for I/O (opening a device has side effects, a fifo may block): owner and
+    /// times are set by name without following, the mode through an `O_PATH` fd whose
+    /// type is checked first (chmod has no no-follow form before Linux 6.6), so a node
+    /// swapped for a symlink meanwhile is never followed.
     fn node_meta(&self, parent: &OwnedFd, name: &OsStr, meta: Meta) -> nix::Result<()> {
         if self.privileged {
             fchownat(
@@ -634,7 +750,12 @@ impl Unpacker {
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             )?;
         }
-        fchmodat(parent, name, meta.mode, FchmodatFlags::FollowSymlink)?;
+        chmod_node(parent, name, meta.mode, |m| {
+            matches!(
+                m & libc::S_IFMT,
+                libc::S_IFIFO | libc::S_IFCHR | libc::S_IFBLK
+            )
+        })?;
         utimensat(
             parent,
             name,
@@ -812,13 +933,7 @@ pub(super) fn remove_tree_at(parent: &impl std::os::fd::AsFd, name: &OsStr) -> n
         };
     }
     if st.st_mode & 0o700 != 0o700 {
-        // By name, but lstat just said it is a directory, and nobody else writes here.
-        fchmodat(
-            parent,
-            name,
-            Mode::from_bits_truncate(0o700),
-            FchmodatFlags::FollowSymlink,
-        )?;
+        chmod_node(parent, name, Mode::from_bits_truncate(0o700), is_dir)?;
     }
     let mut dir = Dir::openat(parent, name, DIR_FLAGS, Mode::empty())?;
     let mut names = Vec::new();
@@ -837,6 +952,34 @@ pub(super) fn remove_tree_at(parent: &impl std::os::fd::AsFd, name: &OsStr) -> n
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// chmod of `name` in `parent` without following it: through `/proc/self/fd` of an
+/// `O_PATH | O_NOFOLLOW` fd whose `st_mode` passes `kind` (EINVAL otherwise: it was
+/// replaced meanwhile). `fchmodat(AT_SYMLINK_NOFOLLOW)` is EOPNOTSUPP before Linux 6.6.
+fn chmod_node(
+    parent: &impl std::os::fd::AsFd,
+    name: &OsStr,
+    mode: Mode,
+    kind: impl Fn(u32) -> bool,
+) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = openat(
+        parent,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    if !kind(nix::sys::stat::fstat(&fd)?.st_mode) {
+        return Err(Errno::EINVAL);
+    }
+    let by_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    fchmodat(
+        nix::fcntl::AT_FDCWD,
+        by_fd.as_str(),
+        mode,
+        FchmodatFlags::FollowSymlink,
+    )
 }
 
 /// [`remove_tree_at`] by path. The path's parent directories are the store's own (not

@@ -152,6 +152,9 @@ pub enum RuntimeError {
     /// The image store failed (or refused the image).
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// An operation on a container's files failed (boxed: it is large and rare).
+    #[error(transparent)]
+    Fs(Box<super::container_fs::FsError>),
     /// The user could not be resolved.
     #[error(transparent)]
     User(#[from] UserError),
@@ -188,6 +191,12 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<super::container_fs::FsError> for RuntimeError {
+    fn from(e: super::container_fs::FsError) -> Self {
+        RuntimeError::Fs(Box::new(e))
+    }
 }
 
 impl RuntimeError {

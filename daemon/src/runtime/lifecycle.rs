@@ -327,6 +327,13 @@ impl Actor {
         if self.running() {
             return Err(RuntimeError::AlreadyRunning(rec.container.name));
         }
+        // Held until the run is recorded, so no copy mounts the layers meanwhile; taken
+        // before anything is counted, so a start refused here changes nothing.
+        let _lease = rt
+            .inner
+            .layer_leases
+            .write(&id, &rec.container.name)
+            .await?;
         match cause {
             StartCause::User => {
                 self.restart_at = None;

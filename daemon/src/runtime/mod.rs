@@ -19,6 +19,7 @@
 pub mod attach;
 pub mod bundle;
 mod check;
+pub mod container_fs;
 pub mod disk;
 mod error;
 pub mod exec;
@@ -129,6 +130,9 @@ struct Inner {
     /// Held by every change to the set of volumes, by container creates while they
     /// resolve their volumes until their row is in, and by copy-ups (see `volumes`).
     volumes_lock: tokio::sync::Mutex<()>,
+    /// Per container: file operations (docker cp, export) holding its layers, which
+    /// a start waits for (see `container_fs::LayerLeases`).
+    layer_leases: container_fs::LayerLeases,
 }
 
 /// Facts about the host, read once.
@@ -230,6 +234,7 @@ impl Runtime {
                 network,
                 attaches: Default::default(),
                 volumes_lock: tokio::sync::Mutex::new(()),
+                layer_leases: Default::default(),
             }),
         };
         let live = rt.reconcile().await?;
