@@ -47,12 +47,21 @@ run_vm "shim integration tests" -- "$shim_it" --test-threads 2
 # left to the host run: it touches no cgroup, and its hundreds of CNI plugin runs take
 # many minutes under the VM's emulation.
 # Also left to the host: the Docker CLI's events test (its --since/--until window is
-# too tight for the VM's emulated speed) and the user-namespaced volume test (the
-# VM's filesystem cannot be idmapped; tests/it/userns.rs checks that refusal).
+# too tight for the VM's emulated speed), the user-namespaced volume and docker cp
+# tests (the VM's filesystem cannot be idmapped; tests/it/userns.rs checks that
+# refusal), docker-compose and testcontainers (networks), and the Docker-face tests
+# that translate requests without touching a cgroup (terminal, images, archive wire
+# format, registry login).
 run_vm "integration suite" -- "$suite" root_ --skip network:: \
     --skip crash::root_crash_while_attaching --skip boxctl::root_boxctl_network \
     --skip boxctl::root_boxctl_run_dns \
     --skip docker_cli::root_docker_cli_logs_and_events \
+    --skip docker_cli::root_docker_cli_cp_maps_owners_in_a_user_namespace \
+    --skip docker_cli::root_docker_cli_interactive_on_a_terminal \
+    --skip docker_cli::root_docker_cli_images \
+    --skip docker_cli::root_docker_archive_endpoints_on_the_wire \
+    --skip images_more::root_docker_cli_login_and_pull_with_credentials \
+    --skip docker_compose:: \
     --skip volumes::root_a_user_namespaced_container_owns_its_fresh_volumes --test-threads 2
 # Under delegation, the tests that drive cgroups (limits, OOM and memory events, stats,
 # delete/leak checks, the cgroup namespace, the device program, the daemon's own leaf):
