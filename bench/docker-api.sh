@@ -84,7 +84,7 @@ wait_socket() { # socket, pid, log
 
 # boxd, on its own dirs.
 "$BOXD" --socket "$tmp/boxd.sock" --root "$tmp/r" --state-dir "$tmp/s" \
-    --cgroup-parent "$parent" --log-level warn 2>"$tmp/boxd.log" &
+    --cgroup-parent "$parent" --log-max-bytes 0 --log-level warn 2>"$tmp/boxd.log" &
 boxd_pid=$!
 wait_socket "$tmp/boxd.sock" "$boxd_pid" "$tmp/boxd.log"
 
