@@ -62,6 +62,7 @@ run_vm "integration suite" -- "$suite" root_ --skip network:: \
     --skip docker_cli::root_docker_archive_endpoints_on_the_wire \
     --skip images_more::root_docker_cli_login_and_pull_with_credentials \
     --skip docker_compose:: \
+    --skip docker_cli::root_docker_cli_networks_ports_attach_and_df \
     --skip volumes::root_a_user_namespaced_container_owns_its_fresh_volumes --test-threads 2
 # Under delegation, the tests that drive cgroups (limits, OOM and memory events, stats,
 # delete/leak checks, the cgroup namespace, the device program, the daemon's own leaf):

@@ -27,7 +27,7 @@ pub(crate) struct Out {
 }
 
 impl Out {
-    fn ok(self, what: &str) -> String {
+    pub(crate) fn ok(self, what: &str) -> String {
         assert_eq!(
             self.code,
             Some(0),
@@ -428,6 +428,141 @@ async fn root_docker_cli_interactive_on_a_terminal() {
     assert!(out.stdout.contains("/dev/pts/"), "{}", out.stdout);
     docker.ok(&["rm", "-f", "w"]).await;
     assert_eq!(docker.ok(&["ps", "-aq"]).await, "");
+    assert_no_leaks(&d);
+}
+
+/// Networks, published ports, attach, `system df` and `image prune` through the CLI,
+/// on a daemon whose containers get the default bridge as with dockerd. Traffic goes
+/// only to 127.0.0.1 and between the test's own containers.
+#[tokio::test]
+async fn root_docker_cli_networks_ports_attach_and_df() {
+    require_root!();
+    let mut d = TestDaemon::prepare();
+    d.networking = true;
+    d.spawn().await;
+    let docker = docker_or_skip!(d);
+    docker.busybox().await;
+
+    let net_id = docker.ok(&["network", "create", "front"]).await;
+    assert_eq!(net_id.trim().len(), 64, "{net_id}");
+    let names = docker.ok(&["network", "ls", "--format", "{{.Name}}"]).await;
+    for n in ["bridge", "host", "none", "front"] {
+        assert!(names.lines().any(|l| l == n), "{n} not in {names}");
+    }
+    let inspect = docker
+        .ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Driver}} {{len .IPAM.Config}}",
+            "front",
+        ])
+        .await;
+    assert_eq!(inspect.trim(), "bridge 1");
+
+    docker
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "front",
+            "-p",
+            "127.0.0.1::80",
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello-web > /tmp/index.html; exec httpd -f -p 80 -h /tmp",
+        ])
+        .await;
+    let port = docker.ok(&["port", "web", "80"]).await;
+    let addr = port.lines().next().unwrap_or_default().trim().to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{port}");
+    let mut body = String::new();
+    assert!(
+        wait_for_async(Duration::from_secs(15), async || {
+            body = crate::docker_compose::http_get(&addr, "/index.html")
+                .await
+                .stdout;
+            body == "hello-web\n"
+        })
+        .await,
+        "the published port never answered: {body:?}"
+    );
+
+    // A container on the default network joins `front` and reaches web there (by
+    // address: its resolver was chosen when it started), then leaves it.
+    docker
+        .ok(&["run", "-d", "--name", "other", "busybox", "sleep", "1000"])
+        .await;
+    docker.ok(&["network", "connect", "front", "other"]).await;
+    let web_ip = docker
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.front.IPAddress}}",
+            "web",
+        ])
+        .await;
+    let got = docker
+        .ok(&[
+            "exec",
+            "other",
+            "wget",
+            "-qO-",
+            &format!("http://{}/index.html", web_ip.trim()),
+        ])
+        .await;
+    assert_eq!(got, "hello-web\n");
+    let nets = docker
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{len .NetworkSettings.Networks}}",
+            "other",
+        ])
+        .await;
+    assert_eq!(nets.trim(), "2");
+    docker
+        .ok(&["network", "disconnect", "front", "other"])
+        .await;
+    let nets = docker
+        .ok(&[
+            "inspect",
+            "-f",
+            "{{len .NetworkSettings.Networks}}",
+            "other",
+        ])
+        .await;
+    assert_eq!(nets.trim(), "1");
+    // A network in use is not removed.
+    let out = docker.run(&["network", "rm", "front"]).await;
+    assert_ne!(out.code, Some(0), "{}", out.stdout);
+
+    // attach: stdin reaches the app, its output and exit code come back.
+    docker
+        .ok(&["run", "-d", "-i", "--name", "talk", "busybox", "sh"])
+        .await;
+    let out = docker
+        .run_with(&["attach", "talk"], Some(b"echo via-attach\nexit 4\n"))
+        .await;
+    assert_eq!(out.code, Some(4), "{} {}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, "via-attach\n");
+
+    let df = docker.ok(&["system", "df"]).await;
+    assert!(
+        df.contains("Images") && df.contains("Containers") && df.contains("Local Volumes"),
+        "{df}"
+    );
+    docker.ok(&["rm", "-f", "web", "other", "talk"]).await;
+    docker.ok(&["network", "rm", "front"]).await;
+    let names = docker.ok(&["network", "ls", "--format", "{{.Name}}"]).await;
+    assert!(!names.lines().any(|l| l == "front"), "{names}");
+    // Nothing uses the images now: prune -a removes them all.
+    let out = docker.ok(&["image", "prune", "-a", "-f"]).await;
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    assert_eq!(docker.ok(&["images", "-q"]).await, "");
     assert_no_leaks(&d);
 }
 

@@ -6,6 +6,7 @@
 //! answer would otherwise hang the test), and network traffic goes only to 127.0.0.1
 //! and to the containers the test made.
 
+use crate::docker_cli::Out;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,26 +42,6 @@ services:
 volumes:
   data: {}
 "#;
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(self, what: &str) -> String {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "{what}: exit {:?}\nstdout: {}\nstderr: {}",
-            self.code,
-            self.stdout,
-            self.stderr
-        );
-        self.stdout
-    }
-}
 
 /// Runs `program args` with `envs` under `timeout -s KILL`.
 async fn run_client(program: &str, args: &[&str], envs: &[(&str, String)], dir: &Path) -> Out {
@@ -138,7 +119,7 @@ impl Drop for ComposeDown {
 }
 
 /// `curl http://addr/path` (addr is on 127.0.0.1), its body.
-async fn http_get(addr: &str, path: &str) -> Out {
+pub(crate) async fn http_get(addr: &str, path: &str) -> Out {
     run_client(
         "curl",
         // Never through a proxy the environment may name: the address is loopback.
