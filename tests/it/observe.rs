@@ -109,6 +109,25 @@ async fn root_oom_of_pid_1_is_an_event_and_an_exit_record() {
     assert_eq!(c["last_exit"]["seq"], e["seq"], "{c}");
     assert_eq!(c["oom_kill_count"], kills, "{c}");
     assert_eq!(c["oom_killed"], true, "{c}");
+    // The list says what inspect says (one schema: the list must not show defaults).
+    let list = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
+    let listed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    for field in [
+        "oom_kill_count",
+        "oom_killed",
+        "memory_events",
+        "memory_warning_percent",
+        "memory_pressure_count",
+        "last_exit",
+    ] {
+        assert_eq!(listed[field], c[field], "{field}: list {listed} inspect {c}");
+    }
+    assert_ne!(listed["memory_warning_percent"], 0, "{listed}");
     let replay = d
         .stream_lines(&format!(
             "/v1/events?since=0&until={}&container={id}&action=oom",

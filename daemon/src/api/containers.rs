@@ -35,8 +35,10 @@ pub(super) async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Container>>, ApiError> {
     let all = parse_bool("all", q.all.as_deref(), false)?;
-    // The list is a summary: what was observed of each run is in inspect.
     let list = s.runtime.containers(all).await?;
+    // What was observed of each run, as inspect shows it (a container never observed
+    // has the defaults inspect shows too).
+    let mut observed = s.runtime.observed_all().await?;
     let mut endpoints: std::collections::HashMap<String, Vec<crate::network::Endpoint>> =
         Default::default();
     for a in s
@@ -55,7 +57,11 @@ pub(super) async fn list(
         list.into_iter()
             .map(|c| {
                 let e = endpoints.remove(&c.id).unwrap_or_default();
-                convert::container_out(c, Default::default(), e)
+                let o = observed.remove(&c.id).unwrap_or_else(|| boxd_types::Observed {
+                    memory_warning_percent: crate::runtime::DEFAULT_MEMORY_WARNING_PERCENT,
+                    ..Default::default()
+                });
+                convert::container_out(c, o, e)
             })
             .collect(),
     ))

@@ -280,6 +280,34 @@ impl Runtime {
         })
     }
 
+    /// What was observed of every container, by id, in two store reads (lists must
+    /// say what inspect says, without a read per container).
+    pub async fn observed_all(
+        &self,
+    ) -> Result<std::collections::HashMap<String, Observations>, RuntimeError> {
+        let store = &self.inner.store;
+        let mut runs = store.memory_runs().await?;
+        let mut exits = store.last_exits().await?;
+        let ids: std::collections::BTreeSet<String> =
+            runs.keys().chain(exits.keys()).cloned().collect();
+        Ok(ids
+            .into_iter()
+            .map(|id| {
+                let run = runs.remove(&id).unwrap_or_default();
+                let o = Observations {
+                    oom_kill_count: run.oom_kills,
+                    memory_pressure_count: run.pressure_events,
+                    memory_events: run.counters,
+                    memory_warning_percent: run
+                        .warning_percent
+                        .unwrap_or(DEFAULT_MEMORY_WARNING_PERCENT),
+                    last_exit: exits.remove(&id),
+                };
+                (id, o)
+            })
+            .collect())
+    }
+
     /// Host pids of the processes in a container's cgroup (for `top`).
     pub async fn container_pids(&self, reference: &str) -> Result<Vec<i32>, RuntimeError> {
         let id = self.resolve(reference).await?.container.id;

@@ -5,7 +5,7 @@
 //! `container_memory.oom_kills` / `pressure_events` count what was already published
 //! as events, so a watcher re-armed after a daemon restart publishes only the rest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use boxd_types::ExitInfo;
 use chrono::{DateTime, Utc};
@@ -34,11 +34,25 @@ pub struct MemoryRun {
 
 #[derive(FromRow)]
 struct MemoryRow {
+    container_id: String,
     warning_percent: Option<i64>,
     oom_baseline: i64,
     oom_kills: i64,
     pressure_events: i64,
     counters: String,
+}
+
+impl MemoryRow {
+    fn into_run(self) -> MemoryRun {
+        MemoryRun {
+            warning_percent: self.warning_percent.and_then(|p| u8::try_from(p).ok()),
+            oom_baseline: u64::try_from(self.oom_baseline).unwrap_or(0),
+            oom_kills: u64::try_from(self.oom_kills).unwrap_or(0),
+            pressure_events: u64::try_from(self.pressure_events).unwrap_or(0),
+            // Written by this module only; a corrupt value is shown empty.
+            counters: serde_json::from_str(&self.counters).unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(FromRow)]
@@ -88,24 +102,55 @@ impl Store {
     /// The memory-event state of the container's current run (defaults when none).
     pub async fn memory_run(&self, id: &str) -> Result<MemoryRun, StoreError> {
         let row: Option<MemoryRow> = sqlx::query_as(
-            "SELECT warning_percent, oom_baseline, oom_kills, pressure_events, counters \
-             FROM container_memory WHERE container_id = ?",
+            "SELECT container_id, warning_percent, oom_baseline, oom_kills, pressure_events, \
+             counters FROM container_memory WHERE container_id = ?",
         )
         .bind(id)
         .fetch_optional(self.pool())
         .await
         .map_err(query_err("read memory state"))?;
-        let Some(row) = row else {
-            return Ok(MemoryRun::default());
-        };
-        Ok(MemoryRun {
-            warning_percent: row.warning_percent.and_then(|p| u8::try_from(p).ok()),
-            oom_baseline: u64::try_from(row.oom_baseline).unwrap_or(0),
-            oom_kills: u64::try_from(row.oom_kills).unwrap_or(0),
-            pressure_events: u64::try_from(row.pressure_events).unwrap_or(0),
-            // Written by this module only; a corrupt value is shown empty.
-            counters: serde_json::from_str(&row.counters).unwrap_or_default(),
-        })
+        Ok(row.map(MemoryRow::into_run).unwrap_or_default())
+    }
+
+    /// Every container's memory record, by container id, in one query (lists).
+    pub async fn memory_runs(&self) -> Result<HashMap<String, MemoryRun>, StoreError> {
+        let rows: Vec<MemoryRow> = sqlx::query_as(
+            "SELECT container_id, warning_percent, oom_baseline, oom_kills, pressure_events, \
+             counters FROM container_memory",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("read memory states"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.container_id.clone(), r.into_run()))
+            .collect())
+    }
+
+    /// Every container's newest exit record, by container id, in one query (lists).
+    pub async fn last_exits(&self) -> Result<HashMap<String, ExitInfo>, StoreError> {
+        let rows: Vec<ExitRow> = sqlx::query_as(
+            "SELECT seq, container_id, record FROM exits \
+             WHERE seq IN (SELECT max(seq) FROM exits GROUP BY container_id)",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("read last exit records"))?;
+        // One corrupt record must not fail a whole list: it is left out (inspect of
+        // that container reports it).
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let id = r.container_id.clone();
+                match r.into_info() {
+                    Ok(info) => Some((id, info)),
+                    Err(e) => {
+                        tracing::warn!(id, error = %crate::error_chain(&e), "unreadable exit record");
+                        None
+                    }
+                }
+            })
+            .collect())
     }
 
     /// Starts a new run whose group counted `oom_baseline` kills before it: nothing
