@@ -49,6 +49,55 @@ async fn root_malformed_json_is_400() {
     assert_eq!(list, json!([]), "a refused create left a container");
 }
 
+/// A repeated, malformed or empty query parameter, and a method a path does not take,
+/// are answered with the API's JSON error body, not axum's plain text or an empty 405.
+#[tokio::test]
+async fn root_bad_query_and_wrong_method_get_the_error_body() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    let id = d
+        .create(json!({"image": "busybox", "cmd": ["/bin/true"]}))
+        .await;
+    for (method, path) in [
+        (Method::GET, "/v1/containers?all=1&all=0".to_owned()),
+        (Method::GET, "/v1/containers?all=".to_owned()),
+        (Method::GET, "/v1/containers?all=maybe".to_owned()),
+        (
+            Method::DELETE,
+            format!("/v1/containers/{id}?force=null&force=null"),
+        ),
+        (
+            Method::GET,
+            format!("/v1/containers/{id}/logs?tail=1&tail=2"),
+        ),
+    ] {
+        let resp = d
+            .send(method.clone(), &path, None, Default::default())
+            .await
+            .unwrap();
+        let ct = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let (status, body) = d
+            .request(method.clone(), &path, None, Default::default())
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{method} {path}: not JSON: {body:?}"));
+        assert_eq!(ct.as_deref(), Some("application/json"), "{method} {path}");
+        assert_error(status, &body, 400, "bad_request");
+    }
+    let (status, body) = d.api("DELETE", "/v1/version", None).await;
+    assert_error(status, &body, 405, "method_not_allowed");
+    let (status, body) = d.api("PUT", "/v1/containers", None).await;
+    assert_error(status, &body, 405, "method_not_allowed");
+    // The container is still there: nothing was half-done.
+    d.api_ok("GET", &format!("/v1/containers/{id}"), None, 200)
+        .await;
+}
+
 #[tokio::test]
 async fn root_unknown_container_is_404() {
     require_root!();

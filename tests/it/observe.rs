@@ -125,7 +125,10 @@ async fn root_oom_of_pid_1_is_an_event_and_an_exit_record() {
         "memory_pressure_count",
         "last_exit",
     ] {
-        assert_eq!(listed[field], c[field], "{field}: list {listed} inspect {c}");
+        assert_eq!(
+            listed[field], c[field],
+            "{field}: list {listed} inspect {c}"
+        );
     }
     assert_ne!(listed["memory_warning_percent"], 0, "{listed}");
     let replay = d

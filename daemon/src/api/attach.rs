@@ -8,8 +8,9 @@
 //! the container running; a half-close of the client's side is the end of its stdin
 //! (the app's stdin closes only when the container has `stdin_once`).
 
+use crate::api::ApiQuery;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper::upgrade::OnUpgrade;
@@ -55,7 +56,7 @@ fn options(q: &AttachQuery) -> Result<AttachOptions, ApiError> {
 pub(super) async fn attach(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<AttachQuery>,
+    ApiQuery(q): ApiQuery<AttachQuery>,
     mut req: Request,
 ) -> Result<Response, ApiError> {
     let opts = options(&q)?;
@@ -121,7 +122,7 @@ pub(super) async fn attach(
 pub(super) async fn resize(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<ResizeQuery>,
+    ApiQuery(q): ApiQuery<ResizeQuery>,
 ) -> Result<StatusCode, ApiError> {
     let (h, w) = parse_size(&q)?;
     s.runtime.resize(&id, h, w).await?;

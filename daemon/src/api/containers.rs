@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use crate::api::ApiQuery;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -32,7 +33,7 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list(
     State(s): State<AppState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Container>>, ApiError> {
     let all = parse_bool("all", q.all.as_deref(), false)?;
     let list = s.runtime.containers(all).await?;
@@ -57,10 +58,12 @@ pub(super) async fn list(
         list.into_iter()
             .map(|c| {
                 let e = endpoints.remove(&c.id).unwrap_or_default();
-                let o = observed.remove(&c.id).unwrap_or_else(|| boxd_types::Observed {
-                    memory_warning_percent: crate::runtime::DEFAULT_MEMORY_WARNING_PERCENT,
-                    ..Default::default()
-                });
+                let o = observed
+                    .remove(&c.id)
+                    .unwrap_or_else(|| boxd_types::Observed {
+                        memory_warning_percent: crate::runtime::DEFAULT_MEMORY_WARNING_PERCENT,
+                        ..Default::default()
+                    });
                 convert::container_out(c, o, e)
             })
             .collect(),
@@ -110,7 +113,7 @@ pub(super) struct StopQuery {
 pub(super) async fn stop(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<StopQuery>,
+    ApiQuery(q): ApiQuery<StopQuery>,
 ) -> Result<StatusCode, ApiError> {
     let timeout = match q.timeout.as_deref() {
         None => 10,
@@ -136,7 +139,7 @@ pub(super) struct KillQuery {
 pub(super) async fn kill(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<KillQuery>,
+    ApiQuery(q): ApiQuery<KillQuery>,
 ) -> Result<StatusCode, ApiError> {
     let signal =
         parse_signal(q.signal.as_deref().unwrap_or("SIGKILL")).map_err(ApiError::BadRequest)?;
@@ -175,7 +178,7 @@ pub(super) struct RenameQuery {
 pub(super) async fn rename(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<RenameQuery>,
+    ApiQuery(q): ApiQuery<RenameQuery>,
 ) -> Result<StatusCode, ApiError> {
     let name = q
         .name
@@ -205,7 +208,7 @@ pub(super) struct RemoveQuery {
 pub(super) async fn remove(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<RemoveQuery>,
+    ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     let force = parse_bool("force", q.force.as_deref(), false)?;
     let volumes = parse_bool("v", q.v.as_deref(), false)?;
@@ -241,7 +244,7 @@ fn parse_since(v: &str) -> Result<DateTime<Utc>, ApiError> {
 pub(super) async fn logs(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<LogsQuery>,
+    ApiQuery(q): ApiQuery<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let tail = match q.tail.as_deref() {
         None | Some("all") | Some("") => None,

@@ -36,6 +36,14 @@ pub enum ApiError {
         /// The daemon flag that sets the limit (the config key is the same with `_`).
         flag: &'static str,
     },
+    /// The path exists, the method does not.
+    #[error("{method} is not allowed on {path}; see api-spec/openapi.yaml for its methods")]
+    MethodNotAllowed {
+        /// The method asked.
+        method: String,
+        /// The path asked.
+        path: String,
+    },
     /// No route matches.
     #[error("no route for {method} {path}; see api-spec/openapi.yaml")]
     NoRoute {
@@ -60,6 +68,7 @@ impl ApiError {
             ApiError::InvalidJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => StatusCode::NOT_FOUND,
                 R::Store(crate::store::StoreError::NoUsernsSlot(_)) => StatusCode::CONFLICT,
@@ -130,6 +139,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::NoRoute { .. } => "no_route",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Runtime(e) => match e {
                 R::NotFound { .. } => "not_found",
                 R::Store(crate::store::StoreError::NoUsernsSlot(_)) => "userns_exhausted",

@@ -14,8 +14,9 @@
 //! in the `boxd-exec-id` header of both answers; `GET /v1/exec/{exec_id}` then gives
 //! its exit code.
 
+use crate::api::ApiQuery;
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -247,7 +248,7 @@ pub(super) fn parse_size(q: &ResizeQuery) -> Result<(u16, u16), ApiError> {
 pub(super) async fn resize(
     State(s): State<AppState>,
     Path(exec_id): Path<String>,
-    Query(q): Query<ResizeQuery>,
+    ApiQuery(q): ApiQuery<ResizeQuery>,
 ) -> Result<StatusCode, ApiError> {
     let (h, w) = parse_size(&q)?;
     s.runtime.exec_resize(&exec_id, h, w).await?;

@@ -5,7 +5,8 @@ use axum::body::{Body, Bytes};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use crate::api::ApiQuery;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -95,7 +96,7 @@ impl ImageBody {
 /// Streams the body to the image store; it is never held in memory whole.
 pub(super) async fn import(
     State(s): State<AppState>,
-    Query(q): Query<ImportQuery>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Image>), ApiError> {
@@ -126,7 +127,7 @@ pub(super) struct RemoveQuery {
 pub(super) async fn remove(
     State(s): State<AppState>,
     Path(reference): Path<String>,
-    Query(q): Query<RemoveQuery>,
+    ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     let force = parse_bool("force", q.force.as_deref(), false)?;
     s.runtime.remove_image(&reference, force).await?;
@@ -143,7 +144,7 @@ pub(super) struct LoadQuery {
 /// to the store.
 pub(super) async fn load(
     State(s): State<AppState>,
-    Query(q): Query<LoadQuery>,
+    ApiQuery(q): ApiQuery<LoadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<LoadResponse>, ApiError> {
@@ -285,7 +286,7 @@ pub(super) struct PruneQuery {
 /// `POST /v1/images/prune?all=`.
 pub(super) async fn prune(
     State(s): State<AppState>,
-    Query(q): Query<PruneQuery>,
+    ApiQuery(q): ApiQuery<PruneQuery>,
 ) -> Result<Json<PruneResponse>, ApiError> {
     let all = parse_bool("all", q.all.as_deref(), false)?;
     Ok(Json(s.runtime.prune_images(all).await?))

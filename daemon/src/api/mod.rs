@@ -232,8 +232,38 @@ impl Routes {
         let first = ROUTES.iter().find(|(_, p)| *p == path).map(|(m, _)| *m);
         if first == Some(method) {
             let router = std::mem::take(&mut self.0);
-            self.0 = router.route(path, handler);
+            self.0 = router.route(path, handler.fallback(method_not_allowed));
         }
+    }
+}
+
+/// A path of the API asked with a method it does not take: the API's error body (with
+/// 405), not an empty answer.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+/// A query string read into `T`, with the API's error body on a malformed, repeated or
+/// unknown-typed parameter (axum's own rejection is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(q) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiQuery(q))
     }
 }
 
@@ -304,7 +334,9 @@ pub(crate) fn parse_bool(name: &str, value: Option<&str>, default: bool) -> Resu
     match value.map(|v| v.to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) => match v.as_str() {
-            "" | "1" | "true" | "yes" | "on" => Ok(true),
+            // An empty value (`?all=`) is refused, not read as either: the spec's
+            // booleans are true or false.
+            "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
             _ => Err(ApiError::BadRequest(format!(
                 "{name} must be true or false, not {v:?}"

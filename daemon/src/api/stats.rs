@@ -8,8 +8,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use crate::api::ApiQuery;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -63,7 +64,7 @@ fn ndjson<T: serde::Serialize + Send + 'static>(rx: mpsc::Receiver<T>) -> Respon
 pub(super) async fn container(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<StatsQuery>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Response, ApiError> {
     let stream = parse_bool("stream", q.stream.as_deref(), false)?;
     let every = interval(&q)?;
@@ -99,7 +100,7 @@ pub(super) async fn container(
 
 pub(super) async fn all(
     State(s): State<AppState>,
-    Query(q): Query<StatsQuery>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
 ) -> Result<Response, ApiError> {
     let stream = parse_bool("stream", q.stream.as_deref(), false)?;
     let every = interval(&q)?;

@@ -2,8 +2,9 @@
 
 use std::convert::Infallible;
 
+use crate::api::ApiQuery;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -63,7 +64,7 @@ fn parse_bound(name: &str, v: &str) -> Result<Bound, ApiError> {
 /// `EventBus::follow`: the replay is read from the store a page at a time).
 pub(super) async fn events(
     State(s): State<AppState>,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let mut filter = EventFilter::default();
     match q

@@ -1,6 +1,7 @@
 //! `/v1/volumes/...` handlers.
 
-use axum::extract::{Path, Query, State};
+use crate::api::ApiQuery;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use boxd_types::{Volume, VolumeCreate, VolumePruneResponse};
@@ -43,7 +44,7 @@ pub(super) fn filter(pairs: Vec<(String, String)>) -> Result<VolumeFilter, ApiEr
 
 pub(super) async fn list(
     State(s): State<AppState>,
-    Query(q): Query<Vec<(String, String)>>,
+    ApiQuery(q): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<Vec<Volume>>, ApiError> {
     let filter = filter(q)?;
     Ok(Json(
@@ -71,7 +72,7 @@ pub(super) struct RemoveQuery {
 pub(super) async fn remove(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<RemoveQuery>,
+    ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     let force = parse_bool("force", q.force.as_deref(), false)?;
     s.runtime.remove_volume(&name, force).await?;
