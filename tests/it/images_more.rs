@@ -643,3 +643,46 @@ async fn root_failed_load_stores_nothing() {
     assert!(v["message"].as_str().unwrap().contains("diff_id"), "{v}");
     assert_nothing_stored(&d).await;
 }
+
+/// `boxctl run` pulls an image the daemon does not have (`--pull missing`, the
+/// default, as `docker run`); `--pull never` refuses with a hint; `--pull always` pulls
+/// a stored one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_boxctl_run_pulls_a_missing_image() {
+    require_root!();
+    let _reg = Registry::start();
+    let d = TestDaemon::start().await;
+    let image = format!("127.0.0.1:{PORT}/test/busybox:latest");
+    let (code, out, err) =
+        boxd_tests::boxctl(&d, &["run", "--pull", "never", "--rm", &image, "true"]).await;
+    assert_eq!(code, Some(125), "{out} {err}");
+    assert!(err.contains("--pull never"), "{err}");
+    let (code, out, err) =
+        boxd_tests::boxctl(&d, &["run", "--rm", &image, "echo", "pulled-and-ran"]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out, "pulled-and-ran\n",
+        "stdout is the container's only: {err}"
+    );
+    assert!(err.contains("Unable to find image"), "{err}");
+    // Stored now: no second pull.
+    let (code, out, err) = boxd_tests::boxctl(&d, &["run", "--rm", &image, "true"]).await;
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert!(!err.contains("Unable to find image"), "{err}");
+    let (code, _, err) = boxd_tests::boxctl(&d, &["create", "--pull", "always", &image]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("Status: downloaded"), "{err}");
+    // A name no registry has: the pull's own error.
+    let (code, _, err) = boxd_tests::boxctl(
+        &d,
+        &[
+            "run",
+            "--rm",
+            &format!("127.0.0.1:{PORT}/test/nosuch"),
+            "true",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(125), "{err}");
+    assert!(err.contains("failed to pull"), "{err}");
+}

@@ -68,8 +68,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
 
 /// `boxctl run -i/-t`: create with `spec` (its `tty`/`open_stdin` set), attach, start,
 /// relay; the container's exit status.
-pub async fn run_interactive(ctx: &Ctx, spec: &CreateContainer, rm: bool) -> anyhow::Result<i32> {
-    let created = super::create::create(ctx, spec).await?;
+pub async fn run_interactive(
+    ctx: &Ctx,
+    spec: &CreateContainer,
+    rm: bool,
+    pull: super::create::PullPolicy,
+) -> anyhow::Result<i32> {
+    let created = super::create::create(ctx, spec, pull).await?;
     let id = created.id;
     let result = attach_and_start(ctx, &id, spec).await;
     if rm {

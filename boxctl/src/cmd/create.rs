@@ -32,6 +32,9 @@ pub struct ContainerOpts {
     /// Name of the container.
     #[arg(long)]
     pub name: Option<String>,
+    /// Pull the image first: `missing` (when it is not stored), `always`, or `never`.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]
+    pub pull: PullPolicy,
     /// Set an environment variable (K=V; a bare K takes its value from boxctl's environment).
     #[arg(short = 'e', long = "env", value_name = "K=V")]
     pub env: Vec<String>,
@@ -118,7 +121,7 @@ pub struct ContainerOpts {
 /// Runs `boxctl create`.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     let spec = build(&args.opts)?;
-    let created = create(ctx, &spec).await?;
+    let created = create(ctx, &spec, args.opts.pull).await?;
     if ctx.json {
         print_json(&created)?;
     } else {
@@ -127,17 +130,87 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Sends the create request and prints the daemon's warnings on stderr.
-pub async fn create(ctx: &Ctx, spec: &CreateContainer) -> anyhow::Result<CreateResponse> {
-    let created = ctx
-        .client
-        .create_container(spec)
-        .await
-        .with_context(|| format!("failed to create a container from {}", spec.image))?;
+/// When `create` and `run` pull the image, as Docker's `--pull`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull when the daemon has no such image.
+    #[default]
+    Missing,
+    /// Pull before every create.
+    Always,
+    /// Never pull.
+    Never,
+}
+
+/// Sends the create request (pulling the image first as `pull` says) and prints the
+/// daemon's warnings on stderr. Pull progress goes to stderr: stdout is the id's, or
+/// the container's.
+pub async fn create(
+    ctx: &Ctx,
+    spec: &CreateContainer,
+    pull: PullPolicy,
+) -> anyhow::Result<CreateResponse> {
+    let fail = || format!("failed to create a container from {}", spec.image);
+    if pull == PullPolicy::Always {
+        pull_quietly(ctx, &spec.image).await?;
+    }
+    let created = match ctx.client.create_container(spec).await {
+        Err(boxd_client::Error::Api {
+            status: 404, code, ..
+        }) if code == "not_found" && pull == PullPolicy::Missing => {
+            eprintln!("Unable to find image '{}' locally", spec.image);
+            pull_quietly(ctx, &spec.image).await?;
+            ctx.client.create_container(spec).await.with_context(fail)?
+        }
+        Err(e @ boxd_client::Error::Api { status: 404, .. }) if pull == PullPolicy::Never => {
+            return Err(anyhow::Error::new(e)
+                .context(fail())
+                .context("--pull never: pull it first with `boxctl pull`"))
+        }
+        other => other.with_context(fail)?,
+    };
     for warning in &created.warnings {
         eprintln!("WARNING: {warning}");
     }
     Ok(created)
+}
+
+/// Pulls `reference`, telling progress on stderr one line per layer.
+async fn pull_quietly(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
+    use futures_util::StreamExt as _;
+    let fail = || format!("failed to pull {reference}");
+    let request = boxd_client::models::PullRequest {
+        reference: reference.to_owned(),
+        platform: None,
+    };
+    let mut stream = ctx.client.pull(&request).await.with_context(fail)?;
+    while let Some(line) = stream.next().await {
+        let line = line.with_context(fail)?;
+        match line.status.as_str() {
+            "layer_done" | "exists" => {
+                let id = line.id.as_deref().unwrap_or_default();
+                let short = id.strip_prefix("sha256:").unwrap_or(id);
+                eprintln!(
+                    "{}: {}",
+                    &short[..short.len().min(12)],
+                    line.status.replace('_', " ")
+                );
+            }
+            "done" => {
+                eprintln!("Status: downloaded {reference}");
+                return Ok(());
+            }
+            "error" => {
+                let err = line.error.map_or_else(
+                    || anyhow::anyhow!("the daemon reported an error without details"),
+                    |e| anyhow::anyhow!("{} ({})", e.message, e.code),
+                );
+                return Err(err.context(fail()));
+            }
+            _ => {}
+        }
+    }
+    Err(anyhow::anyhow!("the pull ended without a result").context(fail()))
 }
 
 /// The request body for `opts`, reading bare `-e K` from this process's environment and

@@ -53,11 +53,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         spec.tty = args.tty;
         spec.open_stdin = args.interactive;
         spec.stdin_once = args.interactive;
-        return super::attach::run_interactive(ctx, &spec, args.rm).await;
+        return super::attach::run_interactive(ctx, &spec, args.rm, args.opts.pull).await;
     }
     spec.tty = args.tty;
     spec.open_stdin = args.interactive;
-    let created = create::create(ctx, &spec).await?;
+    let created = create::create(ctx, &spec, args.opts.pull).await?;
     let id = created.id.clone();
 
     if args.detach {
