@@ -23,7 +23,7 @@ pub enum Error {
         message: String,
     },
     /// The socket could not be connected to: no daemon, a stale socket, or no permission.
-    #[error("cannot connect to the boxd daemon at {} (is it running?)", path.display())]
+    #[error("cannot connect to the boxd daemon at {}: {}", path.display(), connect_hint(source))]
     Connect {
         /// The socket path that was tried.
         path: PathBuf,
@@ -83,5 +83,19 @@ impl Error {
     /// Whether the daemon said the thing asked for does not exist (404).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+}
+
+/// What to do about a failed connect, by its cause.
+fn connect_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied: the socket is for root and the `boxd` group \
+             (`usermod -aG boxd $USER`, then log in again)"
+        }
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            "is it running? (`systemctl start boxd`, or start `boxd` as root)"
+        }
+        _ => "is it running?",
     }
 }

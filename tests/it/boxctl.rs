@@ -61,6 +61,17 @@ async fn root_boxctl_verbs_take_several_ids_and_go_on_after_a_failure() {
     for name in ["one", "two"] {
         assert_eq!(d.inspect(name).await["state"], "running");
     }
+    // Starting one that runs is no failure, as `docker start`.
+    let (code, out, err) = boxctl(&d, &["start", "one"]).await;
+    assert_eq!(
+        (code, lines(&out)),
+        (Some(0), vec!["one".to_owned()]),
+        "{err}"
+    );
+    // Removing one that runs says what to type.
+    let (code, _, err) = boxctl(&d, &["rm", "one"]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("boxctl rm -f"), "{err}");
 
     let (code, out, err) = boxctl(&d, &["stop", "-t", "1", "one"]).await;
     assert_eq!(

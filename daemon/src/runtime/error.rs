@@ -64,10 +64,10 @@ pub enum RuntimeError {
         source: Box<CgroupError>,
     },
     /// A stop whose SIGKILL went unanswered (the shim does not report the exit).
-    #[error("container {0} did not exit after SIGKILL: its shim does not answer; remove it with force=true")]
+    #[error("container {0} did not exit after SIGKILL: its shim does not answer; remove it with force (`?force=true`, `boxctl rm -f`)")]
     StopTimedOut(String),
     /// Delete of a running container without force.
-    #[error("container {0} is running; stop it first or remove it with force=true")]
+    #[error("container {0} is running; stop it first or remove it with force (`?force=true`, `boxctl rm -f`)")]
     ContainerRunning(String),
     /// Delete of an image in use.
     #[error("image {image} is used by {count} container(s); remove them first")]
@@ -168,7 +168,7 @@ pub enum RuntimeError {
     /// stopped, stuck or starved. Deleting with force does not need it.
     #[error(
         "the shim of container {container} is not responding (stopped or stuck); \
-         remove the container with force=true to end it without the shim"
+         remove the container with force (`?force=true`, `boxctl rm -f`) to end it without the shim"
     )]
     ShimUnresponsive {
         /// The container's name.
