@@ -217,6 +217,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         runtime,
         limits: config.limits(),
         docker: Default::default(),
+        metrics: crate::metrics::Metrics::new(&store),
     });
     // Docker clients' own socket (`DOCKER_HOST`, or a /var/run/docker.sock link to it):
     // the same router, the same permissions rule.

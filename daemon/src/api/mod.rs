@@ -99,6 +99,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/volumes/prune"),
     ("GET", "/v1/volumes/{name}"),
     ("DELETE", "/v1/volumes/{name}"),
+    ("GET", "/metrics"),
 ];
 
 /// Shared state of the handlers.
@@ -110,6 +111,8 @@ pub struct AppState {
     pub limits: Limits,
     /// State of the Docker Engine API face.
     pub docker: crate::compat::DockerState,
+    /// The Prometheus metrics (`/metrics`, request timing).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Builds the API router.
@@ -208,10 +211,17 @@ pub fn router(state: AppState) -> Router {
         get(volumes::inspect).delete(volumes::remove),
     );
     r.add("DELETE", "/v1/volumes/{name}", delete(volumes::remove));
+    r.add("GET", crate::metrics::PATH, get(metrics));
+    let metrics = state.metrics.clone();
+    // Timing sits inside routing, where the matched route template is known.
     let routes =
         r.0.merge(crate::compat::router())
             .fallback(no_route)
-            .with_state(state);
+            .with_state(state)
+            .layer(axum::middleware::from_fn_with_state(
+                metrics,
+                crate::metrics::track,
+            ));
     // The Docker face's version prefix is stripped before the routes see the path.
     Router::new()
         .fallback_service(routes)
@@ -235,6 +245,14 @@ impl Routes {
             self.0 = router.route(path, handler);
         }
     }
+}
+
+/// `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).
+async fn metrics(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    crate::metrics::answer(&s.metrics, &s.runtime, &headers).await
 }
 
 async fn no_route(method: Method, uri: Uri) -> axum::response::Response {
@@ -358,7 +376,7 @@ mod tests {
         };
         let runtime = Runtime::new(
             store.clone(),
-            EventBus::new(store),
+            EventBus::new(store.clone()),
             ImageStore::new(dir.join("root/images"))
                 .unwrap()
                 .with_max_member(max_member),
@@ -368,10 +386,12 @@ mod tests {
         )
         .await
         .unwrap();
+        let metrics = crate::metrics::Metrics::new(&store);
         router(AppState {
             runtime,
             limits,
             docker: Default::default(),
+            metrics,
         })
     }
 
