@@ -349,6 +349,20 @@ pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> 
     resp
 }
 
+/// The router of `metrics_address`: `GET /metrics` and nothing else (every other path
+/// is a plain 404), so opening a TCP port never opens the API.
+pub fn tcp_router(metrics: Metrics, runtime: Runtime) -> axum::Router {
+    let m = metrics.clone();
+    axum::Router::new()
+        .route(
+            PATH,
+            axum::routing::get(move |headers: HeaderMap| async move {
+                answer(&m, &runtime, &headers).await
+            }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(metrics, track))
+}
+
 /// `GET /metrics` for a runtime: the body in the format `Accept` asks for.
 pub async fn answer(metrics: &Metrics, runtime: &Runtime, headers: &HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
