@@ -16,6 +16,7 @@
 //! container `id` (what the API and cgroup paths use, so it joins with both) and its
 //! `name`.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -167,7 +168,7 @@ impl Metrics {
         let usage_bytes = Family::<ContainerLabels, Gauge>::default();
         let limit_bytes = Family::<ContainerLabels, Gauge>::default();
         let peak_bytes = Family::<ContainerLabels, Gauge>::default();
-        let cpu = Family::<ContainerLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        let cpu = Family::<ContainerLabels, Counter<f64, AtomicU64>>::default();
         let pids = Family::<ContainerLabels, Gauge>::default();
         let oom_kills = Family::<ContainerLabels, Counter>::default();
         let restarts = Family::<ContainerLabels, Counter>::default();
@@ -252,7 +253,7 @@ impl Metrics {
         );
         r.register_with_unit(
             "store_commit_duration",
-            "Time a store write takes to commit (one statement, or one transaction's commit)",
+            "Time a store write takes to commit (one statement, or one transaction's commit), waits for a connection and the write lock included",
             Unit::Seconds,
             self.inner.store_commits.clone(),
         );

@@ -444,6 +444,68 @@ mod tests {
     }
 
     #[sqlx::test(migrator = "MIGRATOR")]
+    async fn metrics_time_requests_by_route_template(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(pool, dir.path()).await;
+        call(&app, "GET", "/v1/containers/abc123", "").await;
+        call(&app, "GET", "/v1/containers/def456", "").await;
+        call(&app, "GET", "/v1.43/containers/abc123/json", "").await;
+        call(&app, "GET", "/containers/def456/json", "").await;
+        call(&app, "GET", "/v1/no/such/thing/abc123", "").await;
+        call(&app, "GET", "/no-such-docker-path", "").await;
+        let req = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()["content-type"],
+            crate::metrics::OPENMETRICS_CONTENT_TYPE
+        );
+        // No Docker headers on /metrics: it belongs to neither face.
+        assert!(resp.headers().get("api-version").is_none());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let count = |labels: &str| {
+            let prefix = format!("boxd_http_request_duration_seconds_count{{{labels}}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+                .to_owned()
+        };
+        assert_eq!(
+            count(r#"method="GET",route="/v1/containers/{id}",status="4xx""#),
+            "2"
+        );
+        // Both spellings of the Docker path: one template.
+        assert_eq!(
+            count(r#"method="GET",route="/containers/{id}/json",status="4xx""#),
+            "2"
+        );
+        assert_eq!(count(r#"method="GET",route="unmatched",status="4xx""#), "2");
+        for raw in ["abc123", "def456", "no-such"] {
+            assert!(!text.contains(raw), "{raw} in\n{text}");
+        }
+        // Prometheus text for a client that asks only for it.
+        let req = Request::builder()
+            .uri("/metrics")
+            .header("accept", "text/plain; version=0.0.4")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("# TYPE boxd_http_request_duration_seconds histogram"));
+        assert!(text.contains("boxd_containers{state=\"running\"} 0"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
     async fn bad_input_gets_the_right_status_and_code(pool: SqlitePool) {
         let dir = tempfile::tempdir().unwrap();
         let app = app(pool, dir.path()).await;

@@ -9,7 +9,8 @@
 //! Every write is timed into [`Store::commit_latency`] (the `/metrics` histogram
 //! `boxd_store_commit_duration_seconds`): a statement on the pool is its own
 //! transaction, so its time is the commit's (with `synchronous=FULL`, mostly the
-//! fsync); a multi-statement transaction is timed at its `commit`.
+//! fsync, plus any wait for a pooled connection or SQLite's write lock, which is what
+//! a caller feels); a multi-statement transaction is timed at its `commit`.
 
 mod containers;
 mod events;
