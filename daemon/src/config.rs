@@ -211,6 +211,7 @@ where
 struct FileConfig {
     socket: Option<PathBuf>,
     docker_socket: Option<PathBuf>,
+    metrics_address: Option<std::net::SocketAddr>,
     root: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     cgroup_parent: Option<String>,
@@ -242,6 +243,10 @@ pub struct Config {
     /// A second socket for Docker clients (file key `docker_socket`); the main one
     /// answers them too.
     pub docker_socket: Option<PathBuf>,
+    /// A TCP address that serves `/metrics` and nothing else (file key
+    /// `metrics_address`, e.g. `"127.0.0.1:9323"`, dockerd's `metrics-addr`); off by
+    /// default: the metrics are always on the API socket.
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// Root dir.
     pub root: PathBuf,
     /// Runtime state dir.
@@ -416,6 +421,7 @@ impl Config {
                 .or(file.socket)
                 .unwrap_or_else(|| DEFAULT_SOCKET.into()),
             docker_socket: file.docker_socket,
+            metrics_address: file.metrics_address,
             root: args
                 .root
                 .or(file.root)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod events;
 pub mod fault;
 pub mod image;
+pub mod metrics;
 pub mod network;
 pub mod runtime;
 pub mod server;

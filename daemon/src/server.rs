@@ -56,6 +56,15 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// Binding `metrics_address` failed.
+    #[error("failed to listen on {addr} (metrics_address)")]
+    BindTcp {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The store failed to open.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -213,10 +222,29 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     notify(&[sd_notify::NotifyState::Ready]);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let metrics = crate::metrics::Metrics::new(&store);
+    // `/metrics` on TCP for scrapers that cannot reach a Unix socket; only that path.
+    let metrics_server = match config.metrics_address {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::BindTcp { addr, source })?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "metrics_address is not a loopback address: container names and ids are visible to whoever reaches it");
+            }
+            tracing::info!(%addr, "metrics ready");
+            let app = crate::metrics::tcp_router(metrics.clone(), runtime.clone());
+            Some(tokio::spawn(
+                async move { axum::serve(listener, app).await },
+            ))
+        }
+        None => None,
+    };
     let app = router(AppState {
         runtime,
         limits: config.limits(),
         docker: Default::default(),
+        metrics,
     });
     // Docker clients' own socket (`DOCKER_HOST`, or a /var/run/docker.sock link to it):
     // the same router, the same permissions rule.
@@ -280,6 +308,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     }
     if !activated {
         let _ = std::fs::remove_file(&config.socket);
+    }
+    if let Some(server) = metrics_server {
+        // Scrapes are short and hold nothing: no grace needed.
+        server.abort();
     }
     retention.abort();
     store.close().await;

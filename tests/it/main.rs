@@ -23,6 +23,7 @@ mod images_more;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod metrics;
 mod network;
 mod observe;
 mod ops;

@@ -99,6 +99,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/volumes/prune"),
     ("GET", "/v1/volumes/{name}"),
     ("DELETE", "/v1/volumes/{name}"),
+    ("GET", "/metrics"),
 ];
 
 /// Shared state of the handlers.
@@ -110,6 +111,8 @@ pub struct AppState {
     pub limits: Limits,
     /// State of the Docker Engine API face.
     pub docker: crate::compat::DockerState,
+    /// The Prometheus metrics (`/metrics`, request timing).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Builds the API router.
@@ -208,10 +211,17 @@ pub fn router(state: AppState) -> Router {
         get(volumes::inspect).delete(volumes::remove),
     );
     r.add("DELETE", "/v1/volumes/{name}", delete(volumes::remove));
+    r.add("GET", crate::metrics::PATH, get(metrics));
+    let metrics = state.metrics.clone();
+    // Timing sits inside routing, where the matched route template is known.
     let routes =
         r.0.merge(crate::compat::router())
             .fallback(no_route)
-            .with_state(state);
+            .with_state(state)
+            .layer(axum::middleware::from_fn_with_state(
+                metrics,
+                crate::metrics::track,
+            ));
     // The Docker face's version prefix is stripped before the routes see the path.
     Router::new()
         .fallback_service(routes)
@@ -265,6 +275,14 @@ where
             axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(ApiQuery(q))
     }
+}
+
+/// `GET /metrics`: Prometheus metrics (see [`crate::metrics`]).
+async fn metrics(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    crate::metrics::answer(&s.metrics, &s.runtime, &headers).await
 }
 
 async fn no_route(method: Method, uri: Uri) -> axum::response::Response {
@@ -390,7 +408,7 @@ mod tests {
         };
         let runtime = Runtime::new(
             store.clone(),
-            EventBus::new(store),
+            EventBus::new(store.clone()),
             ImageStore::new(dir.join("root/images"))
                 .unwrap()
                 .with_max_member(max_member),
@@ -400,10 +418,12 @@ mod tests {
         )
         .await
         .unwrap();
+        let metrics = crate::metrics::Metrics::new(&store);
         router(AppState {
             runtime,
             limits,
             docker: Default::default(),
+            metrics,
         })
     }
 
@@ -453,6 +473,68 @@ mod tests {
             (status, body["code"].as_str()),
             (StatusCode::NOT_FOUND, Some("no_route"))
         );
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn metrics_time_requests_by_route_template(pool: SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(pool, dir.path()).await;
+        call(&app, "GET", "/v1/containers/abc123", "").await;
+        call(&app, "GET", "/v1/containers/def456", "").await;
+        call(&app, "GET", "/v1.43/containers/abc123/json", "").await;
+        call(&app, "GET", "/containers/def456/json", "").await;
+        call(&app, "GET", "/v1/no/such/thing/abc123", "").await;
+        call(&app, "GET", "/no-such-docker-path", "").await;
+        let req = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()["content-type"],
+            crate::metrics::OPENMETRICS_CONTENT_TYPE
+        );
+        // No Docker headers on /metrics: it belongs to neither face.
+        assert!(resp.headers().get("api-version").is_none());
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let count = |labels: &str| {
+            let prefix = format!("boxd_http_request_duration_seconds_count{{{labels}}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+                .to_owned()
+        };
+        assert_eq!(
+            count(r#"method="GET",route="/v1/containers/{id}",status="4xx""#),
+            "2"
+        );
+        // Both spellings of the Docker path: one template.
+        assert_eq!(
+            count(r#"method="GET",route="/containers/{id}/json",status="4xx""#),
+            "2"
+        );
+        assert_eq!(count(r#"method="GET",route="unmatched",status="4xx""#), "2");
+        for raw in ["abc123", "def456", "no-such"] {
+            assert!(!text.contains(raw), "{raw} in\n{text}");
+        }
+        // Prometheus text for a client that asks only for it.
+        let req = Request::builder()
+            .uri("/metrics")
+            .header("accept", "text/plain; version=0.0.4")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("# TYPE boxd_http_request_duration_seconds histogram"));
+        assert!(text.contains("boxd_containers{state=\"running\"} 0"));
+        assert!(!text.contains("# EOF"));
     }
 
     #[sqlx::test(migrator = "MIGRATOR")]

@@ -149,7 +149,7 @@ fn parse_version(v: &str) -> (u32, u32) {
 /// headers to every answer outside `/v1`.
 pub async fn version_prefix(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
-    if is_boxd_path(&path) {
+    if is_boxd_path(&path) || path == crate::metrics::PATH {
         return next.run(req).await;
     }
     if let Some((version, rest)) = split_version(&path) {

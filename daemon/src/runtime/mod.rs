@@ -59,7 +59,10 @@ use crate::network::NetworkManager;
 use crate::store::{ContainerRecord, Resolved, Store};
 
 pub use error::RuntimeError;
-pub use observe::{DEFAULT_EVENTS_MAX, DEFAULT_EVENTS_MAX_AGE, DEFAULT_MEMORY_WARNING_PERCENT};
+pub use observe::{
+    MetricsSnapshot, Usage, DEFAULT_EVENTS_MAX, DEFAULT_EVENTS_MAX_AGE,
+    DEFAULT_MEMORY_WARNING_PERCENT,
+};
 
 /// The default `PATH` when neither the image nor the request sets one (Docker's).
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

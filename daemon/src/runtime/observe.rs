@@ -25,8 +25,9 @@ use super::spec::{Container, ContainerSpec, ContainerState};
 use super::{Runtime, RuntimeError};
 use crate::cgroups::stats::{self, GroupDirs};
 use crate::cgroups::watch::{self, MemoryWatch, Notice, Reported, WatchTarget};
+use crate::cgroups::CgroupVersion;
 use crate::events::EventBus;
-use crate::store::{MemoryRun, Store};
+use crate::store::{ContainerMetrics, MemoryRun, Store};
 
 /// Docker's default: warn at 90 % of the memory limit.
 pub const DEFAULT_MEMORY_WARNING_PERCENT: u8 = 90;
@@ -365,6 +366,31 @@ impl Runtime {
             .collect())
     }
 
+    /// What `/metrics` reports: every container's stored counters (one query) and,
+    /// for running ones, their cgroup's memory, CPU and processes, read on a blocking
+    /// thread (one for the whole scrape) so the async workers never wait on cgroupfs.
+    pub async fn metrics_snapshot(&self) -> Result<MetricsSnapshot, RuntimeError> {
+        let store = &self.inner.store;
+        let containers = store.container_metrics().await?;
+        let images = store.count_images().await?;
+        let version = self.inner.cgroups.version();
+        let parent = self.inner.cgroups.parent().to_owned();
+        let running: Vec<String> = containers
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
+            .map(|c| c.id.clone())
+            .collect();
+        let usage = tokio::task::spawn_blocking(move || read_usage(version, &parent, running))
+            .await
+            .expect("cgroup usage read panicked");
+        Ok(MetricsSnapshot {
+            containers,
+            usage,
+            images,
+            cgroup_version: version,
+        })
+    }
+
     /// Keeps the event log bounded: drops events beyond the newest `max_events` and
     /// older than `max_age`, now and then every hour.
     pub fn spawn_event_retention(&self, max_events: u64, max_age: Duration) -> JoinHandle<()> {
@@ -387,6 +413,56 @@ impl Runtime {
             }
         })
     }
+}
+
+/// Everything `/metrics` shows of the engine at one instant.
+#[derive(Debug, Clone)]
+pub struct MetricsSnapshot {
+    /// Every container's stored counters, by name.
+    pub containers: Vec<ContainerMetrics>,
+    /// Kernel figures of running containers, by id (a container that stopped between
+    /// the query and the read has none).
+    pub usage: HashMap<String, Usage>,
+    /// Number of images.
+    pub images: u64,
+    /// The host's cgroup hierarchy.
+    pub cgroup_version: CgroupVersion,
+}
+
+/// A running container's cgroup figures, as `/v1/containers/{id}/stats` reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Memory.
+    pub memory: boxd_types::MemoryStats,
+    /// CPU.
+    pub cpu: boxd_types::CpuStats,
+    /// Processes.
+    pub pids: boxd_types::PidsStats,
+}
+
+/// Reads the groups of `ids`; blocking (cgroupfs reads). A group that is gone or
+/// unreadable is left out: the container stopped meanwhile.
+fn read_usage(version: CgroupVersion, parent: &str, ids: Vec<String>) -> HashMap<String, Usage> {
+    let dirs = match GroupDirs::locate_all(version, parent, &ids) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot locate cgroups for metrics");
+            return HashMap::new();
+        }
+    };
+    ids.into_iter()
+        .zip(dirs)
+        // cgroups-rs reads a missing file as zero: check the group is there first.
+        .filter(|(_, d)| d.memory.is_dir())
+        .map(|(id, d)| {
+            let usage = Usage {
+                memory: stats::memory(&d),
+                cpu: stats::cpu(&d),
+                pids: stats::pids(&d),
+            };
+            (id, usage)
+        })
+        .collect()
 }
 
 /// Publishes a watcher's notices as events and keeps the run's record current.

@@ -6,7 +6,7 @@ use crate::runtime::spec::{Container, ContainerConfig, ContainerState, Resources
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{query_err, Store, StoreError};
+use super::{query_err, Store, StoreError, TimedExt};
 
 /// A container as stored: the wire view plus what only the daemon needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,39 @@ impl Row {
     }
 }
 
+#[derive(FromRow)]
+struct MetricsRow {
+    id: String,
+    name: String,
+    state: String,
+    paused: bool,
+    restart_count: i64,
+    memory_bytes: Option<i64>,
+    oom_kills: i64,
+    pressure_events: i64,
+}
+
+/// A container's counters as stored (see [`Store::container_metrics`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerMetrics {
+    /// Full id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Lifecycle state.
+    pub state: ContainerState,
+    /// Running and frozen.
+    pub paused: bool,
+    /// Restarts by its restart policy since the user last started it.
+    pub restart_count: u64,
+    /// The memory limit asked for, if any.
+    pub memory_limit: Option<u64>,
+    /// OOM kills reported in its current (or last) run.
+    pub oom_kills: u64,
+    /// `memory_pressure` events reported in its current (or last) run.
+    pub pressure_events: u64,
+}
+
 const COLUMNS: &str = "id, name, image, image_id, state, config, resources, pid, shim_pid, \
      exit_code, exit_signal, oom_killed, error, created_at, started_at, finished_at, \
      restart_policy, restart_count, stopped_by_user, next_restart_at, spec_version, paused";
@@ -161,7 +194,9 @@ pub enum Resolved<T> {
 impl Store {
     /// Inserts a new container; `NameInUse` if the name is taken.
     pub async fn insert_container(&self, c: &Container) -> Result<(), StoreError> {
-        insert_container_row(self.pool(), c).await
+        insert_container_row(self.pool(), c)
+            .timed(&self.commits)
+            .await
     }
 
     /// The container with exactly this id.
@@ -256,6 +291,7 @@ impl Store {
         .bind(started_at)
         .bind(id)
         .execute(self.pool())
+            .timed(&self.commits)
         .await
         .map_err(query_err("record container start"))?;
         expect_one(res.rows_affected(), "record the start of", id, FROM)
@@ -277,6 +313,7 @@ impl Store {
         .bind(exit.finished_at)
         .bind(id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("record container exit"))?;
         expect_one(res.rows_affected(), "record the exit of", id, FROM)
@@ -298,6 +335,7 @@ impl Store {
         .bind(Utc::now())
         .bind(id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("mark container dead"))?;
         expect_one(res.rows_affected(), "mark dead", id, from)
@@ -313,6 +351,7 @@ impl Store {
             .bind(serde_json::to_string(config).expect("config serialises"))
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("record container config"))?;
         Ok(())
@@ -328,6 +367,7 @@ impl Store {
         .bind(paused)
         .bind(id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("record container pause"))?;
         expect_one(
@@ -348,6 +388,7 @@ impl Store {
             .bind(name)
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await;
         match res {
             Ok(r) if r.rows_affected() == 1 => Ok(()),
@@ -375,6 +416,7 @@ impl Store {
             .bind(policy.to_string())
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("record container resources"))?;
         Ok(())
@@ -386,6 +428,7 @@ impl Store {
             .bind(error)
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("record container error"))?;
         Ok(())
@@ -396,6 +439,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM containers WHERE id = ?")
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("delete container"))?;
         Ok(res.rows_affected() > 0)
@@ -413,6 +457,7 @@ impl Store {
         )
         .bind(id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("reset restart count"))?;
         Ok(())
@@ -425,6 +470,7 @@ impl Store {
         )
         .bind(id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("record user stop"))?;
         Ok(())
@@ -440,6 +486,7 @@ impl Store {
             .bind(at)
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("record next restart"))?;
         Ok(())
@@ -453,6 +500,7 @@ impl Store {
         )
         .bind(id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("count restart"))?;
         Ok(())
@@ -468,6 +516,40 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
+    }
+
+    /// What `/metrics` reads of every container, in one query whatever their number:
+    /// no per-container round trip at scrape time.
+    pub async fn container_metrics(&self) -> Result<Vec<ContainerMetrics>, StoreError> {
+        let rows: Vec<MetricsRow> = sqlx::query_as(
+            "SELECT c.id, c.name, c.state, c.paused, c.restart_count, \
+             json_extract(c.resources, '$.memory_bytes') AS memory_bytes, \
+             coalesce(m.oom_kills, 0) AS oom_kills, \
+             coalesce(m.pressure_events, 0) AS pressure_events \
+             FROM containers c LEFT JOIN container_memory m ON m.container_id = c.id \
+             ORDER BY c.name",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("read container metrics"))?;
+        let count = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                // As in `Row::into_record`: an unknown state is read as dead.
+                let state = r.state.parse().unwrap_or(ContainerState::Dead);
+                ContainerMetrics {
+                    id: r.id,
+                    name: r.name,
+                    state,
+                    paused: r.paused && state == ContainerState::Running,
+                    restart_count: count(Some(r.restart_count)).unwrap_or(0),
+                    memory_limit: count(r.memory_bytes),
+                    oom_kills: count(Some(r.oom_kills)).unwrap_or(0),
+                    pressure_events: count(Some(r.pressure_events)).unwrap_or(0),
+                }
+            })
             .collect())
     }
 
@@ -730,5 +812,54 @@ mod tests {
             .unwrap();
         let err = store.container("ab12").await.unwrap_err();
         assert!(matches!(err, StoreError::SpecVersion { .. }), "{err:?}");
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn container_metrics_reads_every_container_in_one_query(pool: SqlitePool) {
+        let store = store_with_image(pool).await;
+        let before = store.commit_latency().count();
+        let a = sample("aaaa", "alpha");
+        let mut b = sample("bbbb", "beta");
+        b.resources.memory_bytes = None;
+        store.insert_container(&a).await.unwrap();
+        store.insert_container(&b).await.unwrap();
+        store.reset_memory_run("aaaa", 3).await.unwrap();
+        let run = crate::store::MemoryRun {
+            oom_kills: 2,
+            pressure_events: 5,
+            ..store.memory_run("aaaa").await.unwrap()
+        };
+        store.save_memory_run("aaaa", &run).await.unwrap();
+        store.count_restart("aaaa").await.unwrap();
+        // Every write above was timed.
+        let after = store.commit_latency().count();
+        assert_eq!(after - before, 5);
+
+        let rows = store.container_metrics().await.unwrap();
+        assert_eq!(
+            rows,
+            [
+                ContainerMetrics {
+                    id: "aaaa".into(),
+                    name: "alpha".into(),
+                    state: ContainerState::Created,
+                    paused: false,
+                    restart_count: 1,
+                    memory_limit: Some(1 << 26),
+                    oom_kills: 2,
+                    pressure_events: 5,
+                },
+                ContainerMetrics {
+                    id: "bbbb".into(),
+                    name: "beta".into(),
+                    state: ContainerState::Created,
+                    paused: false,
+                    restart_count: 0,
+                    memory_limit: None,
+                    oom_kills: 0,
+                    pressure_events: 0,
+                },
+            ]
+        );
     }
 }

@@ -6,7 +6,7 @@ use boxd_types::Event;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{query_err, Store, StoreError};
+use super::{query_err, Store, StoreError, TimedExt};
 
 #[derive(FromRow)]
 struct Row {
@@ -70,6 +70,7 @@ impl Store {
         .bind(actor_id)
         .bind(attrs)
         .fetch_one(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("append event"))?;
         Ok(Event {

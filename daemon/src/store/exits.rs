@@ -11,7 +11,7 @@ use boxd_types::ExitInfo;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{query_err, Store, StoreError};
+use super::{query_err, Store, StoreError, TimedExt};
 
 /// Exit records kept per container by default: enough to see a crash loop's pattern,
 /// bounded so that a container restarting forever does not grow the database.
@@ -94,6 +94,7 @@ impl Store {
         .bind(id)
         .bind(percent.map(i64::from))
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("save memory warning"))?;
         Ok(())
@@ -164,6 +165,7 @@ impl Store {
         .bind(id)
         .bind(to_i64(oom_baseline))
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("reset memory state"))?;
         Ok(())
@@ -181,6 +183,7 @@ impl Store {
         .bind(to_i64(run.pressure_events))
         .bind(counters)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("save memory state"))?;
         Ok(())
@@ -215,7 +218,10 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(query_err("prune exit records"))?;
-        tx.commit().await.map_err(query_err("commit exit record"))?;
+        tx.commit()
+            .timed(&self.commits)
+            .await
+            .map_err(query_err("commit exit record"))?;
         Ok(seq)
     }
 
@@ -258,6 +264,7 @@ impl Store {
         .bind(oldest)
         .bind(to_i64(max_events))
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("prune events"))?;
         Ok(done.rows_affected())

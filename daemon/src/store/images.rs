@@ -6,7 +6,7 @@ use boxd_types::Image;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{containers::Resolved, query_err, Store, StoreError};
+use super::{containers::Resolved, query_err, Store, StoreError, TimedExt};
 
 /// An image as stored.
 pub type ImageRecord = Image;
@@ -170,6 +170,7 @@ impl Store {
         .await
         .map_err(query_err("insert image layer"))?;
         tx.commit()
+            .timed(&self.commits)
             .await
             .map_err(query_err("commit image insert"))?;
         Ok(())
@@ -184,6 +185,7 @@ impl Store {
         .bind(name)
         .bind(image_id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("tag image"))?;
         Ok(())
@@ -258,6 +260,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM images WHERE id = ?")
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("delete image"))?;
         Ok(res.rows_affected() > 0)

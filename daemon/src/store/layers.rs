@@ -5,7 +5,7 @@ use boxd_types::Image;
 use chrono::{DateTime, Utc};
 
 use super::images::StoredConfig;
-use super::{query_err, Store, StoreError};
+use super::{query_err, Store, StoreError, TimedExt};
 
 /// A layer of an image, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,7 @@ impl Store {
             .map_err(query_err("record repo digest"))?;
         }
         tx.commit()
+            .timed(&self.commits)
             .await
             .map_err(query_err("commit image record"))?;
         Ok(())
@@ -164,6 +165,7 @@ impl Store {
         )
         .bind(chain_id)
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("delete layer"))?;
         Ok(res.rows_affected() > 0)
@@ -174,6 +176,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM image_tags WHERE name = ?")
             .bind(name)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("untag image"))?;
         Ok(res.rows_affected() > 0)
@@ -184,6 +187,7 @@ impl Store {
         let res = sqlx::query("DELETE FROM image_digests WHERE name = ?")
             .bind(name)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("remove repo digest"))?;
         Ok(res.rows_affected() > 0)

@@ -5,6 +5,12 @@
 //! so a record the API acknowledged survives `kill -9` and power loss. Queries are
 //! checked at run time (`sqlx::query_as` + `FromRow`), so building needs no database;
 //! every query is covered by a test on a fresh migrated database.
+//!
+//! Every write is timed into [`Store::commit_latency`] (the `/metrics` histogram
+//! `boxd_store_commit_duration_seconds`): a statement on the pool is its own
+//! transaction, so its time is the commit's (with `synchronous=FULL`, mostly the
+//! fsync, plus any wait for a pooled connection or SQLite's write lock, which is what
+//! a caller feels); a multi-statement transaction is timed at its `commit`.
 
 mod containers;
 mod events;
@@ -15,14 +21,19 @@ mod networks;
 mod userns;
 mod volumes;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::histogram::Histogram;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use containers::{ContainerRecord, ExitUpdate, Resolved};
+pub use containers::{ContainerMetrics, ContainerRecord, ExitUpdate, Resolved};
 pub use events::EventFilter;
 pub use exits::{MemoryRun, DEFAULT_EXITS_MAX_PER_CONTAINER};
 pub use images::ImageRecord;
@@ -103,7 +114,51 @@ pub struct Store {
     pool: SqlitePool,
     /// Exit records kept per container (see [`Store::insert_exit`]).
     exits_max: u64,
+    /// How long writes take to commit (shared by every clone).
+    commits: Histogram,
 }
+
+/// Buckets of the commit histogram, in seconds: 100 µs to about 3 s. A WAL commit with
+/// `synchronous=FULL` is an fsync, from tens of microseconds on NVMe to a second or
+/// more on a busy disk; `busy_timeout` (10 s) lands in `+Inf`.
+pub const COMMIT_BUCKETS: [f64; 16] = [
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    10.0,
+];
+
+/// A write's future that records how long it took when it completes (failed writes
+/// too: a slow failure is worth seeing).
+pub(crate) struct Timed<F: Future> {
+    inner: Pin<Box<F>>,
+    start: Instant,
+    histogram: Histogram,
+}
+
+impl<F: Future> Future for Timed<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let out = std::task::ready!(self.inner.as_mut().poll(cx));
+        self.histogram.observe(self.start.elapsed().as_secs_f64());
+        Poll::Ready(out)
+    }
+}
+
+/// `.timed(&histogram)` on a write's future.
+pub(crate) trait TimedExt: Future + Sized {
+    /// Times this future into `histogram`.
+    fn timed(self, histogram: &Histogram) -> Timed<Self> {
+        Timed {
+            // Boxed so `Timed` is `Unpin` without pin projection (no `unsafe` here); one
+            // allocation is nothing next to a commit.
+            inner: Box::pin(self),
+            start: Instant::now(),
+            histogram: histogram.clone(),
+        }
+    }
+}
+
+impl<F: Future> TimedExt for F {}
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies migrations.
@@ -136,6 +191,7 @@ impl Store {
         Ok(Store {
             pool,
             exits_max: DEFAULT_EXITS_MAX_PER_CONTAINER,
+            commits: Histogram::new(COMMIT_BUCKETS),
         })
     }
 
@@ -149,6 +205,12 @@ impl Store {
     /// Closes the pool, waiting for queries in flight.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The commit-latency histogram (a handle: observations through any clone of the
+    /// store land in it).
+    pub fn commit_latency(&self) -> Histogram {
+        self.commits.clone()
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {

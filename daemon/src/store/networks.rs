@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use crate::network::{Attachment, Network};
 
-use super::{query_err, Store, StoreError};
+use super::{query_err, Store, StoreError, TimedExt};
 
 fn network_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Network, StoreError> {
     let id: String = row.get("id");
@@ -84,6 +84,7 @@ impl Store {
         .bind(n.created_at.to_rfc3339())
         .bind(n.custom.as_ref().map(|c| c.to_string()))
         .execute(self.pool())
+        .timed(&self.commits)
         .await;
         match done {
             Ok(_) => Ok(()),
@@ -133,6 +134,7 @@ impl Store {
             .bind(&n.gateway)
             .bind(&n.id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("update network"))?;
         Ok(())
@@ -143,6 +145,7 @@ impl Store {
         sqlx::query("DELETE FROM networks WHERE id = ?")
             .bind(id)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("delete network"))?;
         Ok(())
@@ -164,6 +167,7 @@ impl Store {
         .bind(a.result.as_ref().map(|r| r.to_string()))
         .bind(Utc::now().to_rfc3339())
         .execute(self.pool())
+        .timed(&self.commits)
         .await
         .map_err(query_err("insert attachment"))?;
         Ok(())
@@ -181,6 +185,7 @@ impl Store {
             .bind(container_id)
             .bind(network)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("record attachment result"))?;
         Ok(())
@@ -218,6 +223,7 @@ impl Store {
             .bind(container_id)
             .bind(network)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("delete attachment"))?;
         Ok(())

@@ -7,7 +7,7 @@
 
 use crate::runtime::spec::{Container, ContainerConfig};
 
-use super::{query_err, Store, StoreError};
+use super::{query_err, Store, StoreError, TimedExt};
 
 impl Store {
     /// Inserts `c` holding the lowest free slot below `slots`; its config is the one
@@ -44,7 +44,10 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(query_err("record userns maps"))?;
-        tx.commit().await.map_err(query_err("commit container"))?;
+        tx.commit()
+            .timed(&self.commits)
+            .await
+            .map_err(query_err("commit container"))?;
         Ok(slot)
     }
 

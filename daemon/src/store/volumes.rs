@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use crate::runtime::volumes::{Populated, Volume};
 
-use super::{query_err, Store, StoreError};
+use super::{query_err, Store, StoreError, TimedExt};
 
 fn volume_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Volume, StoreError> {
     let name: String = row.get("name");
@@ -52,6 +52,7 @@ impl Store {
         .bind(&v.device)
         .bind(v.populated.as_i64())
         .execute(self.pool())
+        .timed(&self.commits)
         .await;
         match done {
             Ok(_) => Ok(()),
@@ -91,6 +92,7 @@ impl Store {
             .bind(populated.as_i64())
             .bind(name)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("update volume"))?;
         Ok(())
@@ -101,6 +103,7 @@ impl Store {
         sqlx::query("DELETE FROM volumes WHERE name = ?")
             .bind(name)
             .execute(self.pool())
+            .timed(&self.commits)
             .await
             .map_err(query_err("delete volume"))?;
         Ok(())
