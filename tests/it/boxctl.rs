@@ -16,6 +16,23 @@ async fn root_boxctl_run_rm_prints_hello() {
     // --rm removed the container.
     let list = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
     assert_eq!(list, json!([]));
+    // Detached, the daemon removes it after its exit (no boxctl is left to).
+    let (code, out, err) = boxctl(
+        &d,
+        &[
+            "run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "1",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert_eq!(d.inspect("gone").await["config"]["auto_remove"], true);
+    assert!(
+        boxd_tests::wait_for_async(std::time::Duration::from_secs(20), async || {
+            d.api("GET", "/v1/containers/gone", None).await.0 == 404
+        })
+        .await,
+        "run -d --rm left the container"
+    );
 }
 
 #[tokio::test]

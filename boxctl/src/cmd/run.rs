@@ -8,7 +8,7 @@
 //! boxctl, so the container decides (as `docker run` does with its signal proxy).
 //! Failures of boxctl or the daemon exit 125 (see `main`), never a container's code.
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use boxd_client::{Error, LogsOptions};
 use clap::Args as ClapArgs;
 use futures_util::StreamExt;
@@ -42,12 +42,11 @@ pub struct Args {
 
 /// Runs `boxctl run`.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    if args.detach && args.rm {
-        // Removal on exit is done here, by the waiting boxctl; a detached run has no
-        // one left to do it.
-        bail!("--rm cannot be combined with --detach");
-    }
     let mut spec = create::build(&args.opts)?;
+    // A detached run has no boxctl left to remove it: the daemon does (`auto_remove`),
+    // after the exit, as dockerd's AutoRemove. An attached run removes it itself once
+    // it has the exit status.
+    spec.auto_remove = args.detach && args.rm;
     if (args.interactive || args.tty) && !args.detach {
         // Attached to its stdio instead of following the log: see `attach`.
         spec.tty = args.tty;
