@@ -26,6 +26,7 @@ mod limits;
 mod network;
 mod observe;
 mod ops;
+mod readme;
 mod restart;
 mod restart_policy;
 mod security;
