@@ -126,7 +126,7 @@ fn root_readme_image_steps_work_from_a_clone() {
             "a README command names a file outside the repository: {command}"
         );
         // Every step but cargo and the daemon it built is a script of the repository:
-        // run it in the clone (the install step only checks, not to change the host).
+        // run it in the clone (the install step with --check: its checks, no installs).
         for step in command.split("&&").map(str::trim) {
             let program = step.split_whitespace().next().unwrap_or_default();
             if program == "cargo" || program.starts_with("./target/") || step.contains("cargo ") {
@@ -137,7 +137,7 @@ fn root_readme_image_steps_work_from_a_clone() {
                 "README step {step:?}: {program} is not a file of the repository"
             );
             let step = if program == "scripts/install-deps.sh" {
-                format!("{step} --check")
+                format!("{program} --check")
             } else {
                 step.to_owned()
             };
