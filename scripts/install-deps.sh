@@ -46,12 +46,13 @@ if ! command -v "$cc" >/dev/null; then
 fi
 msrv=$(sed -n 's/^rust-version = "\([0-9.]*\)"$/\1/p' "$repo/Cargo.toml")
 [ -n "$msrv" ] || die "no rust-version in $repo/Cargo.toml"
-rust_hint="install Rust $msrv or newer with rustup (https://rustup.rs: curl --proto '=https' -sSf https://sh.rustup.rs | sh), or on Debian 12: ${root_hint}apt-get install -y rustc-web cargo-web"
+rust_hint="install Rust $msrv or newer: with rustup (https://rustup.rs; its installer needs curl), or on Debian 12 with ${root_hint}apt-get install -y rustc-web cargo-web"
 rustc=${RUSTC:-rustc}
 if ! command -v cargo >/dev/null || ! command -v "$rustc" >/dev/null; then
     problems+=("no Rust toolchain (cargo and $rustc must be on PATH): $rust_hint")
 else
-    have=$("$rustc" --version | sed -n 's/^rustc \([0-9][0-9.]*\).*/\1/p')
+    # (A rustc that fails to answer is reported below, not a silent exit under set -e.)
+    have=$({ "$rustc" --version 2>/dev/null || true; } | sed -n 's/^rustc \([0-9][0-9.]*\).*/\1/p')
     # sort -V puts the older version first: the toolchain is too old unless that is msrv.
     if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$msrv" "$have" | sort -V | head -n 1)" != "$msrv" ]; then
         problems+=("$rustc is ${have:-of unknown version}, boxd needs $msrv or newer: $rust_hint")

@@ -5,7 +5,8 @@
 //!
 //! The clone is `git clone --no-hardlinks file://<workspace>` of the committed HEAD, so
 //! uncommitted changes are not seen. The workspace is not built again there (that is
-//! what CI's own build is for, and twice would be too slow).
+//! what CI's own build is for, and twice would be too slow). And step 1's first command
+//! stops with what to install on a machine that cannot build boxd.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -193,4 +194,39 @@ fn root_readme_image_steps_work_from_a_clone() {
     let path = tmp.path().to_path_buf();
     tmp.close().expect("remove the clone");
     assert!(!path.exists());
+}
+
+/// Step 1 on a machine without a C compiler and with a rustc older than `rust-version`
+/// (Debian 12's own) stops before installing anything and says what to install.
+#[test]
+fn install_check_names_what_is_missing() {
+    let tmp = tempfile::Builder::new()
+        .prefix("bxd-deps-")
+        .tempdir()
+        .expect("temp dir");
+    let old_rustc = tmp.path().join("rustc");
+    fs::write(&old_rustc, "#!/bin/sh\necho 'rustc 1.63.0'\n").expect("write fake rustc");
+    fs::set_permissions(
+        &old_rustc,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod fake rustc");
+    // CC and RUSTC stand in for the host's, as cc-rs and cargo take them.
+    let out = Command::new(workspace_root().join("scripts/install-deps.sh"))
+        .arg("--check")
+        .env("CC", tmp.path().join("no-such-cc"))
+        .env("RUSTC", &old_rustc)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run install-deps.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains("no C compiler") && stderr.contains("apt-get install -y gcc"),
+        "no compiler hint: {stderr}"
+    );
+    assert!(
+        stderr.contains("1.63.0") && stderr.contains("rustup") && stderr.contains("rustc-web"),
+        "no toolchain hint: {stderr}"
+    );
 }
