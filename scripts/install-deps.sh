@@ -68,10 +68,11 @@ fi
 command -v apt-get >/dev/null || die "no apt-get: install by hand (Debian names): libseccomp-dev pkg-config e2fsprogs"
 packages=(libseccomp-dev pkg-config e2fsprogs)
 if [ -n "$tests" ]; then
-    # What the integration tests drive: the image scripts' tools (tests/images also
-    # installs them itself), systemd (unit tests of the shipped units), iproute2, curl,
-    # the CNI plugins and iptables (networks), docker-py and docker-compose (the Docker
-    # face's clients).
+    # What the integration tests drive: busybox-static, umoci, skopeo, python3, gzip for
+    # the test images (tests/images installs them too, as root); systemd's
+    # systemd-analyze for the shipped units; containernetworking-plugins + iptables, the
+    # CNI plugins boxd runs for networks; python3-docker (docker-py) and docker-compose
+    # (Debian's 1.29), clients the Docker API face is tested with.
     packages+=(busybox-static umoci skopeo python3 gzip systemd iproute2 curl
         containernetworking-plugins iptables python3-docker docker-compose)
 fi
