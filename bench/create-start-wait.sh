@@ -45,7 +45,7 @@ die() { echo "create-start-wait: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 [ -x "$BOXD" ] || die "no daemon at $BOXD: run cargo build --release --workspace"
 [ -x "$driver" ] || die "no timing loop at $driver: run cargo build --release --workspace --bins --examples"
-[ -f "$tarball" ] || die "no $tarball: run ../shared/images/build-test-images.sh target/fixtures"
+[ -f "$tarball" ] || die "no $tarball: run tests/images/build-test-images.sh target/fixtures"
 for tool in curl unshare chroot ip iptables iptables-save iptables-restore; do
     command -v "$tool" >/dev/null || die "$tool not found"
 done

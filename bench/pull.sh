@@ -15,7 +15,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 n=${1:-${N:-10}}
 port=${PORT:-5073}
 images=${IMAGES:-test/busybox test/layered}
-shared=$repo/../shared/images
+images=$repo/tests/images  # the repository's registry scripts
 if [ -z "${BOXD:-}" ]; then
     BOXD=$repo/target/release/boxd
     [ -x "$BOXD" ] || BOXD=$repo/target/debug/boxd
@@ -24,7 +24,7 @@ fi
 die() { echo "pull: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 [ -x "$BOXD" ] || die "no daemon at $BOXD: run cargo build --release --workspace"
-[ -x "$shared/start-registry.sh" ] || die "no $shared/start-registry.sh"
+[ -x "$images/start-registry.sh" ] || die "no $images/start-registry.sh"
 for tool in curl skopeo umoci; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install $tool)"
 done
@@ -42,7 +42,7 @@ cleanup() {
         kill -TERM "$boxd_pid"
         wait "$boxd_pid" 2>/dev/null
     fi
-    [ -z "$registry_started" ] || "$shared/stop-registry.sh" "$tmp/registry" >/dev/null 2>&1
+    [ -z "$registry_started" ] || "$images/stop-registry.sh" "$tmp/registry" >/dev/null 2>&1
     for g in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
         [ -d "$g" ] && find "$g" -depth -type d -exec rmdir {} + 2>/dev/null
     done
@@ -56,7 +56,7 @@ trap 'exit 130' INT TERM
 
 echo "starting the local registry on 127.0.0.1:$port"
 registry_started=1
-"$shared/start-registry.sh" "$tmp/registry" "$port" >"$tmp/registry.out" 2>&1 ||
+"$images/start-registry.sh" "$tmp/registry" "$port" >"$tmp/registry.out" 2>&1 ||
     { cat "$tmp/registry.out" >&2; die "start-registry.sh failed"; }
 
 echo "daemon: $BOXD"

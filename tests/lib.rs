@@ -12,7 +12,9 @@
 //! `CONVENTIONS.md` (C10).
 //!
 //! Environment: `BOXD_TEST_REQUIRE_ROOT=1` turns every skip into a failure (CI);
-//! `BOXD_TEST_FIXTURES` points at the test images (default `<workspace>/target/fixtures`);
+//! `BOXD_TEST_FIXTURES` points at the test images (default `<workspace>/target/fixtures`,
+//! built by `tests/images/build-test-images.sh`); `BOXD_TEST_IMAGE_SCRIPTS` at the image
+//! and registry scripts (default `<workspace>/tests/images`);
 //! `BOXD_TEST_LOG` is the daemon's `--log-level` (default `info,boxd=debug`).
 #![forbid(unsafe_code)]
 
@@ -24,7 +26,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -57,12 +59,13 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared image scripts (`start-registry.sh`, ...): `$BOXD_SHARED_IMAGES`, or
-/// `<workspace>/../shared/images`.
-pub fn shared_images() -> PathBuf {
-    std::env::var_os("BOXD_SHARED_IMAGES")
+/// The repository's image scripts (`build-test-images.sh`, `start-registry.sh`,
+/// `stop-registry.sh`; see `tests/images/README.md`): `$BOXD_TEST_IMAGE_SCRIPTS`, or
+/// `<workspace>/tests/images`.
+pub fn image_scripts() -> PathBuf {
+    std::env::var_os("BOXD_TEST_IMAGE_SCRIPTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("../shared/images"))
+        .unwrap_or_else(|| workspace_root().join("tests/images"))
 }
 
 /// The test images: `$BOXD_TEST_FIXTURES`, or `<workspace>/target/fixtures`.
@@ -72,12 +75,148 @@ pub fn fixtures() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/fixtures"));
     if !dir.join("busybox-rootfs.tar.gz").is_file() {
         panic!(
-            "test images missing in {}: build them with `../shared/images/build-test-images.sh target/fixtures` \
+            "test images missing in {}: build them with `tests/images/build-test-images.sh target/fixtures` \
              (from the workspace root), or point BOXD_TEST_FIXTURES at them",
             dir.display()
         );
     }
     dir
+}
+
+/// Users of each running [`Registry`], by data directory: the first one in starts it,
+/// the last one out stops it, so the tests of one file share one registry.
+static REGISTRIES: Mutex<Vec<(PathBuf, Arc<Mutex<usize>>)>> = Mutex::new(Vec::new());
+
+/// A local registry on `127.0.0.1:PORT` from `start-registry.sh` (which builds and
+/// pushes the test images: `test/busybox`, `test/layered`, `test/multiarch`,
+/// `test/evil`; see `tests/images/README.md`), stopped by `stop-registry.sh` when its
+/// last user drops, even when a test fails.
+pub struct Registry {
+    scripts: PathBuf,
+    data: PathBuf,
+    port: u16,
+    users: Arc<Mutex<usize>>,
+    pushed: Value,
+    digests: Value,
+}
+
+impl Registry {
+    /// The registry with data in `target/<name>` on `port` (one port per test file, so
+    /// the files run in parallel), started by [`image_scripts`].
+    pub fn start(name: &str, port: u16) -> Registry {
+        Registry::start_from(
+            &image_scripts(),
+            &workspace_root().join("target").join(name),
+            port,
+        )
+    }
+
+    /// The registry with data in `data` on `port`, started by the scripts in `scripts`.
+    pub fn start_from(scripts: &Path, data: &Path, port: u16) -> Registry {
+        let users = {
+            let mut all = REGISTRIES.lock().unwrap_or_else(|e| e.into_inner());
+            match all.iter().find(|(d, _)| d == data) {
+                Some((_, users)) => users.clone(),
+                None => {
+                    let users = Arc::new(Mutex::new(0));
+                    all.push((data.to_path_buf(), users.clone()));
+                    users
+                }
+            }
+        };
+        // Held while starting, so a second user waits for the first one's start.
+        let mut count = users.lock().unwrap_or_else(|e| e.into_inner());
+        if *count == 0 {
+            let out = Command::new(scripts.join("start-registry.sh"))
+                .arg(data)
+                .arg(port.to_string())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run start-registry.sh");
+            if !out.status.success() {
+                // A failure after the registry came up leaves it running.
+                stop_registry(scripts, data);
+                panic!(
+                    "start-registry.sh failed:\n{}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        *count += 1;
+        drop(count);
+        // Counted from here: a failure below still stops the registry (on drop).
+        let mut reg = Registry {
+            scripts: scripts.to_path_buf(),
+            data: data.to_path_buf(),
+            port,
+            users,
+            pushed: Value::Null,
+            digests: Value::Null,
+        };
+        reg.pushed = read_json(&data.join("pushed.json"));
+        reg.digests = read_json(&data.join("images/digests.json"));
+        reg
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT/<name>`.
+    pub fn reference(&self, name: &str) -> String {
+        format!("127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The manifest digest of `repo:tag` as pushed (`pushed.json`).
+    pub fn digest_of(&self, repo_tag: &str) -> String {
+        self.pushed["references"][repo_tag]["digest"]
+            .as_str()
+            .unwrap_or_else(|| panic!("pushed.json lacks {repo_tag}"))
+            .to_owned()
+    }
+
+    /// `127.0.0.1:PORT/<repo>@<digest of repo:tag as pushed>`.
+    pub fn by_digest(&self, repo: &str, tag: &str) -> String {
+        format!(
+            "{}@{}",
+            self.reference(repo),
+            self.digest_of(&format!("{repo}:{tag}"))
+        )
+    }
+
+    /// The pushed images' `digests.json` (from `build-test-images.sh`).
+    pub fn digests(&self) -> &Value {
+        &self.digests
+    }
+
+    /// Its data directory (`registry.pid`, `pushed.json`, `images/`, ...).
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let mut count = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        *count -= 1;
+        if *count == 0 {
+            stop_registry(&self.scripts, &self.data);
+        }
+    }
+}
+
+fn stop_registry(scripts: &Path, data: &Path) {
+    let _ = Command::new(scripts.join("stop-registry.sh"))
+        .arg(data)
+        .stdin(Stdio::null())
+        .status();
+}
+
+fn read_json(path: &Path) -> Value {
+    let bytes = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
 /// The directory holding the workspace's binaries: the test executable lives in

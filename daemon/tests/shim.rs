@@ -28,7 +28,7 @@ macro_rules! require_root {
         boxd_testutil::require_root!();
         boxd_testutil::require!(
             Path::new(FIXTURE).exists(),
-            "needs target/fixtures/busybox-rootfs.tar.gz (shared/images/build-test-images.sh)"
+            "needs target/fixtures/busybox-rootfs.tar.gz (tests/images/build-test-images.sh)"
         );
     };
 }

@@ -155,7 +155,7 @@ async fn root_duplicate_name_is_409_and_start_of_running_is_409() {
         .await;
 }
 
-/// Paths on the host that `evil-rootfs.tar` aims at (see shared/images/README.md).
+/// Paths on the host that `evil-rootfs.tar` aims at (see tests/images/README.md).
 const EVIL_TARGETS: [&str; 4] = [
     "/tmp/pwned",
     "/tmp/pwned-via-symlink",

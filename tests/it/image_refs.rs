@@ -4,10 +4,7 @@
 //! that says what is wrong, and exec (with `-u NAME`) works in containers of pulled
 //! and loaded multi-layer images, whose users live in a lower layer.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use boxd_tests::{fixtures, require_root, shared_images, workspace_root, TestDaemon};
+use boxd_tests::{fixtures, require_root, Registry, TestDaemon};
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -16,58 +13,6 @@ use crate::exec::unframe;
 
 /// The registry's port; fixed and unique to this file.
 const PORT: u16 = 5073;
-
-/// The local registry of this file, stopped on drop.
-struct Registry {
-    data: PathBuf,
-    pushed: Value,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let data = workspace_root().join("target/registry-it-image-refs");
-        let out = Command::new(shared_images().join("start-registry.sh"))
-            .arg(&data)
-            .arg(PORT.to_string())
-            .output()
-            .expect("run start-registry.sh");
-        // Stopped on drop even when the start half failed.
-        let mut reg = Registry {
-            data: data.clone(),
-            pushed: Value::Null,
-        };
-        assert!(
-            out.status.success(),
-            "start-registry.sh failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        reg.pushed = serde_json::from_slice(&std::fs::read(data.join("pushed.json")).unwrap())
-            .expect("parse pushed.json");
-        reg
-    }
-
-    /// `127.0.0.1:PORT/<name>`.
-    fn name(&self, name: &str) -> String {
-        format!("127.0.0.1:{PORT}/{name}")
-    }
-
-    /// `127.0.0.1:PORT/<repo>@<digest of repo:tag as pushed>`.
-    fn by_digest(&self, repo: &str, tag: &str) -> String {
-        let digest = self.pushed["references"][format!("{repo}:{tag}")]["digest"]
-            .as_str()
-            .unwrap_or_else(|| panic!("pushed.json lacks {repo}:{tag}"));
-        format!("{}@{digest}", self.name(repo))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = Command::new(shared_images().join("stop-registry.sh"))
-            .arg(&self.data)
-            .status();
-    }
-}
 
 /// A reference as a path segment: `/`, `:` and `@` escaped.
 fn enc(reference: &str) -> String {
@@ -185,7 +130,7 @@ async fn assert_check_clean(d: &TestDaemon) {
 #[tokio::test]
 async fn root_pulled_images_are_found_by_digest_and_run_and_exec() {
     require_root!();
-    let reg = Registry::start();
+    let reg = Registry::start("registry-it-image-refs", PORT);
     let d = TestDaemon::start().await;
 
     // Pulled by digest: a two-layer OCI image, found by exactly that reference.
@@ -205,7 +150,7 @@ async fn root_pulled_images_are_found_by_digest_and_run_and_exec() {
         layered
     );
     // Another repository's name for the same digest is another name: not found.
-    let (status, _) = inspect_image(&d, &format!("{}@{digest}", reg.name("test/other"))).await;
+    let (status, _) = inspect_image(&d, &format!("{}@{digest}", reg.reference("test/other"))).await;
     assert_eq!(status, 404);
 
     // Run by digest reference; exec and user lookup go through the layers.
@@ -231,12 +176,12 @@ async fn root_pulled_images_are_found_by_digest_and_run_and_exec() {
     );
 
     // Pulled by tag: the manifest digest is recorded, so `name@digest` finds it too.
-    let busybox = pull_ok(&d, &reg.name("test/busybox")).await;
+    let busybox = pull_ok(&d, &reg.reference("test/busybox")).await;
     let busybox_id = busybox["id"].as_str().unwrap().to_owned();
     let busybox_digest = reg.by_digest("test/busybox", "latest");
     assert_eq!(image_id(&d, &busybox_digest).await, busybox_id);
     assert_eq!(
-        image_id(&d, &format!("{}:latest", reg.name("test/busybox"))).await,
+        image_id(&d, &format!("{}:latest", reg.reference("test/busybox"))).await,
         busybox_id
     );
 
@@ -283,7 +228,7 @@ async fn root_pulled_images_are_found_by_digest_and_run_and_exec() {
     let (status, _) = d
         .api(
             "DELETE",
-            &format!("/v1/images/{}", enc(&reg.name("test/busybox"))),
+            &format!("/v1/images/{}", enc(&reg.reference("test/busybox"))),
             None,
         )
         .await;
@@ -295,7 +240,7 @@ async fn root_pulled_images_are_found_by_digest_and_run_and_exec() {
         .api(
             "POST",
             "/v1/images/pull",
-            Some(json!({"reference": reg.name("test/BusyBox")})),
+            Some(json!({"reference": reg.reference("test/BusyBox")})),
         )
         .await;
     assert_eq!(

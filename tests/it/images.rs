@@ -1,71 +1,16 @@
-//! Images: pulls from the real local registry (`../shared/images/start-registry.sh`),
+//! Images: pulls from the real local registry (`tests/images/start-registry.sh`),
 //! archive loads, layered images run as containers, and image lifecycle rules.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use boxd_tests::{fixtures, require_root, shared_images, workspace_root, TestDaemon};
+use boxd_tests::{fixtures, require_root, Registry, TestDaemon};
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
 
 /// The registry's port; fixed and unique to this file.
 const PORT: u16 = 5071;
-
-/// A running registry, stopped on drop.
-struct Registry {
-    data: PathBuf,
-    pushed: Value,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let shared = shared_images();
-        let data = workspace_root().join("target/registry-it-images");
-        let out = Command::new(shared.join("start-registry.sh"))
-            .arg(&data)
-            .arg(PORT.to_string())
-            .output()
-            .expect("run start-registry.sh");
-        let mut reg = Registry {
-            data: data.clone(),
-            pushed: Value::Null,
-        };
-        assert!(
-            out.status.success(),
-            "start-registry.sh failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let pushed: Value =
-            serde_json::from_slice(&std::fs::read(data.join("pushed.json")).unwrap()).unwrap();
-        reg.pushed = pushed;
-        reg
-    }
-
-    fn reference(&self, name: &str) -> String {
-        format!("127.0.0.1:{PORT}/{name}")
-    }
-
-    fn digest_of(&self, name: &str) -> String {
-        self.pushed["references"][name]["digest"]
-            .as_str()
-            .unwrap_or_else(|| panic!("pushed.json lacks {name}"))
-            .to_owned()
-    }
-
-    fn storage(&self) -> &Path {
-        &self.data
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = Command::new(shared_images().join("stop-registry.sh"))
-            .arg(&self.data)
-            .status();
-    }
-}
 
 /// Pulls; returns (HTTP status, NDJSON lines or the error body).
 async fn pull(d: &TestDaemon, body: Value) -> (u16, Vec<Value>) {
@@ -103,10 +48,8 @@ fn layer_dirs(d: &TestDaemon) -> usize {
 #[tokio::test]
 async fn root_pull_from_registry() {
     require_root!();
-    let reg = Registry::start();
-    let digests: Value =
-        serde_json::from_slice(&std::fs::read(reg.storage().join("images/digests.json")).unwrap())
-            .unwrap();
+    let reg = Registry::start("registry-it-images", PORT);
+    let digests = reg.digests();
     let busybox_config = digests["busybox-oci"]["latest"]["config"]
         .as_str()
         .unwrap()

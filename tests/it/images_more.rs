@@ -1,5 +1,5 @@
 //! Pulls through a small HTTP proxy in front of the real local registry
-//! (`../shared/images/start-registry.sh`): the proxy demands a bearer token (and serves
+//! (`tests/images/start-registry.sh`): the proxy demands a bearer token (and serves
 //! the token endpoint) or basic credentials, corrupts or truncates one blob, or serves
 //! blobs slowly, so the daemon's auth, verification, clean-up and download sharing are
 //! seen against a registry that really speaks the distribution API.
@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use boxd_tests::{require_root, shared_images, workspace_root, TestDaemon};
+use boxd_tests::{require_root, Registry, TestDaemon};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http_body_util::{BodyExt, Full};
@@ -27,66 +27,20 @@ use serde_json::{json, Value};
 /// The registry's port; fixed and unique to this file.
 const PORT: u16 = 5072;
 
-/// Users of the registry in this file; the last one out stops it.
-static REGISTRY_USERS: Mutex<usize> = Mutex::new(0);
-
-/// The shared registry, stopped when its last user drops.
-struct Registry {
-    data: PathBuf,
-    digests: Value,
+/// The busybox layer's digest (compressed blob), as pushed.
+fn busybox_layer(reg: &Registry) -> String {
+    reg.digests()["busybox-oci"]["latest"]["layers"][0]["digest"]
+        .as_str()
+        .expect("digests.json: busybox layer")
+        .to_owned()
 }
 
-impl Registry {
-    fn start() -> Registry {
-        let data = workspace_root().join("target/registry-it-images-more");
-        let mut users = REGISTRY_USERS.lock().unwrap_or_else(|e| e.into_inner());
-        if *users == 0 {
-            let out = Command::new(shared_images().join("start-registry.sh"))
-                .arg(&data)
-                .arg(PORT.to_string())
-                .output()
-                .expect("run start-registry.sh");
-            assert!(
-                out.status.success(),
-                "start-registry.sh failed:\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        *users += 1;
-        let digests = serde_json::from_slice(
-            &std::fs::read(data.join("images/digests.json")).expect("digests.json"),
-        )
-        .expect("parse digests.json");
-        Registry { data, digests }
-    }
-
-    /// The busybox layer's digest (compressed blob), as pushed.
-    fn busybox_layer(&self) -> String {
-        self.digests["busybox-oci"]["latest"]["layers"][0]["digest"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    fn layered_top_layer(&self) -> String {
-        self.digests["layered-oci"]["latest"]["layers"][1]["digest"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let mut users = REGISTRY_USERS.lock().unwrap_or_else(|e| e.into_inner());
-        *users -= 1;
-        if *users == 0 {
-            let _ = Command::new(shared_images().join("stop-registry.sh"))
-                .arg(&self.data)
-                .status();
-        }
-    }
+/// The layered image's second layer's digest (compressed blob), as pushed.
+fn layered_top_layer(reg: &Registry) -> String {
+    reg.digests()["layered-oci"]["latest"]["layers"][1]["digest"]
+        .as_str()
+        .expect("digests.json: layered top layer")
+        .to_owned()
 }
 
 /// What the proxy demands and does.
@@ -356,7 +310,7 @@ async fn assert_nothing_stored(d: &TestDaemon) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_pull_with_bearer_token_keeps_secrets_out_of_the_log() {
     require_root!();
-    let _reg = Registry::start();
+    let _reg = Registry::start("registry-it-images-more", PORT);
     let password = "s3cret-bearer-pw-91c2";
     let proxy = Proxy::start(Behaviour {
         bearer: Some(("puller".into(), password.into())),
@@ -425,7 +379,7 @@ async fn root_pull_with_bearer_token_keeps_secrets_out_of_the_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_pull_with_basic_auth() {
     require_root!();
-    let _reg = Registry::start();
+    let _reg = Registry::start("registry-it-images-more", PORT);
     let password = "basic-pw-0b7f";
     let proxy = Proxy::start(Behaviour {
         basic: Some(("alice".into(), password.into())),
@@ -462,7 +416,7 @@ async fn root_pull_with_basic_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_docker_cli_login_and_pull_with_credentials() {
     require_root!();
-    let _reg = Registry::start();
+    let _reg = Registry::start("registry-it-images-more", PORT);
     let password = "cli-bearer-pw-5e1a";
     let proxy = Proxy::start(Behaviour {
         bearer: Some(("puller".into(), password.into())),
@@ -516,8 +470,8 @@ async fn root_docker_cli_login_and_pull_with_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_corrupted_blob_fails_cleanly() {
     require_root!();
-    let reg = Registry::start();
-    let layer = reg.busybox_layer();
+    let reg = Registry::start("registry-it-images-more", PORT);
+    let layer = busybox_layer(&reg);
     let proxy = Proxy::start(Behaviour {
         corrupt: Some(layer.clone()),
         ..Default::default()
@@ -536,7 +490,7 @@ async fn root_corrupted_blob_fails_cleanly() {
     // A multi-layer image whose *second* layer is corrupt: the first layer, already
     // unpacked by then, must not stay behind either.
     let proxy = Proxy::start(Behaviour {
-        corrupt: Some(reg.layered_top_layer()),
+        corrupt: Some(layered_top_layer(&reg)),
         ..Default::default()
     })
     .await;
@@ -548,9 +502,9 @@ async fn root_corrupted_blob_fails_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_truncated_download_fails_cleanly() {
     require_root!();
-    let reg = Registry::start();
+    let reg = Registry::start("registry-it-images-more", PORT);
     let proxy = Proxy::start(Behaviour {
-        truncate: Some(reg.busybox_layer()),
+        truncate: Some(busybox_layer(&reg)),
         ..Default::default()
     })
     .await;
@@ -571,8 +525,8 @@ async fn root_truncated_download_fails_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_concurrent_pulls_share_one_download() {
     require_root!();
-    let reg = Registry::start();
-    let layer = reg.busybox_layer();
+    let reg = Registry::start("registry-it-images-more", PORT);
+    let layer = busybox_layer(&reg);
     let proxy = Proxy::start(Behaviour {
         slow: true,
         ..Default::default()

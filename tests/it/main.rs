@@ -27,6 +27,7 @@ mod metrics;
 mod network;
 mod observe;
 mod ops;
+mod readme;
 mod restart;
 mod restart_policy;
 mod security;

@@ -21,7 +21,7 @@ fn fixtures() -> PathBuf {
         });
     assert!(
         dir.join("digests.json").is_file() && dir.join("busybox-rootfs.tar.gz").is_file(),
-        "test images missing in {}: run `../shared/images/build-test-images.sh target/fixtures` \
+        "test images missing in {}: run `tests/images/build-test-images.sh target/fixtures` \
          in the workspace root (or set BOXD_TEST_FIXTURES)",
         dir.display()
     );
@@ -187,7 +187,7 @@ fn assert_unsafe(err: ImageError, reason_part: &str) {
 }
 
 // ---------------------------------------------------------------------------------------
-// hostile archives (the table of shared/images/README.md, one case at a time)
+// hostile archives (the table of tests/images/README.md, one case at a time)
 
 #[tokio::test]
 async fn refuses_dotdot_path() {
