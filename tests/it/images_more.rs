@@ -604,7 +604,7 @@ async fn root_failed_load_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn root_boxctl_run_pulls_a_missing_image() {
     require_root!();
-    let _reg = Registry::start();
+    let _reg = Registry::start("registry-it-images-more", PORT);
     let d = TestDaemon::start().await;
     let image = format!("127.0.0.1:{PORT}/test/busybox:latest");
     let (code, out, err) =
