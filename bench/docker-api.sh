@@ -39,12 +39,14 @@ tmp=$(mktemp -d /tmp/bxd-api.XXXXXX)
 parent=boxd-bench-api-$$
 boxd_pid=""
 pod_pid=""
+floor_pid=""
 export DOCKER_CONFIG=$tmp/docker-config
 mkdir -p "$DOCKER_CONFIG"
 
 cleanup() {
     set +e
     trap '' INT TERM
+    [ -n "$floor_pid" ] && kill "$floor_pid" 2>/dev/null
     [ -n "$pod_pid" ] && DOCKER_HOST=unix://$tmp/podman.sock "$docker" rm -f $(
         DOCKER_HOST=unix://$tmp/podman.sock "$docker" ps -aq) >/dev/null 2>&1
     [ -n "$pod_pid" ] && kill -TERM "$pod_pid" 2>/dev/null && wait "$pod_pid" 2>/dev/null
@@ -115,7 +117,7 @@ podman system service --time=0 "unix://$tmp/podman.sock" 2>"$tmp/podman.log" &
 pod_pid=$!
 wait_socket "$tmp/podman.sock" "$pod_pid" "$tmp/podman.log"
 
-on() { # daemon, docker args...
+on() { # daemon (boxd, podman, or floor: bench/docker-floor.py), docker args...
     local d=$1
     shift
     DOCKER_HOST=unix://$tmp/$d.sock "$docker" "$@"
@@ -134,7 +136,7 @@ done
 
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-ms() { awk "BEGIN {printf \"%.1f\", $1 / 1e6}"; }
+ms() { awk "BEGIN {printf \"%.1f\", ($1) / 1e6}"; }
 
 # Times `on DAEMON ARGS` (output discarded) into $tmp/<label>.<daemon>.
 time_on() { # label daemon args...
@@ -160,11 +162,20 @@ for d in boxd podman; do
         on "$d" create --network none ${cgroup_args[$d]} --name "c$i" bxbench-busybox /bin/true >/dev/null
     done
 done
+# The client's own cost: the same command against a server that answers at once.
+python3 "$repo/bench/docker-floor.py" "$tmp/floor.sock" 2>"$tmp/floor.log" &
+floor_pid=$!
+for _ in $(seq 50); do
+    [ -S "$tmp/floor.sock" ] && break
+    sleep 0.1
+done
 for _ in $(seq "$n"); do
-    for d in boxd podman; do
+    for d in boxd podman floor; do
         time_on ps "$d" ps -a
     done
 done
+kill "$floor_pid"
+wait "$floor_pid" 2>/dev/null || true
 
 # The big log: one container writes it and exits; it is then read whole.
 lines=$((log_mb * 1000000 / 100))
@@ -214,6 +225,13 @@ for label in run ps logs; do
     printf '  %-34s %8s ms %8s ms %7.1fx\n' "$what" "$(ms "$b")" "$(ms "$p")" \
         "$(awk "BEGIN {print $p / $b}")"
 done
+f=$(median <"$tmp/ps.floor")
+printf '  %-34s %8s ms   (the CLI itself: the same ps against a server that answers at once)\n' \
+    "docker ps -a, no daemon work" "$(ms "$f")"
+b=$(median <"$tmp/ps.boxd")
+p=$(median <"$tmp/ps.podman")
+printf '  %-34s %8s ms %8s ms %7.1fx\n' "  ps minus the CLI's own time" \
+    "$(ms "$b - $f")" "$(ms "$p - $f")" "$(awk "BEGIN {print ($p - $f) / ($b - $f)}")"
 printf '  %-34s %7s MiB %7s MiB\n' "daemon RSS growth during logs" \
     "$(awk "BEGIN {printf \"%.1f\", $(median <"$tmp/logsrss.boxd") / 1024}")" \
     "$(awk "BEGIN {printf \"%.1f\", $(median <"$tmp/logsrss.podman") / 1024}")"
