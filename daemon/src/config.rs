@@ -14,6 +14,8 @@ use crate::runtime::userns::UsernsRange;
 pub const DEFAULT_SOCKET: &str = boxd_types::DEFAULT_SOCKET;
 /// Default root: database, images, container dirs.
 pub const DEFAULT_ROOT: &str = "/var/lib/boxd";
+/// The config file read when `--config` is not given and it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/boxd/boxd.toml";
 /// Default runtime state dir (tmpfs: gone after a reboot, by design).
 pub const DEFAULT_STATE_DIR: &str = "/run/boxd";
 
@@ -37,6 +39,10 @@ Options:
           in `<group>/daemon`]
       --config <FILE>
           TOML config file (keys as the flags, with underscores); flags win over it
+          [default: /etc/boxd/boxd.toml when it exists; docs/boxd.toml lists every key]
+      --print-config
+          Print the effective configuration (flags, file and defaults merged) as the
+          config file's TOML, and exit
       --shim <PATH>
           The binary run as `<shim> shim --config ...` [default: `boxd-shim` beside this
           binary, else this binary]
@@ -115,6 +121,9 @@ pub enum Command {
     Help,
     /// `-V`, `--version`: print [`VERSION`] and exit 0.
     Version,
+    /// `--print-config`: print the effective configuration ([`Config::to_toml`]) and
+    /// exit 0.
+    PrintConfig(Box<Args>),
 }
 
 /// A command line boxd cannot use; `boxd` prints it and exits 2.
@@ -150,10 +159,12 @@ impl Args {
 
         let mut parser = lexopt::Parser::from_args(args);
         let mut a = Args::default();
+        let mut print_config = false;
         while let Some(arg) = parser.next()? {
             match arg {
                 Short('h') | Long("help") => return Ok(Command::Help),
                 Short('V') | Long("version") => return Ok(Command::Version),
+                Long("print-config") => print_config = true,
                 Long("socket") => a.socket = Some(parser.value()?.into()),
                 Long("root") => a.root = Some(parser.value()?.into()),
                 Long("state-dir") => a.state_dir = Some(parser.value()?.into()),
@@ -185,6 +196,9 @@ impl Args {
                 }
                 _ => return Err(arg.unexpected().into()),
             }
+        }
+        if print_config {
+            return Ok(Command::PrintConfig(Box::new(a)));
         }
         Ok(Command::Run(Box::new(a)))
     }
@@ -407,6 +421,10 @@ impl Config {
     pub fn load(args: Args) -> Result<Config, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
+            // The packaged place, read when it is there (the unit needs no flag).
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
             None => FileConfig::default(),
         };
         let network = network_settings(&file)?;
@@ -541,6 +559,78 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The configuration as the config file's TOML: every key with its effective
+    /// value (`boxd --print-config`), so that what a daemon would run with can be read,
+    /// kept, and given back as a file.
+    pub fn to_toml(&self) -> String {
+        use toml::Value;
+        let path = |p: &Path| Value::String(p.display().to_string());
+        let int = |n: u64| Value::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let mut t = toml::Table::new();
+        t.insert("socket".into(), path(&self.socket));
+        if let Some(p) = &self.docker_socket {
+            t.insert("docker_socket".into(), path(p));
+        }
+        if let Some(a) = &self.metrics_address {
+            t.insert("metrics_address".into(), Value::String(a.to_string()));
+        }
+        t.insert("root".into(), path(&self.root));
+        t.insert("state_dir".into(), path(&self.state_dir));
+        if let Some(c) = &self.cgroup_parent {
+            t.insert("cgroup_parent".into(), Value::String(c.clone()));
+        }
+        t.insert("shim".into(), path(&self.shim));
+        if let Some(l) = &self.log_level {
+            t.insert("log_level".into(), Value::String(l.clone()));
+        }
+        t.insert("events_max".into(), int(self.events_max));
+        t.insert(
+            "events_max_days".into(),
+            int(self.events_max_age.as_secs() / (24 * 3600)),
+        );
+        t.insert(
+            "exits_max_per_container".into(),
+            int(self.exits_max_per_container),
+        );
+        t.insert("max_json_body".into(), int(self.max_json_body));
+        t.insert("max_image_body".into(), int(self.max_image_body));
+        t.insert("max_archive_member".into(), int(self.max_archive_member));
+        t.insert("log_max_bytes".into(), int(self.log_max_bytes));
+        t.insert("log_max_files".into(), int(self.log_max_files.into()));
+        let n = &self.network;
+        t.insert(
+            "default_network_mode".into(),
+            Value::String(n.default_mode.clone()),
+        );
+        t.insert(
+            "default_bridge".into(),
+            Value::String(n.default_bridge.clone()),
+        );
+        t.insert(
+            "default_subnet".into(),
+            Value::String(n.default_subnet.to_string()),
+        );
+        t.insert("network_pool".into(), Value::String(n.pool.to_string()));
+        t.insert(
+            "bridge_prefix".into(),
+            Value::String(n.bridge_prefix.clone()),
+        );
+        t.insert(
+            "port_host_ip".into(),
+            Value::String(n.port_host_ip.to_string()),
+        );
+        t.insert(
+            "cni_plugin_dirs".into(),
+            Value::Array(n.plugin_dirs.iter().map(|p| path(p)).collect()),
+        );
+        let mut userns = toml::Table::new();
+        userns.insert("uid_start".into(), int(self.userns_range.uid_start.into()));
+        userns.insert("gid_start".into(), int(self.userns_range.gid_start.into()));
+        userns.insert("slots".into(), int(self.userns_range.slots.into()));
+        t.insert("userns_range".into(), Value::Table(userns));
+        toml::to_string(&t).expect("a TOML table serialises")
     }
 
     /// How shims bound container logs (`None` when `log_max_bytes` is 0).
@@ -682,6 +772,7 @@ mod tests {
             "max-archive-member",
             "max-image-body",
             "max-json-body",
+            "print-config",
             "root",
             "shim",
             "socket",
@@ -689,8 +780,9 @@ mod tests {
         ];
         want.sort_unstable();
         assert_eq!(flags, want);
-        // Each listed flag parses, so the help and the parser cannot drift apart.
-        for flag in &want {
+        // Each listed flag parses, so the help and the parser cannot drift apart
+        // (`--print-config`, which takes no value, has its own test).
+        for flag in want.iter().filter(|f| **f != "print-config") {
             assert!(
                 matches!(parse(&[&format!("--{flag}"), "1"]), Ok(Command::Run(_))),
                 "--{flag}"
@@ -916,5 +1008,73 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_printed_config_is_a_config_file_that_gives_the_same_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Config::load(Args {
+            config: Some(dir.path().join("missing-is-an-error.toml")),
+            ..Default::default()
+        });
+        assert!(first.is_err(), "a named file that is missing is an error");
+        let file = dir.path().join("boxd.toml");
+        std::fs::write(
+            &file,
+            "root = \"/srv/boxd\"\nlog_max_files = 5\ndocker_socket = \"/run/d.sock\"\n\
+             metrics_address = \"127.0.0.1:9323\"\ndefault_network_mode = \"none\"\n",
+        )
+        .unwrap();
+        let args = Args {
+            config: Some(file.clone()),
+            shim: Some("/usr/lib/boxd/boxd-shim".into()),
+            ..Default::default()
+        };
+        let config = Config::load(args).unwrap();
+        let printed = config.to_toml();
+        assert!(printed.contains("root = \"/srv/boxd\""), "{printed}");
+        assert!(printed.contains("[userns_range]"), "{printed}");
+        std::fs::write(&file, &printed).unwrap();
+        let again = Config::load(Args {
+            config: Some(file),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(again, config, "{printed}");
+    }
+
+    #[test]
+    fn print_config_is_a_command_of_its_own() {
+        match Args::parse(["--root", "/x", "--print-config"]) {
+            Ok(Command::PrintConfig(a)) => assert_eq!(a.root, Some("/x".into())),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_documented_sample_is_a_valid_file_of_the_defaults() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/boxd.toml");
+        let documented = Config::load(Args {
+            config: Some(sample.into()),
+            shim: Some("/x/boxd-shim".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let defaults = Config::load(Args {
+            config: Some(empty.path().into()),
+            shim: Some("/x/boxd-shim".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        // The userns range's default may come from this host's /etc/subuid.
+        assert_eq!(
+            Config {
+                userns_range: defaults.userns_range,
+                ..documented
+            },
+            defaults,
+            "docs/boxd.toml must list the defaults"
+        );
     }
 }

@@ -20,6 +20,16 @@ fn main() {
             println!("{}", boxd::config::VERSION);
             return;
         }
+        Ok(boxd::config::Command::PrintConfig(args)) => match boxd::config::Config::load(*args) {
+            Ok(c) => {
+                print!("{}", c.to_toml());
+                return;
+            }
+            Err(e) => {
+                eprintln!("boxd: {}", boxd::error_chain(&e));
+                std::process::exit(2);
+            }
+        },
         Err(e) => {
             eprintln!(
                 "boxd: {}\nTry 'boxd --help' for more information.",
