@@ -169,16 +169,29 @@ async fn wait_until(mut cond: impl FnMut() -> bool) {
 async fn run_failing_at_the_daemon_exits_125_with_its_message() {
     let daemon = FakeDaemon::start(|_| Reply::error(404, "not_found", "no such image: nope"));
     let out = boxctl(&daemon.socket())
-        .args(["run", "nope"])
+        .args(["run", "--pull", "never", "nope"])
         .output()
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     let line = assert_one_error_line(&out);
     assert!(
-        line.contains("no such image: nope (404 not_found)"),
+        line.contains("no such image: nope (404 not_found)") && line.contains("--pull never"),
         "{line}"
     );
+    // By default a missing image is pulled first (as `docker run`), and the pull's
+    // failure is the error.
+    let out = boxctl(&daemon.socket())
+        .args(["run", "nope"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines[0], "Unable to find image 'nope' locally");
+    assert!(lines[1].starts_with("boxctl: failed to pull nope"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

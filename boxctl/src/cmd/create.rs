@@ -58,7 +58,7 @@ pub struct ContainerOpts {
     /// Mount, as docker's --mount: `type=volume|bind,src=NAME|PATH,dst=PATH`, optionally `,readonly`.
     #[arg(long = "mount", value_name = "type=volume,src=NAME,dst=PATH")]
     pub mount: Vec<String>,
-    /// Memory limit (b, k, m, g suffixes; 1k = 1024).
+    /// Memory limit (b, k, m, g, t suffixes; 1k = 1024; 0: unlimited, as docker).
     #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
     /// Memory plus swap limit, or -1 for unlimited swap.
@@ -279,10 +279,12 @@ pub fn build_with(
 }
 
 fn resources(opts: &ContainerOpts) -> anyhow::Result<Resources> {
+    // `-m 0` is no limit, as docker reads it.
+    let memory = opts.memory.filter(|&m| m != 0);
     if let Some(swap) = opts.memory_swap.filter(|&s| s != -1) {
         // Docker's rule: swap is memory *plus* swap, so it means nothing without a
         // memory limit and cannot be below it.
-        let Some(memory) = opts.memory else {
+        let Some(memory) = memory else {
             bail!("--memory-swap needs --memory");
         };
         if (swap as u64) < memory {
@@ -294,7 +296,7 @@ fn resources(opts: &ContainerOpts) -> anyhow::Result<Resources> {
         None => (None, None),
     };
     Ok(Resources {
-        memory_bytes: opts.memory,
+        memory_bytes: memory,
         memory_swap_bytes: opts.memory_swap,
         memory_swappiness: opts.memory_swappiness,
         memory_high_bytes: opts.memory_high,
@@ -529,6 +531,21 @@ mod tests {
         assert!(parse_size("64x").is_err());
         assert!(parse_size("-5m").is_err());
         assert!(parse_size("99999999999t").is_err());
+    }
+
+    #[test]
+    fn memory_zero_is_no_limit_as_docker() {
+        let opts = ContainerOpts {
+            memory: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(resources(&opts).unwrap().memory_bytes, None);
+        let opts = ContainerOpts {
+            memory: Some(64 << 20),
+            ..Default::default()
+        };
+        assert_eq!(resources(&opts).unwrap().memory_bytes, Some(64 << 20));
+        assert_eq!(parse_size("1t"), Ok(1 << 40));
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct SecurityOpts {
     #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
-    /// Size limit of the container's writable layer (b, k, m, g suffixes).
+    /// Size limit of the container's writable layer (b, k, m, g, t suffixes).
     #[arg(long = "disk", value_name = "SIZE", value_parser = parse_size)]
     pub disk: Option<u64>,
     /// User namespace: host (default), auto (the container's root is an unprivileged

@@ -16,7 +16,7 @@ const CPU_PERIOD_US: u64 = 100_000;
 /// The options of `update`.
 #[derive(Debug, ClapArgs)]
 pub struct Args {
-    /// Memory limit (b, k, m, g suffixes; 1k = 1024).
+    /// Memory limit (b, k, m, g, t suffixes; 1k = 1024).
     #[arg(short = 'm', long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
     /// Memory plus swap limit, or -1 for unlimited swap.
