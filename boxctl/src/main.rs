@@ -189,7 +189,11 @@ fn main() {
         Ok(code) => code,
         Err(err) => {
             eprintln!("boxctl: {err:#}");
-            failure_code
+            if failure_code == RUN_FAILED {
+                cmd::run::exec_failure_code(&err).unwrap_or(failure_code)
+            } else {
+                failure_code
+            }
         }
     };
     // `exit` skips destructors; whatever `print!` left buffered goes out first.

@@ -44,6 +44,14 @@ async fn root_boxctl_run_exits_with_the_containers_status() {
     assert_eq!(code, Some(7), "stderr: {err}");
     let list = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
     assert_eq!(list[0]["exit_code"], 7, "{list}");
+    // A command that is not found is 127, one that cannot be run 126, as docker run;
+    // boxctl's and the daemon's own failures stay 125.
+    let (code, _, err) = boxctl(&d, &["run", "--rm", "busybox", "no-such-command"]).await;
+    assert_eq!(code, Some(127), "stderr: {err}");
+    let (code, _, err) = boxctl(&d, &["run", "--rm", "busybox", "/etc/passwd"]).await;
+    assert_eq!(code, Some(126), "stderr: {err}");
+    let (code, _, err) = boxctl(&d, &["run", "--rm", "--pull", "never", "nosuchimage"]).await;
+    assert_eq!(code, Some(125), "stderr: {err}");
 }
 
 #[tokio::test]

@@ -88,6 +88,27 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     outcome
 }
 
+/// The exit status of a `run` whose command could not be executed, as `docker run`:
+/// 127 when it was not found, 126 when it could not be run (permission denied, not an
+/// executable); `None` for every other failure (125).
+pub fn exec_failure_code(err: &anyhow::Error) -> Option<i32> {
+    let (code, message) = err.chain().find_map(|e| match e.downcast_ref() {
+        Some(boxd_client::Error::Api { code, message, .. }) => Some((code, message)),
+        _ => None,
+    })?;
+    let m = message.to_ascii_lowercase();
+    if code != "start_failed" || !m.contains("(exec)") {
+        return None;
+    }
+    if m.contains("not found") || m.contains("no such file") {
+        Some(127)
+    } else if m.contains("permission denied") || m.contains("exec format") {
+        Some(126)
+    } else {
+        None
+    }
+}
+
 /// Prints the container's output until it exits, then returns its exit code.
 async fn attach(ctx: &Ctx, id: &str, signals: &mut Signals) -> anyhow::Result<i32> {
     let options = LogsOptions {
