@@ -170,7 +170,37 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
     }
 }
 
+/// Exit status of a command whose reader went away (`boxctl ps | head`): what a shell
+/// shows for a process ended by SIGPIPE, printed as nothing.
+const BROKEN_PIPE: i32 = 128 + 13;
+
+/// True when `err` is a write to a closed pipe.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || e.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
 fn main() {
+    // Rust ignores SIGPIPE, so `print!` to a pipe whose reader is gone panics with
+    // "failed printing to stdout: Broken pipe". That is how `ps | head` ends, not a
+    // failure: leave quietly, as a C tool killed by SIGPIPE would.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if text.contains("Broken pipe") {
+            std::process::exit(BROKEN_PIPE);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let failure_code = match cli.command {
         Command::Run(_) => RUN_FAILED,
@@ -187,6 +217,7 @@ fn main() {
         .and_then(|rt| rt.block_on(dispatch(&ctx, cli.command)));
     let code = match result {
         Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => BROKEN_PIPE,
         Err(err) => {
             eprintln!("boxctl: {err:#}");
             if failure_code == RUN_FAILED {

@@ -300,3 +300,36 @@ async fn root_boxctl_run_dns_and_add_host_reach_the_containers_files() {
         .collect();
     assert_eq!(servers, ["nameserver 192.0.2.53"], "{out}");
 }
+
+/// `boxctl ps --json | head` ends quietly when `head` stops reading: no error line.
+#[tokio::test]
+async fn root_boxctl_output_to_a_closed_pipe_is_no_error() {
+    require_root!();
+    let d = TestDaemon::start().await;
+    d.import_busybox().await;
+    // More than a pipe's buffer (64 KiB) of JSON, so that the writes meet the closed
+    // pipe.
+    for i in 0..60 {
+        let body = json!({"image": "busybox", "name": format!("c{i}"), "cmd": ["true"],
+            "labels": {"filler": "x".repeat(1000)}});
+        d.api_ok("POST", "/v1/containers", Some(body), 201).await;
+    }
+    let script = format!(
+        "set -o pipefail; {} ps -a --json | head -c 10 >/dev/null; echo status=$?",
+        boxd_tests::boxctl_bin().display()
+    );
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::process::Command::new("bash")
+            .args(["-c", &script])
+            .env("BOXD_SOCKET", &d.socket)
+            .output(),
+    )
+    .await
+    .expect("boxctl | head finished")
+    .expect("run bash");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "", "an error was printed");
+    assert_eq!(stdout.trim(), "status=141", "{stdout}");
+}
