@@ -28,7 +28,8 @@ struct Cli {
     #[arg(long, global = true, env = SOCKET_ENV, default_value = DEFAULT_SOCKET, value_name = "PATH")]
     socket: PathBuf,
     /// Print machine-readable JSON (ps, images, version, info, events, wait, create, run -d,
-    /// network create and ls).
+    /// logs (one line per entry), start, stop, kill, rm, pause, unpause (one `{"id"}` line
+    /// per id), network create, ls and rm, volume rm).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]

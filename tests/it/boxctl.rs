@@ -44,6 +44,36 @@ async fn root_boxctl_run_exits_with_the_containers_status() {
     assert_eq!(code, Some(7), "stderr: {err}");
     let list = d.api_ok("GET", "/v1/containers?all=true", None, 200).await;
     assert_eq!(list[0]["exit_code"], 7, "{list}");
+    // `logs --json`: one JSON line per entry, with its stream.
+    let (code, _, err) = boxctl(
+        &d,
+        &[
+            "run",
+            "--name",
+            "talker",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; sleep 0.2; echo err >&2",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let (code, out, err) = boxctl(&d, &["--json", "logs", "talker"]).await;
+    assert_eq!(code, Some(0), "stderr: {err}");
+    let entries: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(entries.len(), 2, "{out}");
+    assert_eq!(
+        (&entries[0]["stream"], &entries[0]["line"]),
+        (&json!("stdout"), &json!("out\n"))
+    );
+    assert_eq!(
+        (&entries[1]["stream"], &entries[1]["line"]),
+        (&json!("stderr"), &json!("err\n"))
+    );
     // A command that is not found is 127, one that cannot be run 126, as docker run;
     // boxctl's and the daemon's own failures stay 125.
     let (code, _, err) = boxctl(&d, &["run", "--rm", "busybox", "no-such-command"]).await;
@@ -98,11 +128,11 @@ async fn root_boxctl_verbs_take_several_ids_and_go_on_after_a_failure() {
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("boxctl rm -f"), "{err}");
 
-    let (code, out, err) = boxctl(&d, &["stop", "-t", "1", "one"]).await;
+    let (code, out, err) = boxctl(&d, &["--json", "stop", "-t", "1", "one"]).await;
     assert_eq!(
         (code, lines(&out)),
-        (Some(0), vec!["one".to_owned()]),
-        "{err}"
+        (Some(0), vec![r#"{"id":"one"}"#.to_owned()]),
+        "--json is one line per id: {err}"
     );
     let (code, out, err) = boxctl(&d, &["kill", "two", "nope"]).await;
     assert_eq!(

@@ -17,7 +17,7 @@ pub struct Args {
 
 /// Runs `boxctl kill`: prints each signalled id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    Ok(each_id(&args.ids, "kill", |id| {
+    Ok(each_id(ctx, &args.ids, "kill", |id| {
         ctx.client.kill(id, args.signal.as_deref())
     })
     .await)

@@ -60,6 +60,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         .logs(&args.id, options)
         .await
         .with_context(|| format!("failed to read the logs of {}", args.id))?;
+    if ctx.json {
+        // One JSON line per entry (time, stream, line), as the API's ndjson.
+        while let Some(entry) = stream.next().await {
+            let entry = entry.context("log stream broke off")?;
+            let mut line = serde_json::to_vec(&entry).context("failed to encode a log entry")?;
+            line.push(b'\n');
+            tokio::io::AsyncWriteExt::write_all(&mut tokio::io::stdout(), &line)
+                .await
+                .context("failed to write a log entry")?;
+        }
+        return Ok(0);
+    }
     let mut printer = LogPrinter::new(args.timestamps);
     while let Some(entry) = stream.next().await {
         let entry = entry.context("log stream broke off")?;

@@ -69,9 +69,10 @@ pub fn report(err: &anyhow::Error) {
 }
 
 /// Runs `op` on each id in turn, as the multi-id commands (`start`, `stop`, `kill`,
-/// `rm`) do: the id is printed when it worked, a failure is reported (`failed to VERB
-/// ID: why`) and the rest go on. Returns the exit code: 1 if any failed.
-pub async fn each_id<'a, F, Fut>(ids: &'a [String], verb: &str, mut op: F) -> i32
+/// `rm`) do: the id is printed when it worked (with `--json`, one line
+/// `{"id": ID}` each), a failure is reported (`failed to VERB ID: why`) and the rest go
+/// on. Returns the exit code: 1 if any failed.
+pub async fn each_id<'a, F, Fut>(ctx: &Ctx, ids: &'a [String], verb: &str, mut op: F) -> i32
 where
     F: FnMut(&'a str) -> Fut,
     Fut: std::future::Future<Output = boxd_client::Result<()>>,
@@ -82,6 +83,7 @@ where
             .await
             .with_context(|| format!("failed to {verb} {id}"))
         {
+            Ok(()) if ctx.json => println!("{}", serde_json::json!({ "id": id })),
             Ok(()) => println!("{id}"),
             Err(err) => {
                 report(&err);

@@ -261,7 +261,7 @@ async fn inspect(ctx: &Ctx, args: InspectArgs) -> anyhow::Result<i32> {
 }
 
 async fn rm(ctx: &Ctx, args: RmArgs) -> anyhow::Result<i32> {
-    Ok(each_id(&args.names, "remove network", |name| {
+    Ok(each_id(ctx, &args.names, "remove network", |name| {
         ctx.client.remove_network(name)
     })
     .await)

@@ -23,10 +23,10 @@ pub struct UnpauseArgs {
 
 /// Runs `boxctl pause`: prints each paused id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    Ok(each_id(&args.ids, "pause", |id| ctx.client.pause(id)).await)
+    Ok(each_id(ctx, &args.ids, "pause", |id| ctx.client.pause(id)).await)
 }
 
 /// Runs `boxctl unpause`.
 pub async fn run_unpause(ctx: &Ctx, args: UnpauseArgs) -> anyhow::Result<i32> {
-    Ok(each_id(&args.ids, "unpause", |id| ctx.client.unpause(id)).await)
+    Ok(each_id(ctx, &args.ids, "unpause", |id| ctx.client.unpause(id)).await)
 }

@@ -21,7 +21,7 @@ pub struct Args {
 
 /// Runs `boxctl rm`: prints each removed id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    Ok(each_id(&args.ids, "remove", |id| {
+    Ok(each_id(ctx, &args.ids, "remove", |id| {
         ctx.client
             .remove_container_with_volumes(id, args.force, args.volumes)
     })

@@ -15,7 +15,7 @@ pub struct Args {
 /// Runs `boxctl start`: prints each started id; failures are reported and the rest go on.
 /// A container that already runs is not a failure (as `docker start`): it is printed.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    Ok(each_id(&args.ids, "start", |id| async move {
+    Ok(each_id(ctx, &args.ids, "start", |id| async move {
         match ctx.client.start(id).await {
             Err(boxd_client::Error::Api { code, .. }) if code == "already_running" => Ok(()),
             other => other,

@@ -23,5 +23,5 @@ pub struct Args {
 
 /// Runs `boxctl stop`: prints each stopped id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    Ok(each_id(&args.ids, "stop", |id| ctx.client.stop(id, args.time)).await)
+    Ok(each_id(ctx, &args.ids, "stop", |id| ctx.client.stop(id, args.time)).await)
 }

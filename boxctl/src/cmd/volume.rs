@@ -137,7 +137,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
             print_json(&found)?;
             Ok(code)
         }
-        Command::Rm(args) => Ok(each_id(&args.names, "remove volume", |name| {
+        Command::Rm(args) => Ok(each_id(ctx, &args.names, "remove volume", |name| {
             ctx.client.remove_volume(name, args.force)
         })
         .await),
