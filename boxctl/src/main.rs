@@ -77,6 +77,8 @@ enum Command {
     Start(cmd::start::Args),
     /// Stop containers (SIGTERM, then SIGKILL).
     Stop(cmd::stop::Args),
+    /// Stop containers that run, then start them.
+    Restart(cmd::stop::Args),
     /// Send a signal to containers.
     Kill(cmd::kill::Args),
     /// Pause every process of containers (cgroup freezer).
@@ -156,6 +158,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Logs(args) => cmd::logs::run(ctx, args).await,
         Command::Start(args) => cmd::start::run(ctx, args).await,
         Command::Stop(args) => cmd::stop::run(ctx, args).await,
+        Command::Restart(args) => cmd::stop::restart(ctx, args).await,
         Command::Kill(args) => cmd::kill::run(ctx, args).await,
         Command::Pause(args) => cmd::pause::run(ctx, args).await,
         Command::Unpause(args) => cmd::pause::run_unpause(ctx, args).await,

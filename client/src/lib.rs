@@ -388,6 +388,17 @@ impl Client {
         self.no_content(Method::POST, path).await
     }
 
+    /// `POST /v1/containers/{id}/restart?timeout=`: stops it when it runs (as
+    /// [`Client::stop`]), then starts it.
+    pub async fn restart(&self, id: &str, timeout: Option<u64>) -> Result<()> {
+        let mut query = Query::default();
+        if let Some(secs) = timeout {
+            query.push("timeout", secs);
+        }
+        let path = format!("{}{query}", container_path(id, "/restart"));
+        self.no_content(Method::POST, path).await
+    }
+
     /// `POST /v1/containers/{id}/kill?signal=`: sends `signal` (`SIGTERM`, `TERM` or `15`),
     /// SIGKILL when `None` (409 `not_running`).
     pub async fn kill(&self, id: &str, signal: Option<&str>) -> Result<()> {

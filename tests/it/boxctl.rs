@@ -134,6 +134,24 @@ async fn root_boxctl_verbs_take_several_ids_and_go_on_after_a_failure() {
         (Some(0), vec![r#"{"id":"one"}"#.to_owned()]),
         "--json is one line per id: {err}"
     );
+    // restart: a stopped one is started; a running one stopped and started again.
+    let (code, out, err) = boxctl(&d, &["restart", "-t", "1", "one"]).await;
+    assert_eq!(
+        (code, lines(&out)),
+        (Some(0), vec!["one".to_owned()]),
+        "{err}"
+    );
+    let first = d.inspect("one").await;
+    assert_eq!(first["state"], "running", "{first}");
+    d.api_ok("POST", "/v1/containers/one/restart?timeout=1", None, 204)
+        .await;
+    let second = d.inspect("one").await;
+    assert_eq!(second["state"], "running", "{second}");
+    assert_ne!(second["pid"], first["pid"], "a new run: {second}");
+    let (code, _, err) = boxctl(&d, &["restart", "nope"]).await;
+    assert_eq!(code, Some(1), "{err}");
+    let (code, _, err) = boxctl(&d, &["stop", "-t", "1", "one"]).await;
+    assert_eq!(code, Some(0), "{err}");
     let (code, out, err) = boxctl(&d, &["kill", "two", "nope"]).await;
     assert_eq!(
         (code, lines(&out)),

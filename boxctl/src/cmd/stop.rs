@@ -1,4 +1,5 @@
-//! `boxctl stop [-t SECS] ID...`: SIGTERM, then SIGKILL after the grace time.
+//! `boxctl stop [-t SECS] ID...`: SIGTERM, then SIGKILL after the grace time; and
+//! `boxctl restart [-t SECS] ID...`: the same, then a start.
 
 use clap::Args as ClapArgs;
 
@@ -24,4 +25,13 @@ pub struct Args {
 /// Runs `boxctl stop`: prints each stopped id; failures are reported and the rest go on.
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     Ok(each_id(ctx, &args.ids, "stop", |id| ctx.client.stop(id, args.time)).await)
+}
+
+/// Runs `boxctl restart`: prints each restarted id; failures are reported and the rest
+/// go on.
+pub async fn restart(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    Ok(each_id(ctx, &args.ids, "restart", |id| {
+        ctx.client.restart(id, args.time)
+    })
+    .await)
 }

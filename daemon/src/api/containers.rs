@@ -110,12 +110,8 @@ pub(super) struct StopQuery {
     timeout: Option<String>,
 }
 
-pub(super) async fn stop(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<StopQuery>,
-) -> Result<StatusCode, ApiError> {
-    let timeout = match q.timeout.as_deref() {
+fn stop_timeout(q: &StopQuery) -> Result<Duration, ApiError> {
+    let secs = match q.timeout.as_deref() {
         None => 10,
         Some(t) => t
             .parse::<u64>()
@@ -127,7 +123,25 @@ pub(super) async fn stop(
                 ))
             })?,
     };
-    s.runtime.stop(&id, Duration::from_secs(timeout)).await?;
+    Ok(Duration::from_secs(secs))
+}
+
+pub(super) async fn stop(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StopQuery>,
+) -> Result<StatusCode, ApiError> {
+    s.runtime.stop(&id, stop_timeout(&q)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops the container when it runs (as `stop`), then starts it.
+pub(super) async fn restart(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<StopQuery>,
+) -> Result<StatusCode, ApiError> {
+    s.runtime.restart(&id, stop_timeout(&q)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

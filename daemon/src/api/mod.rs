@@ -73,6 +73,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/containers/{id}"),
     ("POST", "/v1/containers/{id}/start"),
     ("POST", "/v1/containers/{id}/stop"),
+    ("POST", "/v1/containers/{id}/restart"),
     ("POST", "/v1/containers/{id}/kill"),
     ("POST", "/v1/containers/{id}/wait"),
     ("POST", "/v1/containers/{id}/pause"),
@@ -149,6 +150,11 @@ pub fn router(state: AppState) -> Router {
     r.add("DELETE", "/v1/containers/{id}", delete(containers::remove));
     r.add("POST", "/v1/containers/{id}/start", post(containers::start));
     r.add("POST", "/v1/containers/{id}/stop", post(containers::stop));
+    r.add(
+        "POST",
+        "/v1/containers/{id}/restart",
+        post(containers::restart),
+    );
     r.add("POST", "/v1/containers/{id}/kill", post(containers::kill));
     r.add("POST", "/v1/containers/{id}/wait", post(containers::wait));
     r.add("POST", "/v1/containers/{id}/pause", post(containers::pause));

@@ -1404,10 +1404,8 @@ pub(super) async fn restart(
     DockerQuery(q): DockerQuery<StopQuery>,
 ) -> Result<StatusCode, DockerError> {
     let timeout = stop_timeout(&q)?;
-    let c = s.runtime.container(&id).await?;
-    s.runtime.stop(&c.id, timeout).await?;
-    match s.runtime.start(&c.id).await {
-        Ok(()) | Err(RuntimeError::AlreadyRunning(_)) => Ok(StatusCode::NO_CONTENT),
+    match s.runtime.restart(&id, timeout).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(e) => Err(start_error(e)),
     }
 }

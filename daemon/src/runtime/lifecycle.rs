@@ -948,6 +948,21 @@ impl Runtime {
             .await
     }
 
+    /// `restart`: stops the container when it runs (TERM, then KILL after `timeout`),
+    /// then starts it; a container that does not run is just started, as Docker's.
+    pub async fn restart(&self, reference: &str, timeout: Duration) -> Result<(), RuntimeError> {
+        let id = self.resolve(reference).await?.container.id;
+        match self.stop(&id, timeout).await {
+            Ok(()) | Err(RuntimeError::NotRunning(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match self.start(&id).await {
+            // Its restart policy may have started it in between.
+            Ok(()) | Err(RuntimeError::AlreadyRunning(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends a signal; 409 if the container is not running.
     pub async fn kill(&self, reference: &str, signal: i32) -> Result<(), RuntimeError> {
         self.call(reference, |reply| Command::Kill { signal, reply })
