@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use boxd_client::{Client, DEFAULT_SOCKET, SOCKET_ENV};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 use cmd::Ctx;
 
@@ -105,6 +105,10 @@ enum Command {
     Attach(cmd::attach::Args),
     /// Check that the daemon's records and the kernel agree.
     Doctor(cmd::doctor::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion(cmd::docs::CompletionArgs),
+    /// Write boxctl's man pages into a directory.
+    Man(cmd::docs::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +136,8 @@ async fn dispatch(ctx: &Ctx, command: Command) -> anyhow::Result<i32> {
         Command::Version(args) => cmd::version::run(ctx, args).await,
         Command::Info(args) => cmd::info::run(ctx, args).await,
         Command::Doctor(args) => cmd::doctor::run(ctx, args).await,
+        Command::Completion(args) => cmd::docs::completion(Cli::command(), args),
+        Command::Man(args) => cmd::docs::man(Cli::command(), args),
         Command::Image(ImageCommand::Import(args)) => cmd::import::run(ctx, args).await,
         Command::Image(ImageCommand::Ls(args)) | Command::Images(args) => {
             cmd::images::run(ctx, args).await

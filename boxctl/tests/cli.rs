@@ -554,3 +554,47 @@ async fn network_verbs_print_like_docker_and_go_on_after_a_failure() {
         ]
     );
 }
+
+/// Completions and man pages come from the parser's own definitions: every verb is
+/// there, and so are the flags it takes. They need no daemon.
+#[tokio::test]
+async fn completions_and_man_pages_are_generated_from_the_parser() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("absent.sock");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = boxctl(&socket)
+            .args(["completion", shell])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let script = text(&out.stdout);
+        // fish writes long flags as `-l pull`.
+        for word in ["restart", "volume", "pull"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let out = boxctl(&socket)
+        .args(["completion", "tcsh"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+
+    let man = dir.path().join("man1");
+    let out = boxctl(&socket)
+        .args(["man", "--out"])
+        .arg(&man)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = std::fs::read_to_string(man.join("boxctl-run.1")).unwrap();
+    assert!(run.contains("pull"), "boxctl-run.1 names --pull");
+    assert!(man.join("boxctl.1").exists());
+    assert!(man.join("boxctl-restart.1").exists());
+}

@@ -7,6 +7,7 @@
 
 pub mod attach;
 pub mod create;
+pub mod docs;
 pub mod doctor;
 pub mod events;
 pub mod exec;
