@@ -104,6 +104,17 @@ pub struct ContainerOpts {
     #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "POLICY")]
     pub restart: Option<String>,
+    /// Read environment variables from a file: K=V lines (a bare K takes its value
+    /// from boxctl's environment; `#` comments and blank lines are skipped). `-e` wins.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// The signal `stop` sends first (SIGTERM, or the image's StopSignal, when absent).
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Docker flags boxd does not offer: refused with the reason instead of "unknown
+    /// argument" (see `refused_flags`).
+    #[command(flatten)]
+    pub refused: RefusedFlags,
     /// Security settings (capabilities, seccomp, read-only root, tmpfs, ulimits, disk).
     #[command(flatten)]
     pub security: super::security::SecurityOpts,
@@ -213,6 +224,66 @@ async fn pull_quietly(ctx: &Ctx, reference: &str) -> anyhow::Result<()> {
     Err(anyhow::anyhow!("the pull ended without a result").context(fail()))
 }
 
+/// Flags docker users reach for that boxd does not offer. Each is taken so that the
+/// error can say why, instead of clap's "unexpected argument".
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct RefusedFlags {
+    /// Not supported: boxd runs no privileged containers (give the capabilities it needs
+    /// with --cap-add instead).
+    #[arg(long)]
+    pub privileged: bool,
+    /// Not supported: boxd gives containers no host devices.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
+    /// Not supported yet: an init process as pid 1 (the app is pid 1; use a shell
+    /// `trap` or an init of the image).
+    #[arg(long)]
+    pub init: bool,
+    /// Not supported yet: pinning to CPUs (limit with --cpus or --cpu-shares).
+    #[arg(long, value_name = "CPUS")]
+    pub cpuset_cpus: Option<String>,
+    /// Not supported yet: the size of /dev/shm (mount one with --tmpfs /dev/shm:size=N).
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// Not supported yet: a per-container stop timeout (give -t to stop and restart).
+    #[arg(long, value_name = "SECS")]
+    pub stop_timeout: Option<String>,
+}
+
+/// The first refused flag that is set, as an error that says why and what to use.
+fn refused_flags(r: &RefusedFlags) -> anyhow::Result<()> {
+    let why = if r.privileged {
+        "--privileged is not supported: boxd runs no privileged containers; add the \
+         capabilities the app needs with --cap-add"
+    } else if !r.device.is_empty() {
+        "--device is not supported: boxd gives containers no host devices"
+    } else if r.init {
+        "--init is not supported yet: the app is pid 1; use an init in the image"
+    } else if r.cpuset_cpus.is_some() {
+        "--cpuset-cpus is not supported yet: limit CPU with --cpus or --cpu-shares"
+    } else if r.shm_size.is_some() {
+        "--shm-size is not supported yet: mount one with --tmpfs /dev/shm:size=SIZE"
+    } else if r.stop_timeout.is_some() {
+        "--stop-timeout is not supported yet: give the timeout to stop (-t)"
+    } else {
+        return Ok(());
+    };
+    bail!("{why}")
+}
+
+/// `--env-file` lines as `-e` values: `K=V` or a bare `K`; comments and blank lines
+/// skipped.
+fn env_file_lines(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read env file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
 /// The request body for `opts`, reading bare `-e K` from this process's environment and
 /// resolving relative volume sources against the current directory.
 pub fn build(opts: &ContainerOpts) -> anyhow::Result<CreateContainer> {
@@ -226,9 +297,18 @@ pub fn build_with(
     lookup: impl Fn(&str) -> Option<String>,
     cwd: &Path,
 ) -> anyhow::Result<CreateContainer> {
-    let mut env = Vec::new();
-    for spec in &opts.env {
+    refused_flags(&opts.refused)?;
+    let mut specs = Vec::new();
+    for file in &opts.env_file {
+        specs.extend(env_file_lines(&cwd.join(file))?);
+    }
+    specs.extend(opts.env.iter().cloned());
+    let mut env: Vec<String> = Vec::new();
+    for spec in &specs {
         if let Some(var) = parse_env(spec, &lookup)? {
+            // A later definition of a name replaces an earlier one (`-e` over the file).
+            let name = var.split('=').next().unwrap_or_default().to_owned();
+            env.retain(|e| e.split('=').next() != Some(name.as_str()));
             env.push(var);
         }
     }
@@ -267,6 +347,7 @@ pub fn build_with(
         resources: resources(opts)?,
         labels,
         restart_policy: opts.restart.clone(),
+        stop_signal: opts.stop_signal.clone(),
         memory_warning_percent: None,
         network: opts.network.clone(),
         ports,
@@ -531,6 +612,66 @@ mod tests {
         assert!(parse_size("64x").is_err());
         assert!(parse_size("-5m").is_err());
         assert!(parse_size("99999999999t").is_err());
+    }
+
+    #[test]
+    fn env_files_are_read_and_env_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("app.env"),
+            "# settings\nA=1\n\nB=from-file\nHOME_DIR\n",
+        )
+        .unwrap();
+        let opts = ContainerOpts {
+            env_file: vec!["app.env".into()],
+            env: vec!["B=from-flag".into()],
+            stop_signal: Some("SIGINT".into()),
+            ..Default::default()
+        };
+        let lookup = |k: &str| (k == "HOME_DIR").then(|| "/home/x".to_owned());
+        let req = build_with(&opts, lookup, dir.path()).unwrap();
+        assert_eq!(req.env, ["A=1", "HOME_DIR=/home/x", "B=from-flag"]);
+        assert_eq!(req.stop_signal.as_deref(), Some("SIGINT"));
+        let missing = ContainerOpts {
+            env_file: vec!["nope.env".into()],
+            ..Default::default()
+        };
+        let err = build_with(&missing, lookup, dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("nope.env"), "{err:#}");
+    }
+
+    #[test]
+    fn docker_flags_boxd_lacks_are_refused_with_the_reason() {
+        for (refused, says) in [
+            (
+                RefusedFlags {
+                    privileged: true,
+                    ..Default::default()
+                },
+                "--cap-add",
+            ),
+            (
+                RefusedFlags {
+                    device: vec!["/dev/fuse".into()],
+                    ..Default::default()
+                },
+                "--device",
+            ),
+            (
+                RefusedFlags {
+                    shm_size: Some("64m".into()),
+                    ..Default::default()
+                },
+                "--tmpfs /dev/shm",
+            ),
+        ] {
+            let opts = ContainerOpts {
+                refused,
+                ..Default::default()
+            };
+            let err = build_with(&opts, |_| None, Path::new("/")).unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+        }
     }
 
     #[test]
