@@ -345,11 +345,25 @@ impl Runtime {
             .into());
         }
         let id = c.id.clone();
+        let limited = disk.is_some();
         let root =
             tokio::task::spawn_blocking(move || stopped_root(&lowers, &dir, disk.as_deref()))
                 .await
                 .expect("stopped_root does not panic")
-                .map_err(|source| FsError::OpenRoot { id, source })?;
+                .map_err(|source| {
+                    // Some kernels refuse an overlay whose upper dir is on a detached
+                    // mount (the disk image's): say so, rather than a 500.
+                    if limited && source.raw_os_error() == Some(libc::EINVAL) {
+                        FsError::Unsupported(format!(
+                            "container {} has a disk limit and this kernel cannot mount its \
+                             writable layer while it is stopped: its files can be copied \
+                             while it runs",
+                            c.name
+                        ))
+                    } else {
+                        FsError::OpenRoot { id, source }
+                    }
+                })?;
         Ok((
             c,
             ContainerFs {
