@@ -73,9 +73,9 @@ if [ -n "$tests" ]; then
     # systemd-analyze for the shipped units; containernetworking-plugins + iptables, the
     # CNI plugins boxd runs for networks; python3-docker (docker-py) and docker-compose
     # (Debian's 1.29), clients the Docker API face is tested with; prometheus for
-    # promtool, which checks /metrics.
+    # promtool, which checks /metrics; python3-pip for testcontainers (PyPI, .ci/run).
     packages+=(busybox-static umoci skopeo python3 gzip systemd iproute2 curl
-        containernetworking-plugins iptables python3-docker docker-compose prometheus)
+        containernetworking-plugins iptables python3-docker python3-pip docker-compose prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do
