@@ -51,7 +51,8 @@ run_vm "shim integration tests" -- "$shim_it" --test-threads 2
 # tests (the VM's filesystem cannot be idmapped; tests/it/userns.rs checks that
 # refusal), docker-compose and testcontainers (networks), and the Docker-face tests
 # that translate requests without touching a cgroup (terminal, images, archive wire
-# format, registry login). The disk-limited docker cp test too: the VM's kernel refuses an
+# format, refusals, the second socket, docker-py), the registry tests of images_more
+# (downloads, auth, verification: no kernel in them) and the README's clone test. The disk-limited docker cp test too: the VM's kernel refuses an
 # overlay whose upper dir is on a detached mount, which copying out of a stopped
 # disk-limited container needs (boxd answers that with a 409 there).
 run_vm "integration suite" -- "$suite" root_ --skip network:: \
@@ -63,7 +64,10 @@ run_vm "integration suite" -- "$suite" root_ --skip network:: \
     --skip docker_cli::root_docker_cli_interactive_on_a_terminal \
     --skip docker_cli::root_docker_cli_images \
     --skip docker_cli::root_docker_archive_endpoints_on_the_wire \
-    --skip images_more::root_docker_cli_login_and_pull_with_credentials \
+    --skip images_more:: --skip readme:: \
+    --skip docker_cli::root_docker_cli_refuses_what_boxd_does_not_do \
+    --skip docker_cli::root_docker_cli_on_the_docker_socket \
+    --skip docker_cli::root_docker_py_drives_boxd \
     --skip docker_compose:: \
     --skip docker_cli::root_docker_cli_networks_ports_attach_and_df \
     --skip volumes::root_a_user_namespaced_container_owns_its_fresh_volumes --test-threads 2
