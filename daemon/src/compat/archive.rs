@@ -153,15 +153,28 @@ async fn open_path(
     path: &str,
 ) -> Result<(Container, ContainerFs, Resolved), DockerError> {
     let (c, fs) = s.runtime.container_fs(id).await?;
+    let (fs, resolved) = resolve_blocking(fs, path, false).await;
+    let r = resolved.map_err(|e| fs_error(e.into(), path, id))?;
+    Ok((c, fs, r))
+}
+
+/// [`ContainerFs::resolve`] off the async workers (it walks the container's
+/// directories); the view comes back with the answer.
+async fn resolve_blocking(
+    fs: ContainerFs,
+    path: &str,
+    follow_last: bool,
+) -> (
+    ContainerFs,
+    Result<Resolved, crate::runtime::container_fs::FsError>,
+) {
     let p = path.to_owned();
-    let (fs, resolved) = tokio::task::spawn_blocking(move || {
-        let r = fs.resolve(&p, false);
+    tokio::task::spawn_blocking(move || {
+        let r = fs.resolve(&p, follow_last);
         (fs, r)
     })
     .await
-    .expect("resolve does not panic");
-    let r = resolved.map_err(|e| fs_error(e.into(), path, id))?;
-    Ok((c, fs, r))
+    .expect("resolve does not panic")
 }
 
 /// `HEAD /containers/{id}/archive?path=`: the stat header only.
@@ -335,13 +348,7 @@ pub(super) async fn put(
     let target = if r.is_dir() {
         r
     } else {
-        let p = path.clone();
-        let (fs2, followed) = tokio::task::spawn_blocking(move || {
-            let f = fs.resolve(&p, true);
-            (fs, f)
-        })
-        .await
-        .expect("resolve does not panic");
+        let (fs2, followed) = resolve_blocking(fs, &path, true).await;
         match followed {
             Ok(t) if t.is_dir() => return unpack(fs2, t, body, no_overwrite, owner, &path).await,
             Ok(_) => {

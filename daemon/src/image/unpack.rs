@@ -73,6 +73,20 @@ enum Compression {
     Zstd,
 }
 
+/// `source` decompressed as `compression` says.
+fn decoder<'a>(
+    compression: Compression,
+    source: impl Read + 'a,
+) -> Result<Box<dyn Read + 'a>, ImageError> {
+    Ok(match compression {
+        Compression::None => Box::new(source),
+        // Multi-member gzip (pigz, concatenated files) is valid gzip.
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(source)),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::new(source).map_err(ImageError::InitDecoder)?)
+        }
+    })
+}
 fn sniff(magic: &[u8]) -> Result<Compression, ImageError> {
     const GZIP: &[u8] = &[0x1f, 0x8b];
     const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
@@ -160,16 +174,8 @@ fn unpack_file_as(body: &Path, target: &Path, overlay: bool) -> Result<Unpacked,
         file,
         failed: Rc::clone(&failed),
     };
-    let decoded: Box<dyn Read> = match compression {
-        Compression::None => Box::new(source),
-        // Multi-member gzip (pigz, concatenated files) is valid gzip.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(source)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(source).map_err(ImageError::InitDecoder)?)
-        }
-    };
     let reader = HashingReader {
-        inner: decoded,
+        inner: decoder(compression, source)?,
         hasher: Sha256::new(),
     };
     let archive_err = |e: io::Error| {
@@ -250,15 +256,8 @@ pub fn unpack_into_dir(
     }
     let compression = sniff(&magic[..have])?;
     let source = io::Cursor::new(magic[..have].to_vec()).chain(body);
-    let decoded: Box<dyn Read> = match compression {
-        Compression::None => Box::new(source),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(source)),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(source).map_err(ImageError::InitDecoder)?)
-        }
-    };
     let reader = HashingReader {
-        inner: decoded,
+        inner: decoder(compression, source)?,
         hasher: Sha256::new(),
     };
     let root = openat(target, ".", DIR_FLAGS, Mode::empty()).map_err(|e| ImageError::Unpack {
