@@ -138,6 +138,13 @@ impl<'a> Docker<'a> {
     }
 }
 
+/// `docker cp FROM OUT/DEST`, then the text of `OUT/FILE` (`DEST` itself, or a file in
+/// the directory copied).
+async fn copied_out(docker: &Docker<'_>, from: &str, out: &Path, dest: &str, file: &str) -> String {
+    docker.ok(&["cp", from, path_str(&out.join(dest))]).await;
+    std::fs::read_to_string(out.join(file)).unwrap()
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
@@ -1190,26 +1197,24 @@ async fn root_docker_cli_cp_export_diff() {
     docker.ok(&["rm", "-f", "nob"]).await;
 
     // Out of a running container: a file and a dir.
-    docker
-        .ok(&["cp", "web:/tmp/in.txt", path_str(&out.join("in.txt"))])
-        .await;
     assert_eq!(
-        std::fs::read_to_string(out.join("in.txt")).unwrap(),
+        copied_out(&docker, "web:/tmp/in.txt", &out, "in.txt", "in.txt").await,
         "inside\n"
     );
-    docker
-        .ok(&["cp", "web:/tmp/indir", path_str(&out.join("indir"))])
-        .await;
     assert_eq!(
-        std::fs::read_to_string(out.join("indir/sub/d.txt")).unwrap(),
+        copied_out(&docker, "web:/tmp/indir", &out, "indir", "indir/sub/d.txt").await,
         "deep\n"
     );
     // `dir/.` copies the contents; `-` writes the tar itself to stdout.
-    docker
-        .ok(&["cp", "web:/tmp/indir/.", path_str(&out.join("contents"))])
-        .await;
     assert_eq!(
-        std::fs::read_to_string(out.join("contents/sub/d.txt")).unwrap(),
+        copied_out(
+            &docker,
+            "web:/tmp/indir/.",
+            &out,
+            "contents",
+            "contents/sub/d.txt"
+        )
+        .await,
         "deep\n"
     );
     let tar_out = docker.ok(&["cp", "web:/tmp/in.txt", "-"]).await;
@@ -1310,18 +1315,26 @@ async fn root_docker_cli_cp_export_diff() {
 
     // A stopped container: out, in, and out again; its export too.
     docker.ok(&["stop", "-t", "1", "web"]).await;
-    docker
-        .ok(&["cp", "web:/tmp/in.txt", path_str(&out.join("stopped.txt"))])
-        .await;
     assert_eq!(
-        std::fs::read_to_string(out.join("stopped.txt")).unwrap(),
+        copied_out(
+            &docker,
+            "web:/tmp/in.txt",
+            &out,
+            "stopped.txt",
+            "stopped.txt"
+        )
+        .await,
         "inside\n"
     );
-    docker
-        .ok(&["cp", "web:/tmp/dir", path_str(&out.join("stopped-dir"))])
-        .await;
     assert_eq!(
-        std::fs::read_to_string(out.join("stopped-dir/sub/b.txt")).unwrap(),
+        copied_out(
+            &docker,
+            "web:/tmp/dir",
+            &out,
+            "stopped-dir",
+            "stopped-dir/sub/b.txt"
+        )
+        .await,
         "B\n"
     );
     docker
